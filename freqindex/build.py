@@ -1,0 +1,349 @@
+"""Build stages as pure cores over files. ``jobs/build_index.py`` runs them in Spark; nothing here imports Spark.
+
+Layout of a build in progress (``.NAME.partial`` beside the output, renamed into place when complete)::
+
+    build-state.json            what this partial build is for (content key); a mismatch starts clean
+    _staging/chunks/chunk-N.*   stage 1 output per input chunk (+ a .done marker with checksums)
+    _staging/shards/shard-N.done
+    sa/ tokenized.N offset.N metadata.N metaoff.N table.N
+    docs/part-N.parquet
+    quarantine/quarantine.parquet
+    tokenizer/tokenizer.json    (Hugging Face tokenizers only)
+    manifest.json               written last
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from freqindex import settings
+from freqindex.corpus.readers import Bad, Blank, ChunkSpec, ReadOptions, read_chunk
+from freqindex.errors import BuildError
+from freqindex.fsutil import atomic_write_json, read_json, sha256_file
+from freqindex.suffix.sa_build import build_suffix_array
+from freqindex.text.normalize import get_normalizer
+from freqindex.text.tokenizers import load_tokenizer, separator
+
+CHUNK_SCHEMA = pa.schema([
+    ("line", pa.int64()),
+    ("ext_id", pa.string()),
+    ("tokens", pa.large_binary()),
+    ("n_bytes", pa.int64()),
+    ("n_tokens", pa.int64()),
+    ("content_hash", pa.string()),
+])
+BAD_SCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string())])
+DOCS_SCHEMA = pa.schema([
+    ("doc_id", pa.int64()),
+    ("shard", pa.int32()),
+    ("source", pa.string()),
+    ("line", pa.int64()),
+    ("ext_id", pa.string()),
+    ("n_bytes", pa.int64()),
+    ("n_tokens", pa.int64()),
+    ("content_hash", pa.string()),
+])
+QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("line", pa.int64()), ("reason", pa.string())])
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """What a task needs to know (picklable, small)."""
+
+    text_field: str
+    id_field: str | None
+    text_per_line: bool
+    tokenizer: str
+    tokenizer_json: str | None
+    normalization: str
+    strict: bool
+    sa_mem_gib: int
+
+    def read_options(self) -> ReadOptions:
+        return ReadOptions(self.text_field, self.id_field, self.text_per_line)
+
+
+def _chunk_paths(staging: Path, chunk_id: int) -> tuple[Path, Path, Path]:
+    base = staging / "chunks" / f"chunk-{chunk_id:06d}"
+    return base.with_suffix(".parquet"), base.with_suffix(".bad.parquet"), base.with_suffix(".done")
+
+
+def _marker_valid(marker: Path, root: Path) -> dict | None:
+    """The marker's content when every file it vouches for exists with the recorded size and sha256."""
+    if not marker.is_file():
+        return None
+    try:
+        info = read_json(marker)
+        for rel, meta in info["files"].items():
+            p = root / rel
+            if not p.is_file() or p.stat().st_size != meta["size"] or sha256_file(p) != meta["sha256"]:
+                return None
+        return info
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _file_entry(path: Path) -> dict:
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
+    """Stage 1 for one chunk: read, validate, normalize, tokenize (batched), write staging Parquet.
+
+    Returns a summary (counts, first bad line) and leaves a ``.done`` marker; a rerun with a valid marker
+    returns the marker without redoing the work.
+    """
+    root = Path(build_dir)
+    staging = root / "_staging"
+    out, bad_out, marker = _chunk_paths(staging, spec.chunk_id)
+    done = _marker_valid(marker, root)
+    if done is not None:
+        done["resumed"] = True
+        return done
+    out.parent.mkdir(parents=True, exist_ok=True)
+    normalizer = get_normalizer(st.normalization)
+    tokenizer = load_tokenizer(st.tokenizer, st.tokenizer_json)
+    width = tokenizer.width
+    cols: dict[str, list] = {k: [] for k in CHUNK_SCHEMA.names}
+    bad_lines: list[int | None] = []
+    bad_reasons: list[str] = []
+    blanks = 0
+    pending: list = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        stored = [normalizer.stored_document(r.text) for r in pending]
+        toks = tokenizer.encode_batch(stored)
+        for rec, s, t in zip(pending, stored, toks):
+            if not s.strip():
+                bad_lines.append(rec.line)
+                bad_reasons.append("empty text after normalization")
+                continue
+            if not t:
+                bad_lines.append(rec.line)
+                bad_reasons.append("no tokens after tokenization")
+                continue
+            cols["line"].append(rec.line)
+            cols["ext_id"].append(rec.ext_id)
+            cols["tokens"].append(t)
+            cols["n_bytes"].append(len(rec.text.encode("utf-8")))
+            cols["n_tokens"].append(len(t) // width)
+            cols["content_hash"].append(hashlib.blake2b(t, digest_size=8).hexdigest())
+        pending.clear()
+
+    for item in read_chunk(spec, st.read_options()):
+        if isinstance(item, Blank):
+            blanks += 1
+        elif isinstance(item, Bad):
+            bad_lines.append(item.line)
+            bad_reasons.append(item.reason)
+            if st.strict:
+                break
+        else:
+            pending.append(item)
+            if len(pending) >= settings.TOKENIZE_BATCH:
+                flush()
+                if st.strict and bad_lines:
+                    break
+    flush()
+    order = sorted(range(len(bad_lines)), key=lambda i: (bad_lines[i] is not None, bad_lines[i] or 0))
+    bad_lines = [bad_lines[i] for i in order]
+    bad_reasons = [bad_reasons[i] for i in order]
+    table = pa.table(cols, schema=CHUNK_SCHEMA)
+    pq.write_table(table, str(out) + ".tmp", compression="none")
+    os.replace(str(out) + ".tmp", out)
+    pq.write_table(pa.table({"line": bad_lines, "reason": bad_reasons}, schema=BAD_SCHEMA), str(bad_out) + ".tmp")
+    os.replace(str(bad_out) + ".tmp", bad_out)
+    summary = {
+        "chunk_id": spec.chunk_id,
+        "source": spec.path,
+        "n_docs": table.num_rows,
+        "n_tokens": int(sum(cols["n_tokens"])),
+        "n_bytes": int(sum(cols["n_bytes"])),
+        "n_bad": len(bad_lines),
+        "n_blank": blanks,
+        "first_bad": ({"line": bad_lines[0], "reason": bad_reasons[0]} if bad_lines else None),
+        "files": {str(p.relative_to(root)): _file_entry(p) for p in (out, bad_out)},
+    }
+    atomic_write_json(marker, summary)
+    summary["resumed"] = False
+    return summary
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    shard: int
+    doc_start: int  # global doc_id of the shard's first document
+    n_docs: int
+    slices: tuple[tuple[int, int, int], ...]  # (chunk_id, row_start, row_end)
+
+
+def plan_shards(build_dir: str, chunk_summaries: list[dict], n_shards: int | None, width: int) -> list[ShardPlan]:
+    """Split the documents (in global order: chunk order, then line) into contiguous, byte-balanced shards."""
+    staging = Path(build_dir) / "_staging"
+    sizes_per_chunk = []
+    for s in chunk_summaries:
+        if s["n_docs"] == 0:
+            sizes_per_chunk.append(np.zeros(0, dtype=np.int64))
+            continue
+        path, _, _ = _chunk_paths(staging, s["chunk_id"])
+        n_tok = pq.read_table(path, columns=["n_tokens"]).column(0).to_numpy()
+        sizes_per_chunk.append((n_tok.astype(np.int64) + 1) * width)
+    sizes = np.concatenate(sizes_per_chunk) if sizes_per_chunk else np.zeros(0, dtype=np.int64)
+    n = int(sizes.size)
+    if n == 0:
+        return []
+    total = int(sizes.sum())
+    if n_shards is None:
+        n_shards = max(1, math.ceil(total / settings.SHARD_TARGET_BYTES))
+    n_shards = min(n_shards, n)
+    cum = np.cumsum(sizes) - sizes  # byte start of every document
+    bounds = [0]
+    for k in range(1, n_shards):
+        b = int(np.searchsorted(cum, k * total / n_shards, side="left"))
+        b = max(b, bounds[-1] + 1)
+        b = min(b, n - (n_shards - k))
+        bounds.append(b)
+    bounds.append(n)
+    chunk_starts = np.cumsum([0] + [len(x) for x in sizes_per_chunk])
+    plans = []
+    for k in range(n_shards):
+        lo, hi = bounds[k], bounds[k + 1]
+        slices = []
+        for ci, s in enumerate(chunk_summaries):
+            c0, c1 = int(chunk_starts[ci]), int(chunk_starts[ci + 1])
+            a, b = max(lo, c0), min(hi, c1)
+            if a < b:
+                slices.append((s["chunk_id"], a - c0, b - c0))
+        plans.append(ShardPlan(k, lo, hi - lo, tuple(slices)))
+    return plans
+
+
+def write_shard(plan: ShardPlan, sources: dict[int, str], st: StageSettings, build_dir: str, cpus: int) -> dict:
+    """Stage 2 for one shard: infini-gram shard files, its suffix array, and its part of the docs table."""
+    root = Path(build_dir)
+    staging = root / "_staging"
+    marker = staging / "shards" / f"shard-{plan.shard:05d}.done"
+    done = _marker_valid(marker, root)
+    if done is not None:
+        done["resumed"] = True
+        return done
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    sa_dir = root / "sa"
+    docs_dir = root / "docs"
+    sa_dir.mkdir(exist_ok=True)
+    docs_dir.mkdir(exist_ok=True)
+    tokenizer_width = load_tokenizer(st.tokenizer, st.tokenizer_json).width
+    sep = separator(tokenizer_width)
+    s = plan.shard
+    names = {k: sa_dir / f"{k}.{s}" for k in ("tokenized", "offset", "metadata", "metaoff", "table")}
+    tmp = {k: Path(str(p) + ".tmp") for k, p in names.items()}
+    docs_cols: dict[str, list] = {k: [] for k in DOCS_SCHEMA.names}
+    ds_pos = 0
+    mt_pos = 0
+    doc_id = plan.doc_start
+    n_tokens = 0
+    with open(tmp["tokenized"], "wb") as ds, open(tmp["offset"], "wb") as od, \
+            open(tmp["metadata"], "wb") as mt, open(tmp["metaoff"], "wb") as om:
+        for chunk_id, r0, r1 in plan.slices:
+            path, _, _ = _chunk_paths(staging, chunk_id)
+            table = pq.read_table(path).slice(r0, r1 - r0)
+            source = sources[chunk_id]
+            lines = table.column("line").to_pylist()
+            ext_ids = table.column("ext_id").to_pylist()
+            toks = table.column("tokens").to_pylist()
+            n_bytes = table.column("n_bytes").to_pylist()
+            n_toks = table.column("n_tokens").to_pylist()
+            hashes = table.column("content_hash").to_pylist()
+            offsets = np.empty(len(toks), dtype="<u8")
+            metaoffs = np.empty(len(toks), dtype="<u8")
+            meta_parts = []
+            for i, t in enumerate(toks):
+                offsets[i] = ds_pos
+                ds_pos += len(sep) + len(t)
+                m = (json.dumps({"doc_id": doc_id + i, "source": source, "line": lines[i], "id": ext_ids[i]},
+                                ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+                metaoffs[i] = mt_pos
+                mt_pos += len(m)
+                meta_parts.append(m)
+            ds.write(b"".join(x for t in toks for x in (sep, t)))
+            od.write(offsets.tobytes())
+            mt.write(b"".join(meta_parts))
+            om.write(metaoffs.tobytes())
+            k = len(toks)
+            docs_cols["doc_id"].extend(range(doc_id, doc_id + k))
+            docs_cols["shard"].extend([s] * k)
+            docs_cols["source"].extend([source] * k)
+            docs_cols["line"].extend(lines)
+            docs_cols["ext_id"].extend(ext_ids)
+            docs_cols["n_bytes"].extend(n_bytes)
+            docs_cols["n_tokens"].extend(n_toks)
+            docs_cols["content_hash"].extend(hashes)
+            doc_id += k
+            n_tokens += sum(n_toks)
+    if doc_id - plan.doc_start != plan.n_docs:
+        raise BuildError(f"shard {s}: wrote {doc_id - plan.doc_start} documents, planned {plan.n_docs}")
+    for k in ("tokenized", "offset", "metadata", "metaoff"):
+        os.replace(tmp[k], names[k])
+    build_suffix_array(str(names["tokenized"]), str(names["table"]), str(staging / f"sa-work-{s}"),
+                       tokenizer_width, cpus, st.sa_mem_gib)
+    docs_path = docs_dir / f"part-{s:05d}.parquet"
+    pq.write_table(pa.table(docs_cols, schema=DOCS_SCHEMA), str(docs_path) + ".tmp")
+    os.replace(str(docs_path) + ".tmp", docs_path)
+    summary = {
+        "shard": s,
+        "doc_start": plan.doc_start,
+        "n_docs": plan.n_docs,
+        "n_tokens": n_tokens,
+        "ds_bytes": ds_pos,
+        "files": {str(p.relative_to(root)): _file_entry(p) for p in [*names.values(), docs_path]},
+    }
+    atomic_write_json(marker, summary)
+    summary["resumed"] = False
+    return summary
+
+
+def write_quarantine(build_dir: str, chunk_summaries: list[dict]) -> tuple[Path, dict[str, int]]:
+    """Merge the per-chunk bad records into ``quarantine/quarantine.parquet``; return it and counts by reason."""
+    root = Path(build_dir)
+    staging = root / "_staging"
+    parts = []
+    for s in chunk_summaries:
+        if s["n_bad"] == 0:
+            continue
+        _, bad, _ = _chunk_paths(staging, s["chunk_id"])
+        t = pq.read_table(bad)
+        parts.append(pa.table({
+            "source": [s["source"]] * t.num_rows,
+            "line": t.column("line"),
+            "reason": t.column("reason"),
+        }, schema=QUARANTINE_SCHEMA))
+    table = pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
+    out = root / "quarantine" / "quarantine.parquet"
+    out.parent.mkdir(exist_ok=True)
+    pq.write_table(table, str(out) + ".tmp")
+    os.replace(str(out) + ".tmp", out)
+    by_reason: dict[str, int] = {}
+    for r in table.column("reason").to_pylist():
+        key = r.split(":")[0].split(" (")[0].split(" at byte")[0]
+        by_reason[key] = by_reason.get(key, 0) + 1
+    return out, by_reason
+
+
+def clear_staging(build_dir: str) -> None:
+    shutil.rmtree(Path(build_dir) / "_staging", ignore_errors=True)
+
+
+def stage_settings_dict(st: StageSettings) -> dict:
+    return asdict(st)

@@ -1,0 +1,340 @@
+"""The `freqindex` command line: thin wrappers that parse, call one library function, and print.
+
+Exit codes everywhere: 0 ok, 1 a check or gate failed, 2 bad usage or bad input, 3 a build failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from freqindex import __version__, settings
+from freqindex.errors import FreqindexError, UsageError
+
+app = typer.Typer(
+    name="freqindex",
+    help="Pretraining-corpus frequency index: build infini-gram suffix arrays with Spark, then count any "
+    "string exactly, list the documents that hold it, and check the index.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _handle_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FreqindexError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
+            if os.environ.get("FREQINDEX_DEBUG"):
+                raise
+            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+                      "(run with FREQINDEX_DEBUG=1 for the traceback)", highlight=False)
+            raise typer.Exit(3) from None
+
+    return wrapper
+
+
+def _print_json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _version_callback(value: bool):
+    if value:
+        out.print(f"freqindex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+):
+    pass
+
+
+@app.command("build")
+@_handle_errors
+def build_cli(
+    ctx: typer.Context,
+    inputs: Annotated[list[str] | None, typer.Argument(
+        help="Files, directories or globs: .jsonl[.gz|.zst], .parquet, .txt, .tsv (id<TAB>text).",
+        show_default=False)] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Index directory to create.")] = None,
+    format: Annotated[str, typer.Option("--format", help="auto | jsonl | parquet | text | tsv.")] = "auto",
+    text_field: Annotated[str, typer.Option(help="JSON/Parquet field holding the text.")] = settings.DEFAULT_TEXT_FIELD,
+    id_field: Annotated[str | None, typer.Option(
+        help="Field holding an external id [default: 'id' when present; else file and line identify a document].")] = None,
+    text_per_line: Annotated[bool, typer.Option(
+        "--text-per-line", help=".txt inputs: one document per line (blank lines separate) instead of one per file.")] = False,
+    tokenizer: Annotated[str, typer.Option(
+        help="'bytes' (UTF-8 bytes, u8) or a Hugging Face tokenizer: local tokenizer.json / directory, or hub name.")] = "bytes",
+    normalize: Annotated[str | None, typer.Option(
+        help="simple | none [default: simple with bytes, none with a Hugging Face tokenizer].", show_default=False)] = None,
+    shards: Annotated[int | None, typer.Option(
+        help="Number of shards [default: one per GiB of tokens].", show_default=False)] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record (exit 2) instead of quarantining it.")] = False,
+    master: Annotated[str, typer.Option(
+        help="Spark master: local[*], local[N], spark://HOST:PORT, yarn, k8s://...")] = settings.DEFAULT_MASTER,
+    conf: Annotated[list[str] | None, typer.Option(
+        "--conf", help="Extra Spark setting KEY=VALUE (repeatable).", show_default=False)] = None,
+    config: Annotated[str | None, typer.Option(
+        help="TOML file with a [build] table; flags given on the command line win.", show_default=False)] = None,
+    chunk_mb: Annotated[int | None, typer.Option(help="Split uncompressed line files into chunks of this many MiB.",
+                                                 show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable build summary.")] = False,
+):
+    """Index a corpus: Spark reads, validates and tokenizes it, then builds infini-gram suffix arrays.
+
+    Malformed records are quarantined (file, line, reason) and counted; the build goes on. The index is
+    written to a temporary directory and renamed into place when complete, so a killed build never leaves
+    an index that looks complete: run the same command again and it resumes.
+
+    Example: freqindex build corpus/ --output idx --format jsonl --shards 2
+    """
+    from freqindex.config import BuildConfig, load_toml
+
+    table = load_toml(config) if config else {}
+
+    def pick(name, value):
+        src = ctx.get_parameter_source(name)
+        if table and name in table and (src is None or src.name == "DEFAULT"):
+            return table[name]
+        return value
+
+    conf_pairs = []
+    for c in conf or []:
+        k, sep, v = c.partition("=")
+        if not sep or not k:
+            raise UsageError(f"--conf expects KEY=VALUE, got {c!r}")
+        conf_pairs.append((k.strip(), v.strip()))
+    cfg_inputs = tuple(inputs or table.get("inputs", ()))
+    cfg_output = output or table.get("output")
+    if not cfg_inputs:
+        raise UsageError("give at least one INPUT (file, directory or glob)")
+    if not cfg_output:
+        raise UsageError("--output DIR is required")
+    cfg = BuildConfig(
+        inputs=cfg_inputs,
+        output=cfg_output,
+        format=pick("format", format),
+        text_field=pick("text_field", text_field),
+        id_field=pick("id_field", id_field),
+        text_per_line=pick("text_per_line", text_per_line),
+        tokenizer=pick("tokenizer", tokenizer),
+        normalize=pick("normalize", normalize),
+        shards=pick("shards", shards),
+        strict=pick("strict", strict),
+        master=pick("master", master),
+        chunk_bytes=(chunk_mb * 1024 * 1024) if chunk_mb else table.get("chunk_bytes", settings.CHUNK_BYTES),
+        spark_conf=tuple(conf_pairs) or tuple(table.get("spark_conf", {}).items()),
+    ).validate()
+    if dry_run:
+        _print_json(cfg.to_dict())
+        return
+    from jobs.build_index import run_build
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    show = err.is_terminal and not json_out
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err, disable=not show)
+    tasks: dict[str, int] = {}
+
+    def on_progress(desc: str, done: int, total: int) -> None:
+        if desc not in tasks:
+            tasks[desc] = progress.add_task(desc, total=total)
+        progress.update(tasks[desc], completed=done, total=total)
+
+    def on_message(m: str) -> None:
+        if not json_out:
+            err.print(m, highlight=False)
+
+    if not json_out:
+        err.print(f"building {cfg.output} from {len(cfg.inputs)} input(s) on {cfg.master} "
+                  f"(tokenizer {cfg.tokenizer}, normalization {cfg.normalization})", highlight=False)
+    with progress:
+        summary = run_build(cfg, overwrite=overwrite, on_progress=on_progress, on_message=on_message)
+    if json_out:
+        _print_json(summary)
+        return
+    if summary["status"] == "up-to-date":
+        return
+    t = Table(show_header=False, box=None)
+    for k in ("output", "documents", "tokens", "shards", "token_dtype", "input_files", "quarantined", "blank_lines",
+              "resumed_tasks", "seconds"):
+        t.add_row(k, f"{summary[k]:,}" if isinstance(summary[k], int) else str(summary[k]))
+    err.print(t)
+    if summary["quarantined"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary["quarantine_by_reason"].items()))
+        err.print(f"[yellow]quarantined {summary['quarantined']} bad record(s)[/] ({reasons}); see "
+                  f"{summary['output']}/quarantine/quarantine.parquet", highlight=False)
+
+
+def _open(index_dir: str):
+    from freqindex.suffix.index import Index
+
+    return Index.open(index_dir)
+
+
+@app.command("count")
+@_handle_errors
+def count_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    query: Annotated[str | None, typer.Argument(help="String to count; ' AND ' / ' OR ' make a CNF query.",
+                                                show_default=False)] = None,
+    unit: Annotated[str, typer.Option(help="occurrences (overlapping matches) or docs (distinct documents).")] = "occurrences",
+    literal: Annotated[bool, typer.Option("--literal", help="Count the query as written: no AND/OR parsing.")] = False,
+    file: Annotated[str | None, typer.Option("--file", help="One query per line; prints one JSON object per line.",
+                                             show_default=False)] = None,
+    max_clause_freq: Annotated[int, typer.Option(help="AND queries: subsample clauses above this count.")] = settings.MAX_CLAUSE_FREQ,
+    max_diff_tokens: Annotated[int, typer.Option(help="AND queries: clauses must fall within this many tokens.")] = settings.MAX_DIFF_TOKENS,
+    json_out: Annotated[bool, typer.Option("--json", help="Print {query, count, unit, approx}.")] = False,
+):
+    """Count a string exactly, normalized and tokenized exactly as the index was.
+
+    With the default 'simple' normalization, ' dog ' (spaces kept) counts the whole word, also at document
+    edges, while 'dog' also counts inside 'hotdogs'.
+
+    Example: freqindex count idx " golden retriever " --unit docs --json
+    """
+    from freqindex.query.count import count
+
+    idx = _open(index_dir)
+    kw = dict(unit=unit, literal=literal, max_clause_freq=max_clause_freq, max_diff_tokens=max_diff_tokens)
+    if file:
+        if query is not None:
+            raise UsageError("give either QUERY or --file, not both")
+        try:
+            lines = Path(file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read --file {file}: {exc}") from None
+        for q in lines:
+            if q == "":
+                continue
+            _print_json(count(idx, q, **kw).to_dict())
+        return
+    if query is None:
+        raise UsageError("missing QUERY (or --file)")
+    res = count(idx, query, **kw)
+    if json_out:
+        _print_json(res.to_dict())
+    else:
+        approx = " (approximate)" if res.approx else ""
+        out.print(f"{res.count:,} {res.unit} of {query!r}{approx}", highlight=False)
+
+
+@app.command("docs")
+@_handle_errors
+def docs_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    query: Annotated[str, typer.Argument(help="String to look up (' OR ' alternatives allowed).")],
+    limit: Annotated[int, typer.Option(help="Documents to show (the first by doc_id).")] = settings.DEFAULT_DOCS_LIMIT,
+    literal: Annotated[bool, typer.Option("--literal", help="Look the query up as written: no OR parsing.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per document.")] = False,
+):
+    """List documents that contain QUERY: doc_id, external id, source file and line, and a snippet.
+
+    Example: freqindex docs idx " dog " --limit 5
+    """
+    from freqindex.query.docs import find_docs
+
+    idx = _open(index_dir)
+    n, hits = find_docs(idx, query, limit=limit, literal=literal)
+    if json_out:
+        for h in hits:
+            _print_json(h.to_dict())
+        return
+    out.print(f"{n:,} document(s) contain {query!r}; showing {len(hits)}", highlight=False)
+    t = Table("doc_id", "id", "source:line", "n", "snippet", show_lines=False)
+    for h in hits:
+        t.add_row(str(h.doc_id), h.ext_id or "", f"{Path(h.source).name}:{h.line}", str(h.occurrences), h.snippet)
+    out.print(t)
+
+
+@app.command("info")
+@_handle_errors
+def info_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the whole manifest as JSON.")] = False,
+):
+    """Show what an index holds: documents, tokens, shards, tokenizer, normalization, quarantine, tools."""
+    from freqindex.manifest import read_manifest
+
+    m = read_manifest(index_dir)
+    if json_out:
+        _print_json(m)
+        return
+    c = m["counts"]
+    t = Table(show_header=False, box=None)
+    rows = [
+        ("index", str(Path(index_dir).resolve())),
+        ("created", m["created"]),
+        ("documents", f"{c['documents']:,}"),
+        ("tokens", f"{c['tokens']:,} ({m['token_dtype']})"),
+        ("shards", str(len(m["shards"]))),
+        ("tokenizer", m["tokenizer"]["name"]),
+        ("normalization", f"{m['normalization']['name']} v{m['normalization']['version']}"),
+        ("input files", f"{c['input_files']:,} ({c['input_bytes']:,} bytes of text)"),
+        ("quarantined", f"{c['quarantined']:,}" + (f" {c['quarantine_by_reason']}" if c["quarantined"] else "")),
+        ("blank lines", f"{c['blank_lines']:,}"),
+        ("index bytes", f"{sum(f['size'] for f in m['files'].values()):,}"),
+        ("tools", ", ".join(f"{k} {v}" for k, v in m["tools"].items())),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    out.print(t)
+
+
+@app.command("verify")
+@_handle_errors
+def verify_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+):
+    """Check every file of an index against the sizes and sha256 sums in its manifest (exit 1 on mismatch)."""
+    from freqindex.errors import CheckFailedError
+    from freqindex.manifest import verify
+
+    try:
+        res = verify(index_dir)
+    except CheckFailedError as exc:
+        if json_out:
+            _print_json({"index": index_dir, "ok": False, "error": str(exc)})
+            raise typer.Exit(1) from None
+        raise
+    if json_out:
+        _print_json(res)
+    else:
+        out.print(f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The typed settings of a build: one object, from flags or a TOML file, the single source of truth."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+
+from freqindex import settings
+from freqindex.errors import UsageError
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    inputs: tuple[str, ...]
+    output: str
+    format: str = "auto"
+    text_field: str = settings.DEFAULT_TEXT_FIELD
+    id_field: str | None = None
+    text_per_line: bool = False
+    tokenizer: str = "bytes"
+    normalize: str | None = None  # None: simple with bytes, none with a Hugging Face tokenizer
+    shards: int | None = None
+    strict: bool = False
+    master: str = settings.DEFAULT_MASTER
+    chunk_bytes: int = settings.CHUNK_BYTES
+    sa_mem_gib: int = settings.SA_BUILD_MEM_GIB
+    spark_conf: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def normalization(self) -> str:
+        if self.normalize:
+            return self.normalize
+        return "simple" if self.tokenizer == "bytes" else "none"
+
+    def validate(self) -> BuildConfig:
+        if not self.inputs:
+            raise UsageError("no INPUT given")
+        if self.shards is not None and self.shards < 1:
+            raise UsageError("--shards must be at least 1")
+        if self.normalization not in ("simple", "none"):
+            raise UsageError(f"unknown --normalize {self.normalization!r}; choose simple or none")
+        if self.chunk_bytes < 1024:
+            raise UsageError("chunk size must be at least 1024 bytes")
+        return self
+
+    def content_key(self, input_fingerprint: list) -> str:
+        """Hash of everything that determines the index's bytes (not the master, not the output path)."""
+        d = dataclasses.asdict(self)
+        for k in ("output", "master", "spark_conf", "strict", "sa_mem_gib"):
+            d.pop(k)
+        d["normalize"] = self.normalization
+        d["input_fingerprint"] = input_fingerprint
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["normalize"] = self.normalization
+        d["inputs"] = list(self.inputs)
+        d["spark_conf"] = dict(self.spark_conf)
+        return d
+
+
+def load_toml(path: str) -> dict:
+    """Read the ``[build]`` table (or the top level) of a TOML config file."""
+    try:
+        with open(os.path.expanduser(path), "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"bad TOML in {path}: {exc}") from None
+    table = data.get("build", data)
+    known = {f.name for f in dataclasses.fields(BuildConfig)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise UsageError(f"unknown key(s) in {path}: {', '.join(unknown)}")
+    return table

@@ -1,0 +1,1 @@
+"""Corpus readers per format, chunk planning, validation and quarantine reasons."""

@@ -1,0 +1,1 @@
+"""Pure query functions over an opened Index."""

@@ -1,0 +1,26 @@
+"""Limits and defaults, defined once and imported by the CLI, the jobs and (later) the server."""
+
+from __future__ import annotations
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+INDEX_FORMAT = "freqindex/infini-gram-v4"
+
+# Build
+DEFAULT_MASTER = "local[*]"
+DEFAULT_TEXT_FIELD = "text"
+DEFAULT_ID_FIELD = "id"
+CHUNK_BYTES = 64 * 1024 * 1024  # uncompressed line files are split into chunks of about this size
+SHARD_TARGET_BYTES = 1024**3  # default --shards: one shard per this many token bytes
+SA_BUILD_MEM_GIB = 4  # memory budget handed to infini-gram's indexer per shard
+SA_HACKSIZE = 100_000  # overlap between parts, the same value infini-gram's own script uses
+TOKENIZE_BATCH = 4096  # documents per Arrow batch handed to the tokenizer
+
+# Queries
+MAX_QUERY_CHARS = 10_000
+DEFAULT_DOCS_LIMIT = 10
+MAX_DOCS_LIMIT = 10_000
+SNIPPET_CONTEXT_CHARS = 80
+MAX_CLAUSE_FREQ = 50_000  # infini-gram's default; CNF clauses above it are subsampled (approx=true)
+MAX_DIFF_TOKENS = 100  # infini-gram's default window for AND clauses
+MAX_DOC_PTRS = 50_000_000  # suffix-array entries read for one --unit docs count

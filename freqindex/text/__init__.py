@@ -1,0 +1,1 @@
+"""Normalization (one versioned function per name) and tokenizers (bytes | Hugging Face)."""

@@ -1,0 +1,109 @@
+"""Tokenizers: ``bytes`` (UTF-8 bytes, u8 tokens) or any Hugging Face tokenizer (fast Rust ``tokenizers``).
+
+Token ids are laid out exactly as infini-gram stores them: little-endian u8/u16/u32, with the all-ones value of
+the width (0xff, 0xffff, 0xffffffff) reserved as the document separator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from freqindex.errors import UsageError
+
+WIDTH_DTYPES = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
+DTYPE_NAMES = {1: "u8", 2: "u16", 4: "u32"}
+
+
+def separator(width: int) -> bytes:
+    return b"\xff" * width
+
+
+class BytesTokenizer:
+    """UTF-8 bytes of the text. Valid UTF-8 never contains 0xff, so the separator cannot occur in a document."""
+
+    name = "bytes"
+    width = 1
+    vocab_size = 255
+
+    def encode_batch(self, texts: list[str]) -> list[bytes]:
+        return [t.encode("utf-8") for t in texts]
+
+    def encode(self, text: str) -> bytes:
+        return text.encode("utf-8")
+
+    def decode(self, data: bytes) -> str:
+        return data.decode("utf-8", errors="replace")
+
+    def describe(self) -> dict:
+        return {"name": "bytes", "width": 1, "dtype": "u8", "vocab_size": 256}
+
+
+class HFTokenizer:
+    """A Hugging Face fast tokenizer loaded from a tokenizer.json (a local file or directory, or a hub name)."""
+
+    def __init__(self, spec: str, tokenizer_json: str | None = None):
+        from tokenizers import Tokenizer
+
+        self.spec = spec
+        self.tokenizer_json = tokenizer_json or resolve_tokenizer_json(spec)
+        if self.tokenizer_json is not None:
+            self._tok = Tokenizer.from_file(self.tokenizer_json)
+        else:
+            try:
+                self._tok = Tokenizer.from_pretrained(spec)
+            except Exception as exc:  # network-less machines land here
+                raise UsageError(
+                    f"cannot load tokenizer {spec!r}: not a local tokenizer.json or directory, and the hub "
+                    f"could not be reached ({type(exc).__name__}); pass a local path"
+                ) from None
+        self._tok.no_padding()
+        self._tok.no_truncation()
+        self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+        self.width = 2 if self.vocab_size < 0xFFFF else 4
+        self.dtype = WIDTH_DTYPES[self.width]
+        self.name = spec
+
+    def encode_batch(self, texts: list[str]) -> list[bytes]:
+        encs = self._tok.encode_batch_fast(texts, add_special_tokens=False) if hasattr(
+            self._tok, "encode_batch_fast") else self._tok.encode_batch(texts, add_special_tokens=False)
+        return [np.asarray(e.ids, dtype=self.dtype).tobytes() for e in encs]
+
+    def encode(self, text: str) -> bytes:
+        return np.asarray(self._tok.encode(text, add_special_tokens=False).ids, dtype=self.dtype).tobytes()
+
+    def decode(self, data: bytes) -> str:
+        ids = np.frombuffer(data, dtype=self.dtype).tolist()
+        return self._tok.decode(ids, skip_special_tokens=False)
+
+    def to_json_str(self) -> str:
+        return self._tok.to_str()
+
+    def describe(self) -> dict:
+        return {
+            "name": self.spec,
+            "width": self.width,
+            "dtype": DTYPE_NAMES[self.width],
+            "vocab_size": self.vocab_size,
+            "sha256": hashlib.sha256(self.to_json_str().encode()).hexdigest(),
+        }
+
+
+def resolve_tokenizer_json(spec: str) -> str | None:
+    """A local tokenizer.json for ``spec`` (a file, or a directory holding one), else None."""
+    p = Path(os.path.expanduser(spec))
+    if p.is_file():
+        return str(p.resolve())
+    if p.is_dir() and (p / "tokenizer.json").is_file():
+        return str((p / "tokenizer.json").resolve())
+    return None
+
+
+def load_tokenizer(spec: str, tokenizer_json: str | None = None) -> BytesTokenizer | HFTokenizer:
+    if spec == "bytes":
+        return BytesTokenizer()
+    return HFTokenizer(spec, tokenizer_json)

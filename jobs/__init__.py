@@ -1,0 +1,1 @@
+"""Spark entry points. Each calls cores in freqindex/, never the reverse."""
