@@ -155,9 +155,9 @@ def build_cli(
     if dry_run:
         _print_json(cfg.to_dict())
         return
-    from jobs.build_index import run_build
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from jobs.build_index import run_build
 
     show = err.is_terminal and not json_out
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -67,6 +67,9 @@ def build_suffix_array(ds_path: str, sa_path: str, work_dir: str, token_width: i
     for d in (parts_dir, merged_dir):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
+    # merge/concat split their output by thread; on small inputs some threads get nothing and concat then
+    # fails on a missing file, so give every thread at least 16 MiB.
+    threads = max(1, min(cpus, ds_size // (16 << 20)))
     common = ["--ratio", str(ratio), "--token-width", str(token_width)]
     for first in range(0, total_jobs, cpus):
         procs = []
@@ -83,11 +86,11 @@ def build_suffix_array(ds_path: str, sa_path: str, work_dir: str, token_width: i
             if p.returncode != 0:
                 raise BuildError(f"suffix-array make-part failed (exit {p.returncode}): {err.strip()[-300:]}")
     _run([binary, "merge", "--data-file", ds_path, "--parts-dir", parts_dir, "--merged-dir", merged_dir,
-          "--num-threads", str(cpus), "--hacksize", str(settings.SA_HACKSIZE), *common], "merge")
+          "--num-threads", str(threads), "--hacksize", str(settings.SA_HACKSIZE), *common], "merge")
     shutil.rmtree(parts_dir, ignore_errors=True)
     tmp = sa_path + ".tmp"
     _run([binary, "concat", "--data-file", ds_path, "--merged-dir", merged_dir, "--merged-file", tmp,
-          "--num-threads", str(cpus), *common], "concat")
+          "--num-threads", str(threads), *common], "concat")
     shutil.rmtree(work_dir, ignore_errors=True)
     expected = (ds_size // token_width) * ratio
     got = os.path.getsize(tmp)

@@ -10,26 +10,32 @@ space survives as exactly one space: ``" dog "`` asks for the whole word.
 
 from __future__ import annotations
 
-import re
 import sys
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from freqindex.errors import UsageError
 
 
-def _punctuation_class() -> re.Pattern[str]:
-    chars = [chr(cp) for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)).startswith("P")]
-    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]+")
+def _tables() -> tuple[dict[int, str], bytes]:
+    punct = [cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)).startswith("P")]
+    # ASCII fast path: NFKC is the identity on ASCII and casefold is lower(); punctuation and every ASCII
+    # whitespace character (str.isspace also counts \x1c-\x1f) become spaces in one bytes.translate.
+    ascii_table = bytes(
+        32 if (unicodedata.category(chr(c)).startswith("P") or chr(c).isspace()) else c for c in range(128)
+    ) + bytes(range(128, 256))
+    return {cp: " " for cp in punct}, ascii_table
 
 
-_PUNCT = _punctuation_class()
+_PUNCT, _ASCII = _tables()
 
 
 def _simple_core(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return _PUNCT.sub(" ", text)
+    """NFKC, casefold, punctuation to spaces (whitespace not yet collapsed)."""
+    if text.isascii():
+        return text.encode("ascii").lower().translate(_ASCII).decode("ascii")
+    return unicodedata.normalize("NFKC", text).casefold().translate(_PUNCT)
 
 
 def simple_document(text: str) -> str:

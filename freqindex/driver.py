@@ -1,0 +1,235 @@
+"""The build driver: plans chunks and shards, runs the stage cores through a task runner, publishes atomically.
+
+Pure Python; ``jobs/build_index.py`` supplies a runner that executes the tasks in Spark. The index is written
+to ``.NAME.partial`` beside the output and renamed into place only once its manifest is written, so a
+directory with a manifest is always complete. A rerun resumes: a task whose ``.done`` marker and checksums
+match is not redone; a partial build of other input or settings is discarded.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from importlib import metadata as _md
+from pathlib import Path
+
+from freqindex import __version__, settings
+from freqindex.build import (
+    ShardPlan,
+    StageSettings,
+    clear_staging,
+    plan_shards,
+    tokenize_chunk,
+    write_quarantine,
+    write_shard,
+)
+from freqindex.config import BuildConfig
+from freqindex.corpus.readers import ChunkSpec, ReadOptions, expand_inputs, plan_chunks
+from freqindex.errors import BadInputError, FreqindexError, UsageError
+from freqindex.fsutil import atomic_write_json, fsync_dir, read_json, sha256_file
+from freqindex.manifest import read_manifest, write_manifest
+from freqindex.text.tokenizers import load_tokenizer
+
+TaskRunner = Callable[[str, Callable[[int], dict], int], list]
+
+
+def run_in_process(description: str, fn: Callable[[int], dict], n: int) -> list[dict]:
+    """A task runner without Spark: the pure core, one task after another."""
+    return [fn(i) for i in range(n)]
+
+
+_ENGINE_LIMITS = {1: 255, 2: 65535, 4: 2**32 - 1}
+
+
+def _tool_versions() -> dict:
+    out = {"python": platform.python_version(), "freqindex": __version__}
+    for pkg in ("pyspark", "infini-gram", "pyarrow", "tokenizers", "numpy"):
+        try:
+            out[pkg] = _md.version(pkg)
+        except _md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _prepare_output(cfg: BuildConfig, key: str, overwrite: bool) -> tuple[Path, Path, dict | None]:
+    output = Path(os.path.expanduser(cfg.output)).resolve()
+    existing = None
+    if output.exists():
+        if not output.is_dir():
+            raise UsageError(f"--output {output} exists and is not a directory")
+        try:
+            existing = read_manifest(output)
+        except FreqindexError:
+            if any(output.iterdir()):
+                raise UsageError(f"--output {output} exists, is not empty and is not a freqindex index") from None
+            output.rmdir()
+        if existing is not None and existing.get("content_key") != key and not overwrite:
+            raise UsageError(f"{output} already holds an index of other input or settings; pass --overwrite or choose another --output")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.parent / f".{output.name}.partial"
+    return output, partial, existing
+
+
+def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = False,
+                on_message: Callable[[str], None] | None = None) -> dict:
+    """Build (or resume, or confirm) the index that ``cfg`` describes. Returns the build summary.
+
+    ``run_tasks(description, fn, n)`` runs ``fn(i)`` for every ``i in range(n)`` (as Spark tasks in
+    ``jobs/build_index.py``, or in this process for tests of the pure core) and returns the results.
+    """
+    cfg.validate()
+    say = on_message or (lambda _m: None)
+    t0 = time.monotonic()
+    files, skipped = expand_inputs(list(cfg.inputs), cfg.format)
+    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.text_per_line)
+    chunks = plan_chunks(files, opts, cfg.chunk_bytes)
+    tokenizer = load_tokenizer(cfg.tokenizer)
+    tok_desc = tokenizer.describe()
+    fingerprint = []
+    for p, fmt, comp in files:
+        try:
+            stt = os.stat(p)
+            fingerprint.append([p, fmt, comp, stt.st_size, stt.st_mtime_ns])
+        except OSError:
+            fingerprint.append([p, fmt, comp, None, None])
+    key = cfg.content_key([fingerprint, tok_desc])
+    output, partial, existing = _prepare_output(cfg, key, overwrite)
+    if existing is not None and existing.get("content_key") == key:
+        say(f"{output} is already a complete index of this input and settings; nothing to do")
+        return {"status": "up-to-date", "output": str(output), **existing["counts"],
+                "shards": len(existing["shards"]), "seconds": round(time.monotonic() - t0, 3)}
+
+    state_path = partial / "build-state.json"
+    if partial.exists():
+        try:
+            state = read_json(state_path)
+        except (OSError, ValueError):
+            state = {}
+        if state.get("content_key") != key:
+            say("discarding an unfinished build of other input or settings")
+            shutil.rmtree(partial)
+        else:
+            say("resuming an unfinished build: finished stages are kept where their checksums match")
+    partial.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(state_path, {"content_key": key, "config": cfg.to_dict()})
+
+    tokenizer_json = None
+    if cfg.tokenizer != "bytes":
+        tok_dir = partial / "tokenizer"
+        tok_dir.mkdir(exist_ok=True)
+        tokenizer_json = str(tok_dir / "tokenizer.json")
+        Path(tokenizer_json).write_text(tokenizer.to_json_str(), encoding="utf-8")
+    st = StageSettings(cfg.text_field, cfg.id_field, cfg.text_per_line, cfg.tokenizer, tokenizer_json,
+                       cfg.normalization, cfg.strict, cfg.sa_mem_gib)
+    build_dir = str(partial)
+    chunk_payload = [asdict(c) for c in chunks]
+    timings: dict[str, float] = {}
+
+    def tokenize_task(cid: int) -> dict:
+        return tokenize_chunk(ChunkSpec(**chunk_payload[cid]), st, build_dir)
+
+    t = time.monotonic()
+    summaries = sorted(run_tasks("read + tokenize", tokenize_task, len(chunks)), key=lambda s: s["chunk_id"])
+    timings["tokenize"] = round(time.monotonic() - t, 3)
+
+    n_bad = sum(s["n_bad"] for s in summaries)
+    if cfg.strict and n_bad:
+        first = next(s for s in summaries if s["n_bad"])
+        fb = first["first_bad"]
+        shutil.rmtree(partial, ignore_errors=True)
+        where = f"{first['source']}:{fb['line']}" if fb["line"] is not None else first["source"]
+        raise BadInputError(f"{where}: {fb['reason']} (--strict)")
+    n_docs = sum(s["n_docs"] for s in summaries)
+    if n_docs == 0:
+        firsts = [s for s in summaries if s["first_bad"]]
+        hint = ""
+        if firsts:
+            fb = firsts[0]["first_bad"]
+            hint = f"; first bad record: {firsts[0]['source']}:{fb['line']}: {fb['reason']}"
+        shutil.rmtree(partial, ignore_errors=True)
+        raise BadInputError(f"nothing to index: 0 valid documents, {n_bad} bad records{hint}")
+
+    plans: list[ShardPlan] = plan_shards(build_dir, summaries, cfg.shards, tokenizer.width)
+    sources = {c.chunk_id: c.path for c in chunks}
+    cpus = max(1, getattr(run_tasks, "parallelism", os.cpu_count() or 1) // len(plans))
+
+    def shard_task(sid: int) -> dict:
+        return write_shard(plans[sid], sources, st, build_dir, cpus)
+
+    t = time.monotonic()
+    results = run_tasks("write shards + suffix arrays", shard_task, len(plans))
+    shard_summaries = sorted(results, key=lambda s: s["shard"])
+    timings["shards"] = round(time.monotonic() - t, 3)
+
+    t = time.monotonic()
+    qpath, by_reason = write_quarantine(build_dir, summaries)
+    files_meta: dict[str, dict] = {}
+    for s in shard_summaries:
+        files_meta.update(s["files"])
+    for extra in [qpath] + ([Path(tokenizer_json)] if tokenizer_json else []):
+        files_meta[str(extra.relative_to(partial))] = {"size": extra.stat().st_size, "sha256": sha256_file(extra)}
+    width = tokenizer.width
+    counts = {
+        "documents": n_docs,
+        "tokens": sum(s["n_tokens"] for s in shard_summaries),
+        "input_bytes": sum(s["n_bytes"] for s in summaries),
+        "quarantined": n_bad,
+        "blank_lines": sum(s["n_blank"] for s in summaries),
+        "input_files": len(files),
+        "chunks": len(chunks),
+        "skipped_files": len(skipped),
+        "quarantine_by_reason": by_reason,
+    }
+    tok_manifest = dict(tok_desc)
+    if tokenizer_json:
+        tok_manifest["file"] = "tokenizer/tokenizer.json"
+    limit = _ENGINE_LIMITS[width]
+    manifest = {
+        "format": settings.INDEX_FORMAT,
+        "schema_version": settings.SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "content_key": key,
+        "config": cfg.to_dict(),
+        "tokenizer": tok_manifest,
+        "token_dtype": tok_desc["dtype"],
+        "normalization": {"name": cfg.normalization, "version": 1},
+        "engine": {"version": 4, "vocab_size": limit, "eos_token_id": limit - 1},
+        "counts": counts,
+        "shards": [{k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes")} for s in shard_summaries],
+        "files": files_meta,
+        "skipped_files": skipped,
+        "tools": _tool_versions(),
+    }
+    clear_staging(build_dir)
+    state_path.unlink(missing_ok=True)
+    write_manifest(partial, manifest)
+    fsync_dir(partial)
+    if output.exists():
+        old = output.parent / f".{output.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(output, old)
+        os.replace(partial, output)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(partial, output)
+    fsync_dir(output.parent)
+    timings["finalize"] = round(time.monotonic() - t, 3)
+    resumed = sum(1 for s in summaries if s.get("resumed")) + sum(1 for s in shard_summaries if s.get("resumed"))
+    return {
+        "status": "built",
+        "output": str(output),
+        **counts,
+        "shards": len(shard_summaries),
+        "token_dtype": tok_desc["dtype"],
+        "normalization": cfg.normalization,
+        "resumed_tasks": resumed,
+        "timings": timings,
+        "seconds": round(time.monotonic() - t0, 3),
+    }
+
+

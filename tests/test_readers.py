@@ -1,0 +1,177 @@
+"""Every kind of bad input is reported with its line and reason; good records around it survive."""
+
+import gzip
+import json
+import os
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+from freqindex.corpus.readers import Bad, Blank, ReadOptions, Record, expand_inputs, plan_chunks, read_chunk
+from freqindex.errors import UsageError
+
+
+def read_all(path, fmt="auto", opts=ReadOptions(), chunk_bytes=1 << 26):
+    files, _ = expand_inputs([str(path)], fmt)
+    out = []
+    for c in plan_chunks(files, opts, chunk_bytes):
+        out.extend(read_chunk(c, opts))
+    return out
+
+
+def good(items):
+    return [(r.line, r.text) for r in items if isinstance(r, Record)]
+
+
+def bad(items):
+    return [(b.line, b.reason) for b in items if isinstance(b, Bad)]
+
+
+def write_lines(path, lines: list[bytes]):
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_malformed_json(tmp_path):
+    p = tmp_path / "a.jsonl"
+    write_lines(p, [b'{"text": "one"}', b'{"text": "two"', b'{"text": "three"}'])
+    items = read_all(p)
+    assert good(items) == [(1, "one"), (3, "three")]
+    assert bad(items)[0][0] == 2 and "malformed JSON" in bad(items)[0][1]
+
+
+def test_invalid_utf8(tmp_path):
+    p = tmp_path / "a.jsonl"
+    write_lines(p, [b'{"text": "one"}', b'{"text": "t\xffwo"}', b'{"text": "three"}'])
+    items = read_all(p)
+    assert good(items) == [(1, "one"), (3, "three")]
+    assert bad(items) == [(2, "invalid UTF-8 at byte 11")]
+
+
+def test_missing_and_non_string_text(tmp_path):
+    p = tmp_path / "a.jsonl"
+    write_lines(p, [b'{"body": "x"}', b'{"text": 5}', b'[1, 2]', b'{"text": null}', b'{"text": "ok"}'])
+    items = read_all(p)
+    assert good(items) == [(5, "ok")]
+    reasons = dict(bad(items))
+    assert reasons[1] == "missing text field 'text'"
+    assert reasons[2] == "text field 'text' is not a string (int)"
+    assert reasons[3] == "JSON value is not an object (list)"
+    assert reasons[4] == "missing text field 'text'"
+
+
+def test_empty_text_and_nul(tmp_path):
+    p = tmp_path / "a.jsonl"
+    write_lines(p, [b'{"text": ""}', b'{"text": "  "}', b'{"text": "a\\u0000b"}', b'{"text": "fine"}'])
+    items = read_all(p)
+    assert good(items) == [(4, "fine")]
+    assert bad(items) == [(1, "empty text"), (2, "empty text"), (3, "NUL byte in text")]
+
+
+def test_blank_lines_are_counted_not_quarantined(tmp_path):
+    p = tmp_path / "a.jsonl"
+    write_lines(p, [b'{"text": "a"}', b"", b"   ", b'{"text": "b"}'])
+    items = read_all(p)
+    assert good(items) == [(1, "a"), (4, "b")]
+    assert [x.line for x in items if isinstance(x, Blank)] == [2, 3]
+
+
+def test_truncated_gzip_keeps_what_came_before(tmp_path):
+    data = b"".join(json.dumps({"text": f"doc {i} " + "x" * 50}).encode() + b"\n" for i in range(5000))
+    full = gzip.compress(data)
+    p = tmp_path / "a.jsonl.gz"
+    p.write_bytes(full[: len(full) // 2])
+    items = read_all(p)
+    g = good(items)
+    assert 0 < len(g) < 5000
+    assert [line for line, _ in g] == list(range(1, len(g) + 1))
+    (line, reason), = bad(items)
+    assert line == len(g) + 1 and "truncated" in reason
+
+
+def test_truncated_zstd(tmp_path):
+    data = b"".join(json.dumps({"text": f"doc {i} " + "y" * 50}).encode() + b"\n" for i in range(20000))
+    full = zstandard.ZstdCompressor().compress(data)
+    p = tmp_path / "a.jsonl.zst"
+    p.write_bytes(full[: len(full) * 2 // 3])
+    items = read_all(p)
+    assert len(good(items)) < 20000
+    (line, reason), = bad(items)
+    assert "truncated" in reason and line == len(good(items)) + 1
+
+
+def test_complete_compressed_files_read_fully(tmp_path):
+    data = b"".join(json.dumps({"text": f"doc {i}", "id": i}).encode() + b"\n" for i in range(1000))
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(data))
+    (tmp_path / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(data))
+    for name in ("a.jsonl.gz", "b.jsonl.zst"):
+        items = read_all(tmp_path / name)
+        assert len(good(items)) == 1000 and not bad(items)
+        assert [r.ext_id for r in items][:3] == ["0", "1", "2"]
+
+
+def test_unreadable_file(tmp_path):
+    p = tmp_path / "gone.jsonl"
+    os.symlink(tmp_path / "does-not-exist", p)  # root ignores permission bits; a dangling link cannot be read
+    items = read_all(p)
+    assert good(items) == []
+    (line, reason), = bad(items)
+    assert line is None and reason.startswith("unreadable file")
+
+
+def test_tsv_and_text_formats(tmp_path):
+    p = tmp_path / "caps.tsv"
+    write_lines(p, [b"img1.jpg#0\tA dog runs.", b"no tab here", b"img2.jpg#0\tA cat sits."])
+    items = read_all(p)
+    assert [(r.ext_id, r.text) for r in items if isinstance(r, Record)] == [("img1.jpg#0", "A dog runs."),
+                                                                             ("img2.jpg#0", "A cat sits.")]
+    assert bad(items)[0][0] == 2
+    t = tmp_path / "doc.txt"
+    t.write_text("line one\nline two\n")
+    assert good(read_all(t)) == [(1, "line one\nline two\n")]
+    assert good(read_all(t, opts=ReadOptions(text_per_line=True))) == [(1, "line one"), (2, "line two")]
+
+
+def test_parquet(tmp_path):
+    p = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"text": ["a", None, "c"], "id": [10, 11, 12]}), p, row_group_size=2)
+    items = read_all(p)
+    assert [(r.line, r.ext_id, r.text) for r in items if isinstance(r, Record)] == [(1, "10", "a"), (3, "12", "c")]
+    assert bad(items) == [(2, "missing text field 'text'")]
+    q = tmp_path / "b.parquet"
+    pq.write_table(pa.table({"body": ["a"]}), q)
+    assert "missing text column" in bad(read_all(q))[0][1]
+    r = tmp_path / "c.parquet"
+    r.write_bytes(b"PAR1 not really")
+    assert "unreadable Parquet" in bad(read_all(r))[0][1]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1024, 1500, 4096])
+def test_chunked_reading_equals_whole_file(tmp_path, chunk_bytes):
+    p = tmp_path / "big.jsonl"
+    lines = [json.dumps({"text": f"document number {i} " + "z" * (i % 37)}).encode() for i in range(500)]
+    lines[123] = b"{broken"
+    lines[300] = b""
+    write_lines(p, lines)
+    whole = read_all(p, chunk_bytes=1 << 30)
+    files, _ = expand_inputs([str(p)], "auto")
+    chunks = plan_chunks(files, ReadOptions(), chunk_bytes)
+    assert len(chunks) > 1
+    pieces = [x for c in chunks for x in read_chunk(c, ReadOptions())]
+    assert pieces == whole
+    assert bad(whole)[0][0] == 124
+
+
+def test_expand_inputs_errors(tmp_path):
+    with pytest.raises(UsageError, match="input not found"):
+        expand_inputs([str(tmp_path / "nope.jsonl")], "auto")
+    (tmp_path / "x.weird").write_text("hi")
+    with pytest.raises(UsageError, match="cannot tell the format"):
+        expand_inputs([str(tmp_path / "x.weird")], "auto")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.jsonl").write_text('{"text":"a"}\n')
+    (tmp_path / "d" / "notes.md").write_text("skip me")
+    files, skipped = expand_inputs([str(tmp_path / "d")], "auto")
+    assert [os.path.basename(f[0]) for f in files] == ["a.jsonl"]
+    assert [os.path.basename(s) for s in skipped] == ["notes.md"]
