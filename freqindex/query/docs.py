@@ -42,7 +42,9 @@ def _snippet(index: Index, shard, local_ix: int, ptr: int, n_bytes: int, context
     before = part(a, ptr, True)
     hit = part(ptr, ptr + n_bytes, False)
     after = part(ptr + n_bytes, b, True)
-    text = ("…" if a > start else "") + before + "«" + hit + "»" + after + ("…" if b < end else "")
+    lead = " " if hit[:1].isspace() else ""
+    trail = " " if hit[-1:].isspace() else ""
+    text = ("…" if a > start else "") + before + lead + "«" + hit.strip() + "»" + trail + after + ("…" if b < end else "")
     return " ".join(text.split())
 
 
