@@ -351,6 +351,174 @@ def demo_corpus_cli(
               f"{info['dir']}: {', '.join(info['files'])}", highlight=False)
 
 
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err, disable=not err.is_terminal)
+    tasks: dict[str, int] = {}
+
+    def on_progress(desc: str, done: int, total: int) -> None:
+        if desc not in tasks:
+            tasks[desc] = progress.add_task(desc, total=total)
+        progress.update(tasks[desc], completed=done, total=total)
+
+    return progress, on_progress
+
+
+@app.command("tag")
+@_handle_errors
+def tag_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (bytes tokenizer, simple normalization).")],
+    concepts: Annotated[str, typer.Option("--concepts", help="Vocabulary: JSON benchmark->names, .txt, .csv/.jsonl/.parquet with 'concept' [+ 'aliases'], or an eval set with --label-field.")],
+    exact: Annotated[bool, typer.Option("--exact", help="No singular/plural inflections.")] = False,
+    label_field: Annotated[str | None, typer.Option(help="Take the concepts from this label field of an eval set.", show_default=False)] = None,
+    master: Annotated[str, typer.Option(help="Spark master.")] = settings.DEFAULT_MASTER,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
+):
+    """Tag every document with concept matches (Aho-Corasick, whole words) in Spark.
+
+    Writes concepts/vocab.parquet and concepts/hits/ into the index (its other files stay untouched) and
+    updates the manifest atomically. The `concept_*` views of `freqindex sql` read them.
+
+    Example: freqindex tag idx --concepts ../shared/data/concepts/clip_benchmark_en_classnames.json
+    """
+    from jobs.tag_concepts import run_tag
+
+    progress, on_progress = _progress()
+    with progress:
+        summary = run_tag(index_dir, concepts, exact=exact, label_field=label_field, master=master,
+                          on_progress=on_progress)
+    for w in summary["warnings"]:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if json_out:
+        _print_json(summary)
+    else:
+        err.print(f"tagged {summary['concepts']:,} concepts: {summary['doc_concept_pairs']:,} (document, concept) "
+                  f"pairs in {summary['seconds']} s", highlight=False)
+
+
+@app.command("concepts")
+@_handle_errors
+def concepts_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    concepts: Annotated[str, typer.Option("--concepts", help="Vocabulary file (see `freqindex tag --help`).")],
+    source: Annotated[str, typer.Option(help="auto (tags when the index has them for this vocabulary) | tags | suffix.")] = "auto",
+    exact: Annotated[bool, typer.Option("--exact", help="No singular/plural inflections.")] = False,
+    label_field: Annotated[str | None, typer.Option(help="Take the concepts from this label field of an eval set.", show_default=False)] = None,
+    out_file: Annotated[str | None, typer.Option("--out", help="Write the table (.parquet, .csv or .jsonl).", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per concept.")] = False,
+):
+    """Occurrences and document frequency of every concept, from tags or straight from the suffix arrays.
+
+    `--source suffix` pads each form to whole words, counts it exactly, and ORs the forms (document
+    frequency deduplicated across forms): a new vocabulary needs no rebuild.
+
+    Example: freqindex concepts idx --concepts classnames.json --source suffix --out freq.parquet
+    """
+    from freqindex.concepts.vocab import load_vocabulary
+    from freqindex.query.concepts import concept_counts
+
+    idx = _open(index_dir)
+    vocab = load_vocabulary(concepts, idx.normalizer, exact, label_field)
+    for w in vocab.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    src, rows = concept_counts(idx, vocab, source)
+    if out_file:
+        _write_rows(rows, out_file)
+        err.print(f"wrote {len(rows):,} concepts ({src}) to {out_file}", highlight=False)
+    if json_out:
+        for r in rows:
+            _print_json({**r, "source": src})
+    elif not out_file:
+        t = Table("benchmark", "concept", "occurrences", "doc_frequency", title=f"source: {src}")
+        for r in rows:
+            t.add_row(r["benchmark"] or "", r["concept"], f"{r['occurrences']:,}", f"{r['doc_frequency']:,}")
+        out.print(t)
+
+
+def _write_rows(rows: list[dict], path: str) -> None:
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(rows)
+    _write_table(table, path)
+
+
+def _write_table(table, path: str, fmt: str | None = None) -> None:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    fmt = fmt or Path(path).suffix.lstrip(".").lower()
+    if fmt == "parquet":
+        pq.write_table(table, path)
+    elif fmt == "csv":
+        pcsv.write_csv(table, path)
+    elif fmt in ("jsonl", "json"):
+        with open(path, "w", encoding="utf-8") as f:
+            for r in table.to_pylist():
+                f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+    else:
+        raise UsageError(f"cannot write {path}: use .parquet, .csv or .jsonl")
+
+
+@app.command("sql")
+@_handle_errors
+def sql_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    query: Annotated[str | None, typer.Argument(help="One SELECT statement.", show_default=False)] = None,
+    file: Annotated[str | None, typer.Option("--file", help="Read the query from a .sql file (e.g. sql/top_concepts.sql).", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json | parquet (parquet needs --out).")] = "table",
+    out_file: Annotated[str | None, typer.Option("--out", help="Write the result to a file.", show_default=False)] = None,
+    export: Annotated[str | None, typer.Option("--export", help="Write a DuckDB database file holding the views, then exit.", show_default=False)] = None,
+    max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
+):
+    """Read-only SQL (DuckDB) over the index's tables: docs, quarantine, concept_vocab, concept_hits, concept_freq.
+
+    The views are defined in sql/views.sql; canned analyses live in sql/*.sql. The connection can read
+    nothing outside the index directory and runs SELECT statements only.
+
+    Example: freqindex sql idx "SELECT source, count(*) FROM docs GROUP BY ALL" --format csv
+    """
+    from freqindex.sqlcat import export_catalog, run_query
+
+    if export:
+        p = export_catalog(index_dir, export)
+        err.print(f"wrote {p}: open it with `duckdb {p}` and query the views", highlight=False)
+        return
+    if (query is None) == (file is None):
+        raise UsageError("give either a QUERY or --file")
+    if file:
+        try:
+            query = Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror}") from None
+    if fmt not in ("table", "csv", "json", "parquet"):
+        raise UsageError("--format must be table, csv, json or parquet")
+    table = run_query(index_dir, query)
+    if out_file:
+        _write_table(table, out_file, None if fmt == "table" else ("jsonl" if fmt == "json" else fmt))
+        err.print(f"wrote {table.num_rows:,} rows to {out_file}", highlight=False)
+        return
+    if fmt == "parquet":
+        raise UsageError("--format parquet needs --out FILE")
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        buf = __import__("io").BytesIO()
+        pcsv.write_csv(table, buf)
+        sys.stdout.write(buf.getvalue().decode())
+    elif fmt == "json":
+        for r in table.to_pylist():
+            sys.stdout.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+    else:
+        t = Table(*table.column_names)
+        for r in table.slice(0, max_rows).to_pylist():
+            t.add_row(*["" if v is None else str(v) for v in r.values()])
+        out.print(t)
+        if table.num_rows > max_rows:
+            err.print(f"({table.num_rows - max_rows:,} more rows; use --format csv or --out)", highlight=False)
+
+
 def main() -> None:
     app()
 

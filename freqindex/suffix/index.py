@@ -146,6 +146,8 @@ class Index:
         data = self.tokenizer.encode(norm)
         if not data:
             raise UsageError(f"query {text!r} has no tokens after tokenization")
+        if self.width == 1:
+            return list(data)
         return np.frombuffer(data, dtype=self.dtype).tolist()
 
     def doc_location(self, doc_id: int) -> tuple[Shard, int]:

@@ -1,0 +1,1 @@
+"""Concept vocabularies, inflected forms, the Aho-Corasick matcher and the tagging core."""

@@ -1,0 +1,129 @@
+"""The tagging stage over an existing index, and query-time concept counts.
+
+Tagging adds ``concepts/vocab.parquet`` and ``concepts/hits/part-N.parquet`` (doc_id, concept_id,
+occurrences) to an index. Every file the index already had stays untouched; the new files are written
+under ``.concepts.partial/``, renamed into place, then the manifest is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from freqindex.concepts.tagger import Matcher, decode_block
+from freqindex.concepts.vocab import Concept, Vocabulary
+from freqindex.errors import UsageError
+from freqindex.fsutil import fsync_dir, sha256_file
+from freqindex.manifest import read_manifest, write_manifest
+
+TAG_BLOCK_BYTES = 32 * 1024 * 1024
+HITS_SCHEMA = pa.schema([("doc_id", pa.int64()), ("concept_id", pa.int64()), ("occurrences", pa.int64())])
+VOCAB_SCHEMA = pa.schema([("concept_id", pa.int64()), ("concept", pa.string()), ("benchmark", pa.string()),
+                          ("forms", pa.list_(pa.string()))])
+
+
+def require_taggable(manifest: dict) -> None:
+    if manifest["tokenizer"]["name"] != "bytes" or manifest["normalization"]["name"] != "simple":
+        raise UsageError("tagging needs an index built with --tokenizer bytes and --normalize simple "
+                         "(whole-word matching on normalized text); use `freqindex concepts --source suffix`")
+
+
+def vocab_payload(vocab: Vocabulary) -> list[tuple[int, str, str | None, list[str]]]:
+    return [(c.concept_id, c.concept, c.benchmark, c.forms) for c in vocab.concepts]
+
+
+def vocab_from_payload(payload, name="vocab", exact=False) -> Vocabulary:
+    return Vocabulary(name, [Concept(i, c, b, list(f)) for i, c, b, f in payload], exact, [])
+
+
+def plan_tag_tasks(index_dir: str, block_bytes: int = TAG_BLOCK_BYTES) -> list[tuple[int, int, int]]:
+    """(shard, first local doc, end local doc) blocks of about ``block_bytes``."""
+    m = read_manifest(index_dir)
+    tasks = []
+    for sh in m["shards"]:
+        s, n = sh["shard"], sh["n_docs"]
+        offsets = np.fromfile(Path(index_dir) / "sa" / f"offset.{s}", dtype="<u8")
+        k = max(1, math.ceil(sh["ds_bytes"] / block_bytes))
+        targets = np.linspace(0, sh["ds_bytes"], k + 1)[1:-1]
+        cuts = sorted(set([0, *np.searchsorted(offsets, targets).tolist(), n]))
+        tasks.extend((s, a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a)
+    return tasks
+
+
+def tag_block(index_dir: str, payload, task_id: int, shard: int, lo: int, hi: int, out_dir: str) -> dict:
+    """Tag documents [lo, hi) of one shard; write ``hits/part-<task_id>.parquet``."""
+    m = read_manifest(index_dir)
+    info = next(s for s in m["shards"] if s["shard"] == shard)
+    sa = Path(index_dir) / "sa"
+    ds = np.memmap(sa / f"tokenized.{shard}", dtype=np.uint8, mode="r")
+    offsets = np.fromfile(sa / f"offset.{shard}", dtype="<u8")
+    text, starts = decode_block(ds, offsets, lo, hi)
+    matcher = Matcher.from_vocabulary(vocab_from_payload(payload))
+    doc, cid, occ = matcher.tag(text, starts)
+    table = pa.table({"doc_id": doc + info["doc_start"] + lo, "concept_id": cid, "occurrences": occ}, schema=HITS_SCHEMA)
+    out = Path(out_dir) / "hits" / f"part-{task_id:05d}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, str(out) + ".tmp")
+    os.replace(str(out) + ".tmp", out)
+    return {"task": task_id, "docs": hi - lo, "pairs": table.num_rows, "bytes": int(len(text))}
+
+
+def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_path: str) -> dict:
+    """Tag a whole index with ``vocab`` through ``run_tasks`` (Spark or in-process); update the manifest."""
+    t0 = time.monotonic()
+    root = Path(index_dir).resolve()
+    m = read_manifest(root)
+    require_taggable(m)
+    work = root / ".concepts.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    payload = vocab_payload(vocab)
+    tasks = plan_tag_tasks(str(root))
+    root_s, work_s = str(root), str(work)
+
+    def task(i: int) -> dict:
+        s, lo, hi = tasks[i]
+        return tag_block(root_s, payload, i, s, lo, hi, work_s)
+
+    results = run_tasks("tag concepts", task, len(tasks))
+    vt = pa.table({
+        "concept_id": [c.concept_id for c in vocab.concepts],
+        "concept": [c.concept for c in vocab.concepts],
+        "benchmark": [c.benchmark for c in vocab.concepts],
+        "forms": [c.forms for c in vocab.concepts],
+    }, schema=VOCAB_SCHEMA)
+    pq.write_table(vt, work / "vocab.parquet")
+    final = root / "concepts"
+    old = root / ".concepts.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(work, final)
+    files = {k: v for k, v in m["files"].items() if not k.startswith("concepts/")}
+    for p in sorted(final.rglob("*.parquet")):
+        files[str(p.relative_to(root))] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+    m["files"] = files
+    m["concepts"] = {
+        "vocabulary": vocab.name,
+        "source": str(Path(source_path).resolve()),
+        "key": vocab.key,
+        "exact": vocab.exact,
+        "n_concepts": len(vocab.concepts),
+        "n_pairs": sum(r["pairs"] for r in results),
+        "tagged": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    write_manifest(root, m)
+    fsync_dir(root)
+    shutil.rmtree(old, ignore_errors=True)
+    return {"index": str(root), "concepts": len(vocab.concepts), "tasks": len(tasks),
+            "doc_concept_pairs": m["concepts"]["n_pairs"], "seconds": round(time.monotonic() - t0, 3),
+            "warnings": vocab.warnings}

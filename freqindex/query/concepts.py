@@ -1,0 +1,65 @@
+"""Per-concept occurrences and document frequency, from tags (build time) or suffix arrays (query time)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.dataset as ds
+
+from freqindex.concepts.vocab import Vocabulary
+from freqindex.errors import UsageError
+from freqindex.query.count import _check_engine, _term_doc_ids
+from freqindex.suffix.index import Index
+
+SOURCES = ("auto", "tags", "suffix")
+
+
+def resolve_source(index: Index, vocab: Vocabulary, source: str) -> str:
+    if source not in SOURCES:
+        raise UsageError(f"unknown --source {source!r}; choose auto, tags or suffix")
+    tagged = index.manifest.get("concepts", {}).get("key")
+    if source == "auto":
+        return "tags" if tagged == vocab.key else "suffix"
+    if source == "tags" and tagged != vocab.key:
+        raise UsageError("this index has no tags for that vocabulary; run `freqindex tag` first or use --source suffix")
+    return source
+
+
+def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tuple[str, list[dict]]:
+    """(source used, one row per concept: concept_id, concept, benchmark, occurrences, doc_frequency)."""
+    src = resolve_source(index, vocab, source)
+    rows = []
+    if src == "tags":
+        hits = ds.dataset(str(index.path / "concepts" / "hits"), format="parquet").to_table()
+        agg = hits.group_by("concept_id").aggregate([("occurrences", "sum"), ("doc_id", "count")])
+        occ = dict(zip(agg.column("concept_id").to_pylist(), agg.column("occurrences_sum").to_pylist()))
+        dfreq = dict(zip(agg.column("concept_id").to_pylist(), agg.column("doc_id_count").to_pylist()))
+        for c in vocab.concepts:
+            rows.append(_row(c, occ.get(c.concept_id, 0), dfreq.get(c.concept_id, 0)))
+        return src, rows
+    if index.normalizer.name != "simple":
+        raise UsageError("suffix-array concept counts need an index with --normalize simple (whole words)")
+    occ_cache: dict[str, int] = {}
+    docs_cache: dict[str, list[np.ndarray]] = {}
+    for c in vocab.concepts:
+        total = 0
+        per_shard: list[list[np.ndarray]] = [[] for _ in index.shards]
+        for f in c.forms:
+            q = f" {f} "
+            if q not in occ_cache:
+                ids = index.encode_query(q)
+                occ_cache[q] = int(_check_engine(index.engine.count(input_ids=ids))["count"])
+                docs_cache[q] = _term_doc_ids(index, ids) if occ_cache[q] else []
+            total += occ_cache[q]
+            for s, arr in enumerate(docs_cache[q]):
+                per_shard[s].append(arr)
+        n_docs = sum(int(np.unique(np.concatenate(a)).size) if len(a) > 1 else (int(a[0].size) if a else 0)
+                     for a in per_shard)
+        rows.append(_row(c, total, n_docs))
+    return src, rows
+
+
+def _row(c, occurrences: int, doc_frequency: int) -> dict:
+    return {"concept_id": c.concept_id, "concept": c.concept, "benchmark": c.benchmark,
+            "occurrences": int(occurrences), "doc_frequency": int(doc_frequency)}
+
+

@@ -1,0 +1,94 @@
+"""DuckDB over an index's Parquet tables: sandboxed read-only queries, and an exportable catalog file.
+
+The connection can read only the index directory (``allowed_directories`` with external access disabled,
+then the configuration is locked), and only SELECT-like statements run.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from freqindex.errors import UsageError
+from freqindex.manifest import read_manifest
+
+_EMPTY_VOCAB = ("(SELECT NULL::BIGINT AS concept_id, NULL::VARCHAR AS concept, NULL::VARCHAR AS benchmark, "
+                "NULL::VARCHAR[] AS forms WHERE false)")
+_EMPTY_HITS = "(SELECT NULL::BIGINT AS doc_id, NULL::BIGINT AS concept_id, NULL::BIGINT AS occurrences WHERE false)"
+_ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+def _sql_literal_path(p: Path) -> str:
+    return str(p).replace("'", "''")
+
+
+def view_statements(index_dir: str | Path) -> list[str]:
+    """The statements of sql/views.sql, filled in for this index (absolute paths)."""
+    root = Path(index_dir).resolve()
+    m = read_manifest(root)
+    text = resources.files("sql").joinpath("views.sql").read_text(encoding="utf-8")
+    idx = _sql_literal_path(root)
+    tagged = "concepts" in m and (root / "concepts" / "vocab.parquet").is_file()
+    vocab = f"read_parquet('{idx}/concepts/vocab.parquet')" if tagged else _EMPTY_VOCAB
+    hits = f"read_parquet('{idx}/concepts/hits/*.parquet')" if tagged else _EMPTY_HITS
+    text = text.replace("{index}", idx).replace("{concept_vocab}", vocab).replace("{concept_hits}", hits)
+    body = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def open_catalog(index_dir: str | Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the index's views that can read nothing outside the index."""
+    root = Path(index_dir).resolve()
+    stmts = view_statements(root)
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET allowed_directories=['{_sql_literal_path(root)}/']")
+    con.execute("SET enable_external_access=false")
+    con.execute("SET autoinstall_known_extensions=false")
+    con.execute("SET autoload_known_extensions=false")
+    for s in stmts:
+        con.execute(s)
+    con.execute("SET lock_configuration=true")
+    return con
+
+
+def run_query(index_dir: str | Path, sql: str):
+    """Run one read-only statement; returns a pyarrow Table. DuckDB's message becomes a UsageError."""
+    con = open_catalog(index_dir)
+    try:
+        stmts = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise UsageError(_one_line(exc)) from None
+    if len(stmts) != 1:
+        raise UsageError(f"expected exactly one SQL statement, got {len(stmts)}")
+    if stmts[0].type not in _ALLOWED:
+        raise UsageError(f"only SELECT queries are allowed (got {stmts[0].type.name})")
+    try:
+        return con.sql(sql).to_arrow_table()
+    except duckdb.Error as exc:
+        raise UsageError(_one_line(exc)) from None
+    finally:
+        con.close()
+
+
+def export_catalog(index_dir: str | Path, out: str | Path) -> Path:
+    """Write a DuckDB database file holding the views (over the index's Parquet files by absolute path)."""
+    out = Path(out).resolve()
+    if out.exists():
+        raise UsageError(f"{out} already exists")
+    stmts = view_statements(index_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        for s in stmts:
+            con.execute(s)
+    finally:
+        con.close()
+    tmp.replace(out)
+    return out
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -1,0 +1,54 @@
+"""`freqindex tag` as a Spark job: Aho-Corasick concept tagging of an existing index, one task per block
+of about 32 MiB of documents. Runnable with spark-submit::
+
+    spark-submit --master URL jobs/tag_concepts.py INDEX_DIR CONCEPTS_FILE [--exact]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from freqindex.concepts.stage import require_taggable, run_tagging
+from freqindex.concepts.vocab import load_vocabulary
+from freqindex.errors import FreqindexError
+from freqindex.manifest import read_manifest
+from freqindex.settings import DEFAULT_MASTER
+from freqindex.text.normalize import get_normalizer
+from jobs.build_index import SparkTaskRunner
+
+
+def run_tag(index_dir: str, concepts: str, *, exact: bool = False, label_field: str | None = None,
+            master: str = DEFAULT_MASTER, on_progress: Callable | None = None, keep_spark: bool = False) -> dict:
+    from freqindex.spark import get_spark
+
+    m = read_manifest(index_dir)
+    require_taggable(m)
+    vocab = load_vocabulary(concepts, get_normalizer(m["normalization"]["name"]), exact, label_field)
+    spark = get_spark(master, "freqindex-tag")
+    try:
+        return run_tagging(index_dir, vocab, SparkTaskRunner(spark, on_progress), concepts)
+    finally:
+        if not keep_spark:
+            spark.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("index_dir")
+    ap.add_argument("concepts")
+    ap.add_argument("--exact", action="store_true")
+    ap.add_argument("--master", default=DEFAULT_MASTER)
+    a = ap.parse_args(argv)
+    try:
+        print(json.dumps(run_tag(a.index_dir, a.concepts, exact=a.exact, master=a.master), indent=2))
+        return 0
+    except FreqindexError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""DuckDB view definitions (views.sql) and canned analyses (*.sql), loaded by `freqindex sql`."""

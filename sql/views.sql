@@ -1,0 +1,29 @@
+-- Views over an index's Parquet tables, created by `freqindex sql` and `freqindex sql --export`.
+-- {index} is the index directory (absolute path); {concept_vocab} and {concept_hits} are the tagged
+-- concept tables, or empty typed tables when the index has not been tagged.
+
+CREATE VIEW docs AS
+SELECT * FROM read_parquet('{index}/docs/*.parquet');
+
+CREATE VIEW quarantine AS
+SELECT * FROM read_parquet('{index}/quarantine/quarantine.parquet');
+
+CREATE VIEW concept_vocab AS
+SELECT * FROM {concept_vocab};
+
+CREATE VIEW concept_hits AS
+SELECT * FROM {concept_hits};
+
+-- One row per concept: occurrences, document frequency, log10(1 + doc frequency), rank within benchmark.
+CREATE VIEW concept_freq AS
+SELECT
+    v.concept_id,
+    v.concept,
+    v.benchmark,
+    coalesce(sum(h.occurrences), 0)::BIGINT AS occurrences,
+    count(h.doc_id)::BIGINT AS doc_frequency,
+    log10(1 + count(h.doc_id)) AS log10_doc_frequency,
+    rank() OVER (PARTITION BY v.benchmark ORDER BY count(h.doc_id) DESC) AS rank
+FROM concept_vocab v
+LEFT JOIN concept_hits h USING (concept_id)
+GROUP BY v.concept_id, v.concept, v.benchmark;
