@@ -104,6 +104,7 @@ def build_cli(
     chunk_mb: Annotated[int | None, typer.Option(help="Split uncompressed line files into chunks of this many MiB.",
                                                  show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")] = False,
+    concepts: Annotated[str | None, typer.Option("--concepts", help="Also tag the index with this concept vocabulary (see `freqindex tag`).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable build summary.")] = False,
 ):
@@ -177,21 +178,29 @@ def build_cli(
         err.print(f"building {cfg.output} from {len(cfg.inputs)} input(s) on {cfg.master} "
                   f"(tokenizer {cfg.tokenizer}, normalization {cfg.normalization})", highlight=False)
     with progress:
-        summary = run_build(cfg, overwrite=overwrite, on_progress=on_progress, on_message=on_message)
+        summary = run_build(cfg, overwrite=overwrite, on_progress=on_progress, on_message=on_message,
+                            keep_spark=concepts is not None)
+        if concepts is not None:
+            from jobs.tag_concepts import run_tag
+
+            summary["concepts"] = run_tag(summary["output"], concepts, master=cfg.master, on_progress=on_progress)
     if json_out:
         _print_json(summary)
         return
-    if summary["status"] == "up-to-date":
-        return
-    t = Table(show_header=False, box=None)
-    for k in ("output", "documents", "tokens", "shards", "token_dtype", "input_files", "quarantined", "blank_lines",
-              "resumed_tasks", "seconds"):
-        t.add_row(k, f"{summary[k]:,}" if isinstance(summary[k], int) else str(summary[k]))
-    err.print(t)
-    if summary["quarantined"]:
-        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary["quarantine_by_reason"].items()))
-        err.print(f"[yellow]quarantined {summary['quarantined']} bad record(s)[/] ({reasons}); see "
-                  f"{summary['output']}/quarantine/quarantine.parquet", highlight=False)
+    if summary["status"] == "built":
+        t = Table(show_header=False, box=None)
+        for k in ("output", "documents", "tokens", "shards", "token_dtype", "input_files", "quarantined",
+                  "blank_lines", "resumed_tasks", "seconds"):
+            t.add_row(k, f"{summary[k]:,}" if isinstance(summary[k], int) else str(summary[k]))
+        err.print(t)
+        if summary["quarantined"]:
+            reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary["quarantine_by_reason"].items()))
+            err.print(f"[yellow]quarantined {summary['quarantined']} bad record(s)[/] ({reasons}); see "
+                      f"{summary['output']}/quarantine/quarantine.parquet", highlight=False)
+    if "concepts" in summary:
+        c = summary["concepts"]
+        err.print(f"tagged {c['concepts']:,} concepts: {c['doc_concept_pairs']:,} (document, concept) pairs",
+                  highlight=False)
 
 
 def _open(index_dir: str):

@@ -108,13 +108,13 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
                 if not isinstance(names, list):
                     raise BadInputError(f"{path}: benchmark {bench!r} must map to a list of names")
                 for n in names:
-                    rows.append((str(bench), n if isinstance(n, str) else None, []))
+                    rows.append((str(bench), n, []))
         elif isinstance(data, list):
             for n in data:
                 if isinstance(n, dict):
                     rows.append((n.get("benchmark"), n.get("concept"), aliases_of(n.get("aliases"))))
                 else:
-                    rows.append((None, n if isinstance(n, str) else None, []))
+                    rows.append((None, n, []))
         else:
             raise BadInputError(f"{path}: expected an object of benchmark -> names, or a list")
         return rows
