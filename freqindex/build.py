@@ -41,6 +41,7 @@ CHUNK_SCHEMA = pa.schema([
     ("n_bytes", pa.int64()),
     ("n_tokens", pa.int64()),
     ("content_hash", pa.string()),
+    ("tags", pa.list_(pa.string())),
 ])
 BAD_SCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string())])
 DOCS_SCHEMA = pa.schema([
@@ -52,6 +53,7 @@ DOCS_SCHEMA = pa.schema([
     ("n_bytes", pa.int64()),
     ("n_tokens", pa.int64()),
     ("content_hash", pa.string()),
+    ("tags", pa.list_(pa.string())),
 ])
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("line", pa.int64()), ("reason", pa.string())])
 
@@ -68,9 +70,10 @@ class StageSettings:
     normalization: str
     strict: bool
     sa_mem_gib: int
+    tags_field: str | None = None
 
     def read_options(self) -> ReadOptions:
-        return ReadOptions(self.text_field, self.id_field, self.text_per_line)
+        return ReadOptions(self.text_field, self.id_field, self.text_per_line, self.tags_field)
 
 
 def _chunk_paths(staging: Path, chunk_id: int) -> tuple[Path, Path, Path]:
@@ -140,6 +143,7 @@ def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
             cols["n_bytes"].append(len(rec.text.encode("utf-8")))
             cols["n_tokens"].append(len(t) // width)
             cols["content_hash"].append(hashlib.blake2b(t, digest_size=8).hexdigest())
+            cols["tags"].append(list(rec.tags) if rec.tags is not None else None)
         pending.clear()
 
     for item in read_chunk(spec, st.read_options()):
@@ -266,6 +270,7 @@ def write_shard(plan: ShardPlan, sources: dict[int, str], st: StageSettings, bui
             n_bytes = table.column("n_bytes").to_pylist()
             n_toks = table.column("n_tokens").to_pylist()
             hashes = table.column("content_hash").to_pylist()
+            tags = table.column("tags").to_pylist()
             offsets = np.empty(len(toks), dtype="<u8")
             metaoffs = np.empty(len(toks), dtype="<u8")
             meta_parts = []
@@ -290,6 +295,7 @@ def write_shard(plan: ShardPlan, sources: dict[int, str], st: StageSettings, bui
             docs_cols["n_bytes"].extend(n_bytes)
             docs_cols["n_tokens"].extend(n_toks)
             docs_cols["content_hash"].extend(hashes)
+            docs_cols["tags"].extend(tags)
             doc_id += k
             n_tokens += sum(n_toks)
     if doc_id - plan.doc_start != plan.n_docs:

@@ -88,6 +88,9 @@ def build_cli(
         help="Field holding an external id [default: 'id' when present; else file and line identify a document].")] = None,
     text_per_line: Annotated[bool, typer.Option(
         "--text-per-line", help=".txt inputs: one document per line (blank lines separate) instead of one per file.")] = False,
+    tags_field: Annotated[str | None, typer.Option(
+        help="Image-caption corpora: a list-of-strings field of image tags, kept for concept tagging.",
+        show_default=False)] = None,
     tokenizer: Annotated[str, typer.Option(
         help="'bytes' (UTF-8 bytes, u8) or a Hugging Face tokenizer: local tokenizer.json / directory, or hub name.")] = "bytes",
     normalize: Annotated[str | None, typer.Option(
@@ -145,6 +148,7 @@ def build_cli(
         text_field=pick("text_field", text_field),
         id_field=pick("id_field", id_field),
         text_per_line=pick("text_per_line", text_per_line),
+        tags_field=pick("tags_field", tags_field),
         tokenizer=pick("tokenizer", tokenizer),
         normalize=pick("normalize", normalize),
         shards=pick("shards", shards),

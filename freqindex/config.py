@@ -21,6 +21,7 @@ class BuildConfig:
     text_field: str = settings.DEFAULT_TEXT_FIELD
     id_field: str | None = None
     text_per_line: bool = False
+    tags_field: str | None = None
     tokenizer: str = "bytes"
     normalize: str | None = None  # None: simple with bytes, none with a Hugging Face tokenizer
     shards: int | None = None

@@ -86,7 +86,7 @@ def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = Fa
     say = on_message or (lambda _m: None)
     t0 = time.monotonic()
     files, skipped = expand_inputs(list(cfg.inputs), cfg.format)
-    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.text_per_line)
+    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.text_per_line, cfg.tags_field)
     chunks = plan_chunks(files, opts, cfg.chunk_bytes)
     tokenizer = load_tokenizer(cfg.tokenizer)
     tok_desc = tokenizer.describe()
@@ -125,7 +125,7 @@ def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = Fa
         tokenizer_json = str(tok_dir / "tokenizer.json")
         Path(tokenizer_json).write_text(tokenizer.to_json_str(), encoding="utf-8")
     st = StageSettings(cfg.text_field, cfg.id_field, cfg.text_per_line, cfg.tokenizer, tokenizer_json,
-                       cfg.normalization, cfg.strict, cfg.sa_mem_gib)
+                       cfg.normalization, cfg.strict, cfg.sa_mem_gib, cfg.tags_field)
     build_dir = str(partial)
     chunk_payload = [asdict(c) for c in chunks]
     timings: dict[str, float] = {}

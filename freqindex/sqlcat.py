@@ -16,7 +16,8 @@ from freqindex.manifest import read_manifest
 
 _EMPTY_VOCAB = ("(SELECT NULL::BIGINT AS concept_id, NULL::VARCHAR AS concept, NULL::VARCHAR AS benchmark, "
                 "NULL::VARCHAR[] AS forms WHERE false)")
-_EMPTY_HITS = "(SELECT NULL::BIGINT AS doc_id, NULL::BIGINT AS concept_id, NULL::BIGINT AS occurrences WHERE false)"
+_EMPTY_HITS = ("(SELECT NULL::BIGINT AS doc_id, NULL::BIGINT AS concept_id, NULL::BIGINT AS occurrences, "
+               "NULL::BOOLEAN AS in_tags WHERE false)")
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 

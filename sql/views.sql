@@ -14,16 +14,20 @@ SELECT * FROM {concept_vocab};
 CREATE VIEW concept_hits AS
 SELECT * FROM {concept_hits};
 
--- One row per concept: occurrences, document frequency, log10(1 + doc frequency), rank within benchmark.
+-- One row per concept: occurrences and document frequency in the text (caption), log10(1 + doc frequency),
+-- rank within its benchmark; for image-caption corpora tagged with --tags-field also the documents whose
+-- image tags hold the concept (tag_doc_frequency) and those where caption and tags both do (matched).
 CREATE VIEW concept_freq AS
 SELECT
     v.concept_id,
     v.concept,
     v.benchmark,
     coalesce(sum(h.occurrences), 0)::BIGINT AS occurrences,
-    count(h.doc_id)::BIGINT AS doc_frequency,
-    log10(1 + count(h.doc_id)) AS log10_doc_frequency,
-    rank() OVER (PARTITION BY v.benchmark ORDER BY count(h.doc_id) DESC) AS rank
+    count(h.doc_id) FILTER (WHERE h.occurrences > 0)::BIGINT AS doc_frequency,
+    log10(1 + count(h.doc_id) FILTER (WHERE h.occurrences > 0)) AS log10_doc_frequency,
+    rank() OVER (PARTITION BY v.benchmark ORDER BY count(h.doc_id) FILTER (WHERE h.occurrences > 0) DESC) AS rank,
+    count(h.doc_id) FILTER (WHERE h.in_tags)::BIGINT AS tag_doc_frequency,
+    count(h.doc_id) FILTER (WHERE h.in_tags AND h.occurrences > 0)::BIGINT AS matched_doc_frequency
 FROM concept_vocab v
 LEFT JOIN concept_hits h USING (concept_id)
 GROUP BY v.concept_id, v.concept, v.benchmark;

@@ -26,7 +26,8 @@ from freqindex.fsutil import fsync_dir, sha256_file
 from freqindex.manifest import read_manifest, write_manifest
 
 TAG_BLOCK_BYTES = 32 * 1024 * 1024
-HITS_SCHEMA = pa.schema([("doc_id", pa.int64()), ("concept_id", pa.int64()), ("occurrences", pa.int64())])
+HITS_SCHEMA = pa.schema([("doc_id", pa.int64()), ("concept_id", pa.int64()), ("occurrences", pa.int64()),
+                         ("in_tags", pa.bool_())])
 VOCAB_SCHEMA = pa.schema([("concept_id", pa.int64()), ("concept", pa.string()), ("benchmark", pa.string()),
                           ("forms", pa.list_(pa.string()))])
 
@@ -69,12 +70,39 @@ def tag_block(index_dir: str, payload, task_id: int, shard: int, lo: int, hi: in
     text, starts = decode_block(ds, offsets, lo, hi)
     matcher = Matcher.from_vocabulary(vocab_from_payload(payload))
     doc, cid, occ = matcher.tag(text, starts)
-    table = pa.table({"doc_id": doc + info["doc_start"] + lo, "concept_id": cid, "occurrences": occ}, schema=HITS_SCHEMA)
+    pairs: dict[tuple[int, int], list] = {(int(d), int(c)): [int(o), False] for d, c, o in zip(doc, cid, occ)}
+    if m["config"].get("tags_field"):
+        tag_text, tag_starts = _tag_block_text(Path(index_dir) / "docs" / f"part-{shard:05d}.parquet", lo, hi)
+        tdoc, tcid, _ = matcher.tag(tag_text, tag_starts)
+        for d, c in zip(tdoc.tolist(), tcid.tolist()):
+            pairs.setdefault((d, c), [0, False])[1] = True
+    keys = sorted(pairs)
+    table = pa.table({
+        "doc_id": [d + info["doc_start"] + lo for d, _ in keys],
+        "concept_id": [c for _, c in keys],
+        "occurrences": [pairs[k][0] for k in keys],
+        "in_tags": [pairs[k][1] for k in keys],
+    }, schema=HITS_SCHEMA)
     out = Path(out_dir) / "hits" / f"part-{task_id:05d}.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, str(out) + ".tmp")
     os.replace(str(out) + ".tmp", out)
     return {"task": task_id, "docs": hi - lo, "pairs": table.num_rows, "bytes": int(len(text))}
+
+
+def _tag_block_text(docs_part: Path, lo: int, hi: int) -> tuple[str, np.ndarray]:
+    """The image tags of documents [lo, hi), normalized and padded like documents, one block of text."""
+    from freqindex.text.normalize import get_normalizer
+
+    norm = get_normalizer("simple")
+    tags = pq.read_table(docs_part, columns=["tags"]).column("tags").slice(lo, hi - lo).to_pylist()
+    parts, starts, pos = [], [], 0
+    for tg in tags:
+        piece = "\n" + "\n".join(f" {norm.document(t)} " for t in (tg or []))
+        starts.append(pos)
+        parts.append(piece)
+        pos += len(piece)
+    return "".join(parts), np.asarray(starts, dtype=np.int64)
 
 
 def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_path: str) -> dict:
@@ -119,6 +147,7 @@ def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_p
         "exact": vocab.exact,
         "n_concepts": len(vocab.concepts),
         "n_pairs": sum(r["pairs"] for r in results),
+        "tags_field": m["config"].get("tags_field"),
         "tagged": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     write_manifest(root, m)

@@ -36,6 +36,7 @@ class Record:
     line: int
     ext_id: str | None
     text: str
+    tags: tuple[str, ...] | None = None  # image tags (--tags-field), image-caption corpora
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class ReadOptions:
     text_field: str = "text"
     id_field: str | None = None  # None: "id" when present
     text_per_line: bool = False
+    tags_field: str | None = None  # a list-of-strings field of image tags
 
 
 def split_compression(path: str) -> tuple[str, str]:
@@ -271,6 +273,15 @@ def _check_text(text: object, field: str) -> str | None:
     return None
 
 
+def _tags(value: object, field: str) -> tuple[str, ...] | None | str:
+    """The tags of a record (None when absent), or a reason string when the field is malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):
+        return f"tags field {field!r} is not a list of strings"
+    return tuple(value)
+
+
 def _ext_id(obj: dict, opts: ReadOptions) -> str | None:
     field = opts.id_field or "id"
     v = obj.get(field)
@@ -319,7 +330,11 @@ def _read_line_records(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | 
             if reason:
                 yield Bad(line_no, reason)
                 continue
-            yield Record(line_no, _ext_id(obj, opts), body)
+            tags = _tags(obj.get(opts.tags_field), opts.tags_field) if opts.tags_field else None
+            if isinstance(tags, str):
+                yield Bad(line_no, tags)
+                continue
+            yield Record(line_no, _ext_id(obj, opts), body, tags)
         elif spec.fmt == "tsv":
             ext, sep, body = text.partition("\t")
             if not sep:
@@ -371,7 +386,8 @@ def _read_parquet(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
         yield Bad(None, f"missing text column {opts.text_field!r} (columns: {', '.join(names)})")
         return
     id_field = opts.id_field or "id"
-    columns = [opts.text_field] + ([id_field] if id_field in names else [])
+    tags_field = opts.tags_field if opts.tags_field in names else None
+    columns = [opts.text_field] + ([id_field] if id_field in names else []) + ([tags_field] if tags_field else [])
     row = sum(pf.metadata.row_group(g).num_rows for g in range(spec.start))
     end = spec.end if spec.end >= 0 else pf.num_row_groups
     for g in range(spec.start, end):
@@ -384,10 +400,14 @@ def _read_parquet(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
             continue
         texts = table.column(opts.text_field).to_pylist()
         ids = table.column(id_field).to_pylist() if id_field in names else [None] * len(texts)
-        for t, i in zip(texts, ids):
+        tag_lists = table.column(tags_field).to_pylist() if tags_field else [None] * len(texts)
+        for t, i, tg in zip(texts, ids, tag_lists):
             row += 1
             reason = _check_text(t, opts.text_field)
+            tags = _tags(tg, tags_field) if tags_field else None
+            if isinstance(tags, str):
+                reason = reason or tags
             if reason:
                 yield Bad(row, reason)
                 continue
-            yield Record(row, None if i is None else str(i), t)
+            yield Record(row, None if i is None else str(i), t, tags)

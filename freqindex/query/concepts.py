@@ -29,12 +29,25 @@ def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tup
     src = resolve_source(index, vocab, source)
     rows = []
     if src == "tags":
+        import pyarrow.compute as pc
+
         hits = ds.dataset(str(index.path / "concepts" / "hits"), format="parquet").to_table()
-        agg = hits.group_by("concept_id").aggregate([("occurrences", "sum"), ("doc_id", "count")])
-        occ = dict(zip(agg.column("concept_id").to_pylist(), agg.column("occurrences_sum").to_pylist()))
-        dfreq = dict(zip(agg.column("concept_id").to_pylist(), agg.column("doc_id_count").to_pylist()))
+        in_caption = pc.greater(hits.column("occurrences"), 0)
+        in_tags = hits.column("in_tags")
+        hits = hits.append_column("cap", pc.cast(in_caption, "int64"))
+        hits = hits.append_column("tag", pc.cast(in_tags, "int64"))
+        hits = hits.append_column("both", pc.cast(pc.and_(in_caption, in_tags), "int64"))
+        agg = hits.group_by("concept_id").aggregate([("occurrences", "sum"), ("cap", "sum"), ("tag", "sum"),
+                                                     ("both", "sum")])
+        stats = {cid: (o, c, t, b) for cid, o, c, t, b in zip(*(agg.column(k).to_pylist() for k in (
+            "concept_id", "occurrences_sum", "cap_sum", "tag_sum", "both_sum")))}
+        multimodal = bool(index.manifest.get("concepts", {}).get("tags_field"))
         for c in vocab.concepts:
-            rows.append(_row(c, occ.get(c.concept_id, 0), dfreq.get(c.concept_id, 0)))
+            o, cap, tag, both = stats.get(c.concept_id, (0, 0, 0, 0))
+            row = _row(c, o, cap)
+            if multimodal:
+                row.update(caption_doc_frequency=int(cap), tag_doc_frequency=int(tag), matched_doc_frequency=int(both))
+            rows.append(row)
         return src, rows
     if index.normalizer.name != "simple":
         raise UsageError("suffix-array concept counts need an index with --normalize simple (whole words)")
