@@ -66,7 +66,7 @@ def main() -> None:
         queries.append(d[i:i + n])
     engine = idx.engine
     pre = [list(simple_query(q).encode()) for q in queries]
-    for q, ids in zip(queries, pre):  # warm the page cache for every query, for both paths alike
+    for ids in pre:  # warm the page cache for every query, for both paths alike
         engine.count(input_ids=ids)
     fq, direct = [], []
 

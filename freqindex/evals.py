@@ -10,6 +10,22 @@ from pathlib import Path
 from freqindex.errors import BadInputError, UsageError
 
 
+def read_jsonl_objects(p: Path, path: str) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-blank line; a bad line is an error naming file and line."""
+    rows = []
+    for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not ln.strip():
+            continue
+        try:
+            obj = json.loads(ln)
+        except ValueError as exc:
+            raise BadInputError(f"{path}:{i}: bad JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise BadInputError(f"{path}:{i}: expected a JSON object")
+        rows.append((i, obj))
+    return rows
+
+
 def load_eval_rows(path: str) -> list[dict]:
     """Rows of an eval file as dicts. Malformed files get one clear error naming the row."""
     p = Path(os.path.expanduser(path))
@@ -17,18 +33,7 @@ def load_eval_rows(path: str) -> list[dict]:
         raise UsageError(f"eval file not found: {path}")
     name = p.name.lower()
     if name.endswith((".jsonl", ".ndjson")):
-        rows = []
-        for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if not ln.strip():
-                continue
-            try:
-                obj = json.loads(ln)
-            except ValueError as exc:
-                raise BadInputError(f"{path}:{i}: bad JSON: {exc}") from None
-            if not isinstance(obj, dict):
-                raise BadInputError(f"{path}:{i}: expected a JSON object")
-            rows.append(obj)
-        return rows
+        return [obj for _, obj in read_jsonl_objects(p, path)]
     if name.endswith(".json"):
         try:
             data = json.loads(p.read_text(encoding="utf-8"))

@@ -86,11 +86,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, help="TOML file with a [build] table")
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
-    try:
+
+    def job() -> dict:
         table = load_toml(args.config)
         table["inputs"] = tuple(table.get("inputs", ()))
-        cfg = BuildConfig(**table)
-        print(json.dumps(run_build(cfg, overwrite=args.overwrite, on_message=print), indent=2))
+        table["spark_conf"] = tuple(dict(table.get("spark_conf", {})).items())
+        return run_build(BuildConfig(**table), overwrite=args.overwrite, on_message=print)
+
+    return run_entry(job)
+
+
+def run_entry(job: Callable[[], dict]) -> int:
+    """spark-submit entry: print the job's summary as JSON; a domain error prints one line and sets the exit code."""
+    try:
+        print(json.dumps(job(), indent=2))
         return 0
     except FreqindexError as exc:
         print(f"error: {exc}", file=sys.stderr)

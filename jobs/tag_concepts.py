@@ -7,17 +7,15 @@ of about 32 MiB of documents. Runnable with spark-submit::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 
 from freqindex.concepts.stage import require_taggable, run_tagging
 from freqindex.concepts.vocab import load_vocabulary
-from freqindex.errors import FreqindexError
 from freqindex.manifest import read_manifest
 from freqindex.settings import DEFAULT_MASTER
 from freqindex.text.normalize import get_normalizer
-from jobs.build_index import SparkTaskRunner
+from jobs.build_index import SparkTaskRunner, run_entry
 
 
 def run_tag(index_dir: str, concepts: str, *, exact: bool = False, label_field: str | None = None,
@@ -42,12 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exact", action="store_true")
     ap.add_argument("--master", default=DEFAULT_MASTER)
     a = ap.parse_args(argv)
-    try:
-        print(json.dumps(run_tag(a.index_dir, a.concepts, exact=a.exact, master=a.master), indent=2))
-        return 0
-    except FreqindexError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_entry(lambda: run_tag(a.index_dir, a.concepts, exact=a.exact, master=a.master))
 
 
 if __name__ == "__main__":

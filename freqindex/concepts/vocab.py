@@ -119,14 +119,10 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
             raise BadInputError(f"{path}: expected an object of benchmark -> names, or a list")
         return rows
     if name.endswith((".jsonl", ".ndjson")):
-        for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if not ln.strip():
-                continue
-            try:
-                obj = json.loads(ln)
-            except ValueError as exc:
-                raise BadInputError(f"{path}:{i}: bad JSON: {exc}") from None
-            if not isinstance(obj, dict) or "concept" not in obj:
+        from freqindex.evals import read_jsonl_objects
+
+        for i, obj in read_jsonl_objects(p, path):
+            if "concept" not in obj:
                 raise BadInputError(f"{path}:{i}: expected an object with a 'concept' field")
             rows.append((obj.get("benchmark"), obj.get("concept"), aliases_of(obj.get("aliases"))))
         return rows
