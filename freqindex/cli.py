@@ -485,7 +485,7 @@ def sql_cli(
     export: Annotated[str | None, typer.Option("--export", help="Write a DuckDB database file holding the views, then exit.", show_default=False)] = None,
     max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
 ):
-    """Read-only SQL (DuckDB) over the index's tables: docs, quarantine, concept_vocab, concept_hits, concept_freq.
+    """Read-only SQL (DuckDB) over the index's tables: docs, quarantine, concept_*, neighbors, neighbor_max.
 
     The views are defined in sql/views.sql; canned analyses live in sql/*.sql. The connection can read
     nothing outside the index directory and runs SELECT statements only.
@@ -530,6 +530,77 @@ def sql_cli(
         out.print(t)
         if table.num_rows > max_rows:
             err.print(f"({table.num_rows - max_rows:,} more rows; use --format csv or --out)", highlight=False)
+
+
+@app.command("embed")
+@_handle_errors
+def embed_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    model: Annotated[str, typer.Option(help="minilm-v1 (offline, the embed extra) | st:PATH_OR_NAME | clip:MODEL@CHECKPOINT.")] = "minilm-v1",
+    chunk_tokens: Annotated[int, typer.Option(help="Window length in model tokens; longer documents get several windows.")] = 128,
+    stride: Annotated[int, typer.Option(help="Tokens between window starts.")] = 64,
+    faiss_factory: Annotated[str | None, typer.Option(help="FAISS factory string [default: by size: Flat, IVF-Flat, IVF-SQ8].", show_default=False)] = None,
+    dtype: Annotated[str, typer.Option(help="float32 | float16 vector shards.")] = "float32",
+    master: Annotated[str, typer.Option(help="Spark master.")] = settings.DEFAULT_MASTER,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
+):
+    """Embed every document (every window of a long one) in Spark and build a FAISS index (cosine similarity).
+
+    Writes vectors/ into the index (its other files stay untouched) and updates the manifest atomically.
+
+    Example: freqindex embed idx --chunk-tokens 128 --stride 64
+    """
+    from jobs.embed_index import run_embed
+
+    progress, on_progress = _progress()
+    with progress:
+        summary = run_embed(index_dir, model=model, chunk_tokens=chunk_tokens, stride=stride, factory=faiss_factory,
+                            dtype=dtype, master=master, on_progress=on_progress)
+    if json_out:
+        _print_json(summary)
+    else:
+        err.print(f"embedded {summary['documents']:,} documents as {summary['vectors']:,} vectors "
+                  f"({summary['factory']}) in {summary['seconds']} s", highlight=False)
+
+
+@app.command("neighbors")
+@_handle_errors
+def neighbors_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (embedded).")],
+    eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
+    fields: Annotated[str | None, typer.Option(help="Fields that make up an item, joined by a newline (a,b).", show_default=False)] = None,
+    template: Annotated[str | None, typer.Option(help="Item text as a template, e.g. '{question}\\n{answer}'.", show_default=False)] = None,
+    id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
+    k: Annotated[int, typer.Option("-k", help="Documents per item.")] = 10,
+    out_file: Annotated[str | None, typer.Option("--out", help="Parquet or JSONL [default: DIR/evals/NAME/neighbors.parquet, the `neighbors` SQL view].", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per (item, document).")] = False,
+):
+    """Top-k pretraining documents for every eval item: doc_id, external id, window, cosine similarity, snippet.
+
+    The item is normalized and embedded with the index's own model. Example:
+    freqindex neighbors idx --eval ../shared/data/evals/gsm8k/test.jsonl --fields question -k 5
+    """
+    from freqindex.evals import load_eval
+    from freqindex.query.neighbors import NEIGHBOR_SCHEMA, max_similarity, neighbors
+
+    idx = _open(index_dir)
+    items = load_eval(eval_file, id_field, fields.split(",") if fields else None, template)
+    name = Path(eval_file).name.split(".")[0]
+    rows = neighbors(idx, items, k, name)
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(rows, schema=NEIGHBOR_SCHEMA)
+    target = out_file or str(idx.path / "evals" / name / "neighbors.parquet")
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    _write_table(table, target)
+    if json_out:
+        for r in rows:
+            _print_json(r)
+        return
+    ms = max_similarity(rows)
+    vals = sorted(ms.values())
+    err.print(f"{len(items):,} items, {len(rows):,} neighbours written to {target}; max similarity median "
+              f"{vals[len(vals) // 2]:.3f}, items >= 0.9: {sum(v >= 0.9 for v in vals):,}", highlight=False)
 
 
 def main() -> None:

@@ -18,6 +18,9 @@ _EMPTY_VOCAB = ("(SELECT NULL::BIGINT AS concept_id, NULL::VARCHAR AS concept, N
                 "NULL::VARCHAR[] AS forms WHERE false)")
 _EMPTY_HITS = ("(SELECT NULL::BIGINT AS doc_id, NULL::BIGINT AS concept_id, NULL::BIGINT AS occurrences, "
                "NULL::BOOLEAN AS in_tags WHERE false)")
+_EMPTY_NEIGHBORS = ("(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS item_id, NULL::INTEGER AS rank, NULL::BIGINT AS doc_id, "
+                    "NULL::VARCHAR AS ext_id, NULL::INTEGER AS char_start, NULL::INTEGER AS char_end, "
+                    "NULL::FLOAT AS similarity, NULL::VARCHAR AS snippet WHERE false)")
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -34,7 +37,10 @@ def view_statements(index_dir: str | Path) -> list[str]:
     tagged = "concepts" in m and (root / "concepts" / "vocab.parquet").is_file()
     vocab = f"read_parquet('{idx}/concepts/vocab.parquet')" if tagged else _EMPTY_VOCAB
     hits = f"read_parquet('{idx}/concepts/hits/*.parquet')" if tagged else _EMPTY_HITS
-    text = text.replace("{index}", idx).replace("{concept_vocab}", vocab).replace("{concept_hits}", hits)
+    has_neighbors = any((root / "evals").glob("*/neighbors.parquet")) if (root / "evals").is_dir() else False
+    nb = f"read_parquet('{idx}/evals/*/neighbors.parquet')" if has_neighbors else _EMPTY_NEIGHBORS
+    text = (text.replace("{index}", idx).replace("{concept_vocab}", vocab).replace("{concept_hits}", hits)
+            .replace("{neighbors}", nb))
     body = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]
 

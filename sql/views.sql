@@ -31,3 +31,13 @@ SELECT
 FROM concept_vocab v
 LEFT JOIN concept_hits h USING (concept_id)
 GROUP BY v.concept_id, v.concept, v.benchmark;
+
+-- Nearest pretraining neighbours of eval items (`freqindex neighbors`, written under {index}/evals/NAME/).
+CREATE VIEW neighbors AS
+SELECT * FROM {neighbors};
+
+-- Per eval item: its best neighbour's similarity and document.
+CREATE VIEW neighbor_max AS
+SELECT eval, item_id, max(similarity) AS max_similarity, arg_max(doc_id, similarity) AS doc_id
+FROM neighbors
+GROUP BY eval, item_id;

@@ -1,0 +1,152 @@
+"""The embedding stage over an existing index, and the FAISS build.
+
+Each task embeds a block of documents (every window of a long document): ``vectors/part-N.npy`` (float32 or
+float16, L2-normalized) and ``vectors/part-N.parquet`` (doc_id, char_start, char_end of the window inside the
+stored document). The driver then trains the FAISS index on a sample, adds every part in order (vector id =
+position in the concatenated parts) and writes ``vectors/index.faiss``. The index's other files stay untouched;
+the manifest is replaced atomically at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from freqindex.concepts.stage import plan_tag_tasks
+from freqindex.errors import UsageError
+from freqindex.fsutil import fsync_dir, sha256_file
+from freqindex.manifest import read_manifest, write_manifest
+from freqindex.vectors import ann
+from freqindex.vectors.embedders import load_embedder, windows
+
+EMBED_BLOCK_BYTES = 256 * 1024  # embedding is slow: small blocks spread even a small index over all cores
+META_SCHEMA = pa.schema([("doc_id", pa.int64()), ("char_start", pa.int32()), ("char_end", pa.int32())])
+DEFAULT_CHUNK_TOKENS = 128
+DEFAULT_STRIDE = 64
+
+
+def stored_texts(index, shard, lo: int, hi: int) -> list[str]:
+    """The stored (normalized) text of documents [lo, hi) of a shard."""
+    out = []
+    for ix in range(lo, hi):
+        a, b = shard.doc_bounds(ix, index.width)
+        out.append(index.tokenizer.decode(bytes(shard.ds[a:b])))
+    return out
+
+
+def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int, hi: int, chunk_tokens: int,
+                stride: int, threads: int | None, out_dir: str, dtype: str) -> dict:
+    """Embed documents [lo, hi) of a shard: every window of ``chunk_tokens`` tokens every ``stride`` tokens."""
+    from freqindex.suffix.index import Index
+
+    index = Index.open(index_dir)
+    shard = next(s for s in index.shards if s.shard == shard_no)
+    emb = load_embedder(model, threads)
+    texts = stored_texts(index, shard, lo, hi)
+    spans = emb.token_spans(texts)
+    doc_ids, starts, ends, pieces = [], [], [], []
+    for k, (t, sp) in enumerate(zip(texts, spans)):
+        for cs, ce in windows(sp, chunk_tokens, stride):
+            doc_ids.append(shard.doc_start + lo + k)
+            starts.append(cs)
+            ends.append(ce)
+            pieces.append(t[cs:ce])
+    vecs = emb.encode(pieces).astype(dtype)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / f"part-{task_id:05d}"
+    np.save(str(base) + ".tmp.npy", vecs)
+    os.replace(str(base) + ".tmp.npy", str(base) + ".npy")
+    pq.write_table(pa.table({"doc_id": doc_ids, "char_start": starts, "char_end": ends}, schema=META_SCHEMA),
+                   str(base) + ".tmp.parquet")
+    os.replace(str(base) + ".tmp.parquet", str(base) + ".parquet")
+    return {"task": task_id, "docs": hi - lo, "vectors": len(pieces)}
+
+
+def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
+                  chunk_tokens: int = DEFAULT_CHUNK_TOKENS, stride: int = DEFAULT_STRIDE,
+                  factory: str | None = None, dtype: str = "float32", block_bytes: int = EMBED_BLOCK_BYTES) -> dict:
+    """Embed a whole index through ``run_tasks`` (Spark or in-process), build the FAISS index, update the manifest."""
+    if dtype not in ("float32", "float16"):
+        raise UsageError("--dtype must be float32 or float16")
+    if not 1 <= stride <= chunk_tokens:
+        raise UsageError("--stride must be between 1 and --chunk-tokens")
+    t0 = time.monotonic()
+    root = Path(index_dir).resolve()
+    m = read_manifest(root)
+    emb = load_embedder(model)  # fail early, on the driver, when the model is missing
+    if chunk_tokens + 2 > emb.max_tokens:
+        raise UsageError(f"--chunk-tokens {chunk_tokens} exceeds what {model} reads ({emb.max_tokens - 2})")
+    work = root / ".vectors.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    tasks = plan_tag_tasks(str(root), block_bytes)
+    threads = max(1, (os.cpu_count() or 1) // max(1, min(len(tasks), getattr(run_tasks, "parallelism", 1))))
+    root_s, work_s = str(root), str(work)
+
+    def task(i: int) -> dict:
+        s, lo, hi = tasks[i]
+        return embed_block(root_s, model, i, s, lo, hi, chunk_tokens, stride, threads, work_s, dtype)
+
+    t = time.monotonic()
+    results = run_tasks("embed", task, len(tasks))
+    embed_s = time.monotonic() - t
+    n = sum(r["vectors"] for r in results)
+    t = time.monotonic()
+    fac, nprobe = (factory, None) if factory else ann.choose_factory(n)
+    if factory and "IVF" in factory:
+        nlist = int(factory.split("IVF")[1].split(",")[0].split("_")[0])
+        nprobe = max(8, nlist // 8)
+    index = ann.new_index(fac, emb.dim)
+    parts = [work / f"part-{i:05d}.npy" for i in range(len(tasks))]
+    if not index.is_trained:
+        rng = np.random.default_rng(0)
+        sample_n = min(n, max(256 * 40, 50 * getattr(ann.faiss_module().extract_index_ivf(index), "nlist", 1)))
+        take = np.sort(rng.choice(n, size=sample_n, replace=False))
+        allv = np.concatenate([np.load(p, mmap_mode="r") for p in parts]) if n <= 2_000_000 else None
+        sample = allv[take] if allv is not None else _gather(parts, take)
+        index = ann.train(index, sample.astype(np.float32), use_gpu=True)
+    for p in parts:  # built part by part, merged in order: vector id = position in the concatenated parts
+        index.add(np.load(p).astype(np.float32))
+    ann.faiss_module().write_index(index, str(work / "index.faiss"))
+    build_s = time.monotonic() - t
+    final = root / "vectors"
+    old = root / ".vectors.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(work, final)
+    files = {k: v for k, v in m["files"].items() if not k.startswith("vectors/")}
+    for p in sorted(final.iterdir()):
+        files[str(p.relative_to(root))] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+    m["files"] = files
+    m["vectors"] = {
+        "model": model, "dim": emb.dim, "chunk_tokens": chunk_tokens, "stride": stride, "dtype": dtype,
+        "factory": fac, "nprobe": nprobe, "n_vectors": n, "parts": len(tasks),
+        "text": "stored (normalized) document text",
+        "embedded": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    write_manifest(root, m)
+    fsync_dir(root)
+    shutil.rmtree(old, ignore_errors=True)
+    return {"index": str(root), "vectors": n, "documents": sum(r["docs"] for r in results), "factory": fac,
+            "nprobe": nprobe, "tasks": len(tasks), "embed_seconds": round(embed_s, 2),
+            "faiss_seconds": round(build_s, 2), "seconds": round(time.monotonic() - t0, 2)}
+
+
+def _gather(parts: list[Path], take: np.ndarray) -> np.ndarray:
+    out, base = [], 0
+    for p in parts:
+        a = np.load(p, mmap_mode="r")
+        sel = take[(take >= base) & (take < base + len(a))] - base
+        out.append(np.asarray(a[sel]))
+        base += len(a)
+    return np.concatenate(out)
