@@ -537,8 +537,8 @@ def sql_cli(
 def embed_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
     model: Annotated[str, typer.Option(help="minilm-v1 (offline, the embed extra) | st:PATH_OR_NAME | clip:MODEL@CHECKPOINT.")] = "minilm-v1",
-    chunk_tokens: Annotated[int, typer.Option(help="Window length in model tokens; longer documents get several windows.")] = 128,
-    stride: Annotated[int, typer.Option(help="Tokens between window starts.")] = 64,
+    chunk_tokens: Annotated[str, typer.Option(help="Window sizes in model tokens (comma-separated): every document gets windows of each size.")] = "32,64,128",
+    stride: Annotated[int | None, typer.Option(help="Tokens between window starts [default: half of each window].", show_default=False)] = None,
     faiss_factory: Annotated[str | None, typer.Option(help="FAISS factory string [default: by size: Flat, IVF-Flat, IVF-SQ8].", show_default=False)] = None,
     dtype: Annotated[str, typer.Option(help="float32 | float16 vector shards.")] = "float32",
     master: Annotated[str, typer.Option(help="Spark master.")] = settings.DEFAULT_MASTER,
@@ -548,13 +548,20 @@ def embed_cli(
 
     Writes vectors/ into the index (its other files stay untouched) and updates the manifest atomically.
 
-    Example: freqindex embed idx --chunk-tokens 128 --stride 64
+    Windows of several sizes (default 32, 64 and 128 tokens, each every half window) because an eval item
+    can sit anywhere inside a long document; `--chunk-tokens 128` is cheaper.
+
+    Example: freqindex embed idx --chunk-tokens 64,128
     """
     from jobs.embed_index import run_embed
 
     progress, on_progress = _progress()
     with progress:
-        summary = run_embed(index_dir, model=model, chunk_tokens=chunk_tokens, stride=stride, factory=faiss_factory,
+        try:
+            sizes = tuple(int(x) for x in chunk_tokens.split(","))
+        except ValueError:
+            raise UsageError(f"--chunk-tokens takes comma-separated integers, got {chunk_tokens!r}") from None
+        summary = run_embed(index_dir, model=model, chunk_tokens=sizes, stride=stride, factory=faiss_factory,
                             dtype=dtype, master=master, on_progress=on_progress)
     if json_out:
         _print_json(summary)

@@ -15,8 +15,8 @@ from freqindex.vectors.stage import DEFAULT_CHUNK_TOKENS, DEFAULT_STRIDE, run_em
 from jobs.build_index import SparkTaskRunner, run_entry
 
 
-def run_embed(index_dir: str, *, model: str = "minilm-v1", chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-              stride: int = DEFAULT_STRIDE, factory: str | None = None, dtype: str = "float32",
+def run_embed(index_dir: str, *, model: str = "minilm-v1", chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS,
+              stride: int | None = DEFAULT_STRIDE, factory: str | None = None, dtype: str = "float32",
               master: str = DEFAULT_MASTER, on_progress: Callable | None = None, keep_spark: bool = False) -> dict:
     from freqindex.spark import get_spark
 

@@ -154,3 +154,19 @@ def windows(spans: list[tuple[int, int]], chunk_tokens: int, stride: int) -> lis
             break
         start += stride
     return out
+
+
+def multi_windows(spans: list[tuple[int, int]], sizes: tuple[int, ...], stride: int | None) -> list[tuple[int, int]]:
+    """Windows of every size in ``sizes`` (stride: ``stride`` tokens, or half the window), deduplicated, in order.
+
+    Several scales, because an eval item can sit anywhere inside a long document: a window much longer than
+    the item dilutes its similarity, one much shorter cuts it.
+    """
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for size in sizes:
+        for w in windows(spans, size, stride or max(1, size // 2)):
+            if w not in seen:
+                seen.add(w)
+                out.append(w)
+    return sorted(out)

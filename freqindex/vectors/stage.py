@@ -25,12 +25,12 @@ from freqindex.errors import UsageError
 from freqindex.fsutil import fsync_dir, sha256_file
 from freqindex.manifest import read_manifest, write_manifest
 from freqindex.vectors import ann
-from freqindex.vectors.embedders import load_embedder, windows
+from freqindex.vectors.embedders import load_embedder, multi_windows
 
 EMBED_BLOCK_BYTES = 256 * 1024  # embedding is slow: small blocks spread even a small index over all cores
 META_SCHEMA = pa.schema([("doc_id", pa.int64()), ("char_start", pa.int32()), ("char_end", pa.int32())])
-DEFAULT_CHUNK_TOKENS = 128
-DEFAULT_STRIDE = 64
+DEFAULT_CHUNK_TOKENS = (32, 64, 128)  # window sizes, in model tokens
+DEFAULT_STRIDE = None  # half of each window
 
 
 def stored_texts(index, shard, lo: int, hi: int) -> list[str]:
@@ -42,9 +42,9 @@ def stored_texts(index, shard, lo: int, hi: int) -> list[str]:
     return out
 
 
-def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int, hi: int, chunk_tokens: int,
-                stride: int, threads: int | None, out_dir: str, dtype: str) -> dict:
-    """Embed documents [lo, hi) of a shard: every window of ``chunk_tokens`` tokens every ``stride`` tokens."""
+def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int, hi: int,
+                chunk_tokens: tuple[int, ...], stride: int | None, threads: int | None, out_dir: str, dtype: str) -> dict:
+    """Embed documents [lo, hi) of a shard: every window of each size in ``chunk_tokens`` (see multi_windows)."""
     from freqindex.suffix.index import Index
 
     index = Index.open(index_dir)
@@ -54,7 +54,7 @@ def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int
     spans = emb.token_spans(texts)
     doc_ids, starts, ends, pieces = [], [], [], []
     for k, (t, sp) in enumerate(zip(texts, spans)):
-        for cs, ce in windows(sp, chunk_tokens, stride):
+        for cs, ce in multi_windows(sp, chunk_tokens, stride):
             doc_ids.append(shard.doc_start + lo + k)
             starts.append(cs)
             ends.append(ce)
@@ -72,19 +72,22 @@ def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int
 
 
 def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
-                  chunk_tokens: int = DEFAULT_CHUNK_TOKENS, stride: int = DEFAULT_STRIDE,
+                  chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS, stride: int | None = DEFAULT_STRIDE,
                   factory: str | None = None, dtype: str = "float32", block_bytes: int = EMBED_BLOCK_BYTES) -> dict:
     """Embed a whole index through ``run_tasks`` (Spark or in-process), build the FAISS index, update the manifest."""
     if dtype not in ("float32", "float16"):
         raise UsageError("--dtype must be float32 or float16")
-    if not 1 <= stride <= chunk_tokens:
-        raise UsageError("--stride must be between 1 and --chunk-tokens")
+    chunk_tokens = tuple(sorted(set(int(c) for c in chunk_tokens)))
+    if not chunk_tokens or chunk_tokens[0] < 4:
+        raise UsageError("--chunk-tokens takes window sizes of at least 4 tokens")
+    if stride is not None and not 1 <= stride <= chunk_tokens[0]:
+        raise UsageError("--stride must be between 1 and the smallest window")
     t0 = time.monotonic()
     root = Path(index_dir).resolve()
     m = read_manifest(root)
     emb = load_embedder(model)  # fail early, on the driver, when the model is missing
-    if chunk_tokens + 2 > emb.max_tokens:
-        raise UsageError(f"--chunk-tokens {chunk_tokens} exceeds what {model} reads ({emb.max_tokens - 2})")
+    if chunk_tokens[-1] + 2 > emb.max_tokens:
+        raise UsageError(f"--chunk-tokens {chunk_tokens[-1]} exceeds what {model} reads ({emb.max_tokens - 2})")
     work = root / ".vectors.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
@@ -129,7 +132,7 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
         files[str(p.relative_to(root))] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
     m["files"] = files
     m["vectors"] = {
-        "model": model, "dim": emb.dim, "chunk_tokens": chunk_tokens, "stride": stride, "dtype": dtype,
+        "model": model, "dim": emb.dim, "chunk_tokens": list(chunk_tokens), "stride": stride or "half", "dtype": dtype,
         "factory": fac, "nprobe": nprobe, "n_vectors": n, "parts": len(tasks),
         "text": "stored (normalized) document text",
         "embedded": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),

@@ -1,0 +1,150 @@
+"""Embeddings (real all-MiniLM-L6-v2) and FAISS (real) : recall vs exact search, planted GSM8K questions,
+Spark vs the pure core."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from freqindex.errors import BadInputError, UsageError
+from freqindex.evals import load_eval
+from freqindex.vectors import ann
+from tests.conftest import GSM8K_TEST, GSM8K_TRAIN, WIKITEXT, build, cli
+from tests.reference import read_jsonl_docs, read_lines_docs
+
+pytest.importorskip("sentence_transformers", reason="the embed extra is not installed")
+
+
+def test_default_index_recall_against_exact_search():
+    """100k clustered 384-d vectors: the default (approximate) index finds >= 95% of the exact top 10."""
+    rng = np.random.default_rng(0)
+    n, d = 100_000, 384
+    centers = rng.standard_normal((200, d)).astype(np.float32)
+    x = centers[rng.integers(0, 200, n)] + 0.6 * rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = x[rng.choice(n, 500, replace=False)] + 0.05 * rng.standard_normal((500, d)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    factory, nprobe = ann.choose_factory(n)
+    assert factory.startswith("IVF")  # approximate at this size
+    index = ann.new_index(factory, d)
+    sample = x[rng.choice(n, 40_000, replace=False)]
+    index = ann.train(index, sample)
+    for part in np.array_split(x, 4):  # built part by part, as the stage does
+        index.add(part)
+    _, approx = ann.search(index, q, 10, nprobe)
+    _, exact = ann.exact_search(x, q, 10)
+    assert ann.recall_at_k(approx, exact) >= 0.95
+
+
+def test_eval_loader(tmp_path):
+    p = tmp_path / "e.jsonl"
+    p.write_text('{"id": "a", "question": "Q1", "answer": "A1"}\n{"id": "b", "question": "Q2", "answer": "A2"}\n')
+    items = load_eval(str(p), fields=["question", "answer"])
+    assert [(i.id, i.text) for i in items] == [("a", "Q1\nA1"), ("b", "Q2\nA2")]
+    assert load_eval(str(p), template="Q: {question} A: {answer}")[1].text == "Q: Q2 A: A2"
+    assert [i.id for i in load_eval(str(p), id_field="nope", fields=["question"])] == ["1", "2"]
+    with pytest.raises(BadInputError, match="row 2 has no field 'hint'"):
+        p2 = tmp_path / "f.jsonl"
+        p2.write_text('{"question": "x", "hint": "h"}\n{"question": "y"}\n')
+        load_eval(str(p2), fields=["question", "hint"])
+    with pytest.raises(BadInputError, match="row 1 is an empty item"):
+        p3 = tmp_path / "g.csv"
+        p3.write_text("question\n\" \"\n")
+        load_eval(str(p3), fields=["question"])
+    with pytest.raises(UsageError):
+        load_eval(str(tmp_path / "missing.jsonl"))
+
+
+def _edit(q: str) -> str:
+    """A light edit: case, punctuation and spacing changed, one small word swapped."""
+    q = q.replace(",", "").replace("?", " ?").upper()
+    return q.replace(" THE ", " THIS ", 1)
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("planted")
+    rng = random.Random(0)
+    test_items = [json.loads(ln) for ln in GSM8K_TEST.read_text().splitlines()]
+    rng.shuffle(test_items)
+    verbatim, edited, inside, unplanted = (test_items[0:15], test_items[15:30], test_items[30:45],
+                                           test_items[45:85])
+    wiki = [p for p in read_lines_docs(WIKITEXT) if len(p) > 300]
+    docs = [{"id": f"wiki-{i}", "text": t} for i, t in enumerate(wiki[:500])]
+    docs += [{"id": f"train-{i}", "text": t} for i, t in enumerate(read_jsonl_docs(GSM8K_TRAIN, "question")[:1200])]
+    docs += [{"id": f"verbatim-{i}", "text": r["question"]} for i, r in enumerate(verbatim)]
+    docs += [{"id": f"edited-{i}", "text": _edit(r["question"])} for i, r in enumerate(edited)]
+    docs += [{"id": f"inside-{i}", "text": wiki[600 + i] + " " + r["question"] + " " + wiki[700 + i]}
+             for i, r in enumerate(inside)]
+    rng.shuffle(docs)
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    build([root / "corpus.jsonl"], root / "idx", shards=2)
+    p = cli("embed", root / "idx", "--master", "local[2]", "--json", check=0, timeout=1200)
+    summary = json.loads(p.stdout)
+    evals = root / "evals.jsonl"
+    rows = ([{"id": f"verbatim-{i}", "question": r["question"]} for i, r in enumerate(verbatim)]
+            + [{"id": f"edited-{i}", "question": r["question"]} for i, r in enumerate(edited)]
+            + [{"id": f"inside-{i}", "question": r["question"]} for i, r in enumerate(inside)]
+            + [{"id": f"unplanted-{i}", "question": r["question"]} for i, r in enumerate(unplanted)])
+    evals.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = root / "nb.jsonl"
+    cli("neighbors", root / "idx", "--eval", evals, "--fields", "question", "-k", "5", "--out", out, check=0)
+    nb = [json.loads(x) for x in out.read_text().splitlines()]
+    return root, summary, nb
+
+
+def test_planted_questions_are_their_own_top_neighbour(planted):
+    root, summary, nb = planted
+    assert summary["vectors"] > summary["documents"]  # long documents got several windows
+    top = {r["item_id"]: r for r in nb if r["rank"] == 1}
+    for kind in ("verbatim", "edited", "inside"):
+        for i in range(15):
+            r = top[f"{kind}-{i}"]
+            assert r["ext_id"] == f"{kind}-{i}", (kind, i, r)
+            if kind != "inside":
+                assert r["similarity"] >= 0.9, (kind, i, r["similarity"])
+    unplanted = sorted(top[f"unplanted-{i}"]["similarity"] for i in range(40))
+    assert unplanted[len(unplanted) // 2] < 0.8 and sum(s >= 0.9 for s in unplanted) <= 2
+    # ranks are 1..k with non-increasing similarity, and each document at most once per item
+    by_item: dict[str, list] = {}
+    for r in nb:
+        by_item.setdefault(r["item_id"], []).append(r)
+    for rows in by_item.values():
+        assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+        sims = [r["similarity"] for r in rows]
+        assert sims == sorted(sims, reverse=True) and len({r["doc_id"] for r in rows}) == len(rows)
+
+
+def test_neighbors_sql_view(planted):
+    root, _, _ = planted
+    cli("neighbors", root / "idx", "--eval", root / "evals.jsonl", "--fields", "question", "-k", "3", check=0)
+    out = cli("sql", root / "idx", "SELECT count(*) AS n, count(DISTINCT item_id) AS items FROM neighbors",
+              "--format", "json", check=0).stdout
+    assert json.loads(out) == {"n": 85 * 3, "items": 85}
+    mx = cli("sql", root / "idx", "SELECT max_similarity FROM neighbor_max WHERE item_id = 'verbatim-0'",
+             "--format", "json", check=0).stdout
+    assert json.loads(mx)["max_similarity"] > 0.99
+
+
+def test_spark_embedding_equals_the_pure_core(planted, tmp_path):
+    from freqindex.driver import run_in_process
+    from freqindex.vectors.stage import run_embedding
+
+    root, _, _ = planted
+    copy = tmp_path / "idx"
+    shutil.copytree(root / "idx", copy, ignore=shutil.ignore_patterns("vectors", "evals"))
+    run_embedding(str(copy), run_in_process)
+    a = np.concatenate([np.load(p) for p in sorted((root / "idx" / "vectors").glob("part-*.npy"))])
+    b = np.concatenate([np.load(p) for p in sorted((copy / "vectors").glob("part-*.npy"))])
+    assert a.shape == b.shape and np.allclose(a, b, atol=1e-5)
+    import pyarrow.parquet as pq
+
+    ma = pq.read_table(sorted((root / "idx" / "vectors").glob("part-*.parquet"))).to_pylist() if False else None
+    del ma
+    for pa_, pb_ in zip(sorted((root / "idx" / "vectors").glob("part-*.parquet")),
+                        sorted((copy / "vectors").glob("part-*.parquet"))):
+        assert pq.read_table(pa_).equals(pq.read_table(pb_))
