@@ -541,6 +541,7 @@ def embed_cli(
     stride: Annotated[int | None, typer.Option(help="Tokens between window starts [default: half of each window].", show_default=False)] = None,
     faiss_factory: Annotated[str | None, typer.Option(help="FAISS factory string [default: by size: Flat, IVF-Flat, IVF-SQ8].", show_default=False)] = None,
     dtype: Annotated[str, typer.Option(help="float32 | float16 vector shards.")] = "float32",
+    image_root: Annotated[str | None, typer.Option(help="Embed images instead (clip:MODEL only): each document's image is IMAGE_ROOT/<external id up to '#'>, as in caption dumps.", show_default=False)] = None,
     master: Annotated[str, typer.Option(help="Spark master.")] = settings.DEFAULT_MASTER,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ):
@@ -562,7 +563,7 @@ def embed_cli(
         except ValueError:
             raise UsageError(f"--chunk-tokens takes comma-separated integers, got {chunk_tokens!r}") from None
         summary = run_embed(index_dir, model=model, chunk_tokens=sizes, stride=stride, factory=faiss_factory,
-                            dtype=dtype, master=master, on_progress=on_progress)
+                            dtype=dtype, master=master, on_progress=on_progress, image_root=image_root)
     if json_out:
         _print_json(summary)
     else:

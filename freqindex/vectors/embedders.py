@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -39,7 +40,13 @@ class Embedder:
     _kind: str
 
     def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
-        """Character span of every model token of every text (special tokens excluded)."""
+        """Character span of every model token of every text (special tokens excluded).
+
+        open_clip's tokenizer gives no offsets: its windows are made of whitespace-separated words."""
+        if self._kind == "clip":
+            import re
+
+            return [[m.span() for m in re.finditer(r"\S+", t)] for t in texts]
         tok = self._model.tokenizer
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
         return [[tuple(o) for o in offs] for offs in enc["offset_mapping"]]
@@ -110,13 +117,25 @@ def _load_clip(name: str) -> Embedder:
     open_clip = _need("open_clip", "clip")
     spec = name[5:]
     model_name, _, ckpt = spec.partition("@")
+    if model_name.endswith(".json"):  # a model config file of one's own (open_clip's JSON layout)
+        cfg = Path(os.path.expanduser(model_name))
+        if not cfg.is_file():
+            raise UsageError(f"open_clip model config not found: {model_name}")
+        open_clip.add_model_config(str(cfg))
+        model_name = cfg.stem
+    if ckpt and not Path(os.path.expanduser(ckpt)).is_file():
+        raise UsageError(f"open_clip checkpoint not found: {ckpt} (a local file; hub tags need a reachable hub)")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=ckpt or None)
     except Exception as exc:
         raise UsageError(f"cannot load open_clip model {spec!r}: {exc}") from None
     model.eval()
     tokenizer = open_clip.get_tokenizer(model_name)
-    emb = Embedder(name, int(model.text_projection.shape[1] if hasattr(model, "text_projection") and model.text_projection is not None else model.embed_dim), int(model.context_length), model, "clip")
+    import torch
+
+    with torch.no_grad():
+        dim = int(model.encode_text(tokenizer(["a"])).shape[-1])
+    emb = Embedder(name, dim, int(getattr(model, "context_length", 77)), model, "clip")
     emb._tokenize = tokenizer  # type: ignore[attr-defined]
     emb.preprocess = preprocess  # type: ignore[attr-defined]
     return emb

@@ -25,7 +25,7 @@ from freqindex.errors import UsageError
 from freqindex.fsutil import fsync_dir, sha256_file
 from freqindex.manifest import read_manifest, write_manifest
 from freqindex.vectors import ann
-from freqindex.vectors.embedders import load_embedder, multi_windows
+from freqindex.vectors.embedders import encode_images, load_embedder, multi_windows
 
 EMBED_BLOCK_BYTES = 256 * 1024  # embedding is slow: small blocks spread even a small index over all cores
 META_SCHEMA = pa.schema([("doc_id", pa.int64()), ("char_start", pa.int32()), ("char_end", pa.int32())])
@@ -43,23 +43,39 @@ def stored_texts(index, shard, lo: int, hi: int) -> list[str]:
 
 
 def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int, hi: int,
-                chunk_tokens: tuple[int, ...], stride: int | None, threads: int | None, out_dir: str, dtype: str) -> dict:
+                chunk_tokens: tuple[int, ...], stride: int | None, threads: int | None, out_dir: str, dtype: str,
+                image_root: str | None = None) -> dict:
     """Embed documents [lo, hi) of a shard: every window of each size in ``chunk_tokens`` (see multi_windows)."""
     from freqindex.suffix.index import Index
 
     index = Index.open(index_dir)
     shard = next(s for s in index.shards if s.shard == shard_no)
     emb = load_embedder(model, threads)
-    texts = stored_texts(index, shard, lo, hi)
-    spans = emb.token_spans(texts)
     doc_ids, starts, ends, pieces = [], [], [], []
-    for k, (t, sp) in enumerate(zip(texts, spans)):
-        for cs, ce in multi_windows(sp, chunk_tokens, stride):
-            doc_ids.append(shard.doc_start + lo + k)
-            starts.append(cs)
-            ends.append(ce)
-            pieces.append(t[cs:ce])
-    vecs = emb.encode(pieces).astype(dtype)
+    missing = 0
+    if image_root is not None:  # one vector per document: its image, found by external id under image_root
+        paths = []
+        for ix in range(lo, hi):
+            ext = shard.meta(ix).get("id") or ""
+            p = Path(image_root) / ext.split("#")[0]
+            if not ext or not p.is_file():
+                missing += 1
+                continue
+            doc_ids.append(shard.doc_start + ix)
+            starts.append(0)
+            ends.append(0)
+            paths.append(str(p))
+        vecs = encode_images(emb, paths).astype(dtype)
+    else:
+        texts = stored_texts(index, shard, lo, hi)
+        spans = emb.token_spans(texts)
+        for k, (t, sp) in enumerate(zip(texts, spans)):
+            for cs, ce in multi_windows(sp, chunk_tokens, stride):
+                doc_ids.append(shard.doc_start + lo + k)
+                starts.append(cs)
+                ends.append(ce)
+                pieces.append(t[cs:ce])
+        vecs = emb.encode(pieces).astype(dtype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = out / f"part-{task_id:05d}"
@@ -68,12 +84,13 @@ def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int
     pq.write_table(pa.table({"doc_id": doc_ids, "char_start": starts, "char_end": ends}, schema=META_SCHEMA),
                    str(base) + ".tmp.parquet")
     os.replace(str(base) + ".tmp.parquet", str(base) + ".parquet")
-    return {"task": task_id, "docs": hi - lo, "vectors": len(pieces)}
+    return {"task": task_id, "docs": hi - lo, "vectors": len(doc_ids), "missing_images": missing}
 
 
 def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
                   chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS, stride: int | None = DEFAULT_STRIDE,
-                  factory: str | None = None, dtype: str = "float32", block_bytes: int = EMBED_BLOCK_BYTES) -> dict:
+                  factory: str | None = None, dtype: str = "float32", block_bytes: int = EMBED_BLOCK_BYTES,
+                  image_root: str | None = None) -> dict:
     """Embed a whole index through ``run_tasks`` (Spark or in-process), build the FAISS index, update the manifest."""
     if dtype not in ("float32", "float16"):
         raise UsageError("--dtype must be float32 or float16")
@@ -86,7 +103,9 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
     root = Path(index_dir).resolve()
     m = read_manifest(root)
     emb = load_embedder(model)  # fail early, on the driver, when the model is missing
-    if chunk_tokens[-1] + 2 > emb.max_tokens:
+    if image_root is not None and not Path(image_root).is_dir():
+        raise UsageError(f"--image-root {image_root} is not a directory")
+    if image_root is None and chunk_tokens[-1] + 2 > emb.max_tokens:
         raise UsageError(f"--chunk-tokens {chunk_tokens[-1]} exceeds what {model} reads ({emb.max_tokens - 2})")
     work = root / ".vectors.partial"
     shutil.rmtree(work, ignore_errors=True)
@@ -97,12 +116,14 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
 
     def task(i: int) -> dict:
         s, lo, hi = tasks[i]
-        return embed_block(root_s, model, i, s, lo, hi, chunk_tokens, stride, threads, work_s, dtype)
+        return embed_block(root_s, model, i, s, lo, hi, chunk_tokens, stride, threads, work_s, dtype, image_root)
 
     t = time.monotonic()
     results = run_tasks("embed", task, len(tasks))
     embed_s = time.monotonic() - t
     n = sum(r["vectors"] for r in results)
+    if n == 0:
+        raise UsageError("nothing to embed" + (" (no image found under --image-root)" if image_root else ""))
     t = time.monotonic()
     fac, nprobe = (factory, None) if factory else ann.choose_factory(n)
     if factory and "IVF" in factory:
@@ -134,13 +155,16 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
     m["vectors"] = {
         "model": model, "dim": emb.dim, "chunk_tokens": list(chunk_tokens), "stride": stride or "half", "dtype": dtype,
         "factory": fac, "nprobe": nprobe, "n_vectors": n, "parts": len(tasks),
-        "text": "stored (normalized) document text",
+        "modality": "image" if image_root else "text",
+        "text": None if image_root else "stored (normalized) document text",
+        "image_root": str(Path(image_root).resolve()) if image_root else None,
+        "missing_images": sum(r.get("missing_images", 0) for r in results),
         "embedded": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     write_manifest(root, m)
     fsync_dir(root)
     shutil.rmtree(old, ignore_errors=True)
-    return {"index": str(root), "vectors": n, "documents": sum(r["docs"] for r in results), "factory": fac,
+    return {"index": str(root), "vectors": n, "missing_images": m["vectors"]["missing_images"], "documents": sum(r["docs"] for r in results), "factory": fac,
             "nprobe": nprobe, "tasks": len(tasks), "embed_seconds": round(embed_s, 2),
             "faiss_seconds": round(build_s, 2), "seconds": round(time.monotonic() - t0, 2)}
 
