@@ -46,3 +46,25 @@ def test_standalone_build_equals_local_build(cluster, tmp_path):
     c1 = json.loads(cli("count", tmp_path / "cluster", " dog ", "--json", check=0).stdout)
     c2 = json.loads(cli("count", tmp_path / "local", " dog ", "--json", check=0).stdout)
     assert c1 == c2 and c1["count"] > 0
+
+
+def test_standalone_embedding_equals_the_pure_core(cluster, tmp_path):
+    pytest.importorskip("sentence_transformers", reason="the embed extra is not installed")
+    import shutil
+
+    import numpy as np
+
+    from freqindex.driver import run_in_process
+    from freqindex.vectors.stage import run_embedding
+
+    url, _ = cluster
+    src = tmp_path / "q.jsonl"
+    src.write_text("".join(ln + "\n" for ln in GSM8K_TRAIN.read_text().splitlines()[:300]))
+    build([src], tmp_path / "idx", text_field="question")
+    shutil.copytree(tmp_path / "idx", tmp_path / "core")
+    p = cli("embed", tmp_path / "idx", "--master", url, "--json", check=0, timeout=900)
+    assert json.loads(p.stdout)["tasks"] >= 1
+    run_embedding(str(tmp_path / "core"), run_in_process)
+    a = np.concatenate([np.load(p) for p in sorted((tmp_path / "idx" / "vectors").glob("part-*.npy"))])
+    b = np.concatenate([np.load(p) for p in sorted((tmp_path / "core" / "vectors").glob("part-*.npy"))])
+    assert a.shape == b.shape and a.shape[0] >= 300 and np.allclose(a, b, atol=1e-5)
