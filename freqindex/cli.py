@@ -108,6 +108,7 @@ def build_cli(
                                                  show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")] = False,
     concepts: Annotated[str | None, typer.Option("--concepts", help="Also tag the index with this concept vocabulary (see `freqindex tag`).", show_default=False)] = None,
+    embed: Annotated[bool, typer.Option("--embed", help="Also embed the index with the default model (see `freqindex embed`).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable build summary.")] = False,
 ):
@@ -183,11 +184,16 @@ def build_cli(
                   f"(tokenizer {cfg.tokenizer}, normalization {cfg.normalization})", highlight=False)
     with progress:
         summary = run_build(cfg, overwrite=overwrite, on_progress=on_progress, on_message=on_message,
-                            keep_spark=concepts is not None)
+                            keep_spark=concepts is not None or embed)
         if concepts is not None:
             from jobs.tag_concepts import run_tag
 
-            summary["concepts"] = run_tag(summary["output"], concepts, master=cfg.master, on_progress=on_progress)
+            summary["concepts"] = run_tag(summary["output"], concepts, master=cfg.master, on_progress=on_progress,
+                                          keep_spark=embed)
+        if embed:
+            from jobs.embed_index import run_embed
+
+            summary["vectors"] = run_embed(summary["output"], master=cfg.master, on_progress=on_progress)
     if json_out:
         _print_json(summary)
         return
@@ -205,6 +211,9 @@ def build_cli(
         c = summary["concepts"]
         err.print(f"tagged {c['concepts']:,} concepts: {c['doc_concept_pairs']:,} (document, concept) pairs",
                   highlight=False)
+    if "vectors" in summary:
+        v = summary["vectors"]
+        err.print(f"embedded {v['documents']:,} documents as {v['vectors']:,} vectors ({v['factory']})", highlight=False)
 
 
 def _open(index_dir: str):
@@ -541,6 +550,9 @@ def embed_cli(
     stride: Annotated[int | None, typer.Option(help="Tokens between window starts [default: half of each window].", show_default=False)] = None,
     faiss_factory: Annotated[str | None, typer.Option(help="FAISS factory string [default: by size: Flat, IVF-Flat, IVF-SQ8].", show_default=False)] = None,
     dtype: Annotated[str, typer.Option(help="float32 | float16 vector shards.")] = "float32",
+    precomputed: Annotated[str | None, typer.Option(help="Use vectors shipped with the corpus: .npy file(s) aligned with doc_id, or Parquet with --vector-field and --id-field matched to external ids; --model then only embeds queries.", show_default=False)] = None,
+    vector_field: Annotated[str, typer.Option(help="Parquet list<float> column of --precomputed.")] = "embedding",
+    id_field: Annotated[str, typer.Option(help="Parquet id column of --precomputed (matched to external ids).")] = "id",
     image_root: Annotated[str | None, typer.Option(help="Embed images instead (clip:MODEL only): each document's image is IMAGE_ROOT/<external id up to '#'>, as in caption dumps.", show_default=False)] = None,
     master: Annotated[str, typer.Option(help="Spark master.")] = settings.DEFAULT_MASTER,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
@@ -563,7 +575,8 @@ def embed_cli(
         except ValueError:
             raise UsageError(f"--chunk-tokens takes comma-separated integers, got {chunk_tokens!r}") from None
         summary = run_embed(index_dir, model=model, chunk_tokens=sizes, stride=stride, factory=faiss_factory,
-                            dtype=dtype, master=master, on_progress=on_progress, image_root=image_root)
+                            dtype=dtype, master=master, on_progress=on_progress, image_root=image_root,
+                            precomputed=precomputed, vector_field=vector_field, id_field=id_field)
     if json_out:
         _print_json(summary)
     else:

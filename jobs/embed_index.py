@@ -18,13 +18,15 @@ from jobs.build_index import SparkTaskRunner, run_entry
 def run_embed(index_dir: str, *, model: str = "minilm-v1", chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS,
               stride: int | None = DEFAULT_STRIDE, factory: str | None = None, dtype: str = "float32",
               master: str = DEFAULT_MASTER, on_progress: Callable | None = None, keep_spark: bool = False,
-              image_root: str | None = None) -> dict:
+              image_root: str | None = None, precomputed: str | None = None, vector_field: str = "embedding",
+              id_field: str = "id") -> dict:
     from freqindex.spark import get_spark
 
     spark = get_spark(master, "freqindex-embed")
     try:
         return run_embedding(index_dir, SparkTaskRunner(spark, on_progress), model, chunk_tokens, stride, factory, dtype,
-                             image_root=image_root)
+                             image_root=image_root, precomputed=precomputed, vector_field=vector_field,
+                             id_field=id_field)
     finally:
         if not keep_spark:
             spark.stop()

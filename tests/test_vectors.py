@@ -201,3 +201,38 @@ def test_open_clip_images_and_text_end_to_end(tmp_path):
     p = cli("embed", tmp_path / "idx", "--model", spec, "--chunk-tokens", "8", "--master", "local[1]", "--json",
             check=0, timeout=900)
     assert json.loads(p.stdout)["vectors"] >= 7
+
+
+def test_precomputed_vectors(tmp_path):
+    """Vectors shipped with the corpus (.npy aligned with documents; Parquet matched by id) are indexed as given."""
+    from freqindex.vectors.embedders import load_embedder
+
+    rows = [json.loads(x) for x in GSM8K_TEST.read_text().splitlines()[:40]]
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": r["question"]}) + "\n" for i, r in enumerate(rows)))
+    build([src], tmp_path / "idx")
+    emb = load_embedder("minilm-v1")
+    vecs = emb.encode([r["question"] for r in rows]) * 3.0  # not normalized on purpose
+    np.save(tmp_path / "v.npy", vecs)
+    p = cli("embed", tmp_path / "idx", "--precomputed", tmp_path / "v.npy", "--json", check=0)
+    assert json.loads(p.stdout)["vectors"] == 40
+    got = np.load(tmp_path / "idx" / "vectors" / "part-00000.npy")
+    assert np.allclose(got, vecs / 3.0, atol=1e-5)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(39, -1, -1)] + ["nope"],
+                             "embedding": [v.tolist() for v in vecs[::-1]] + [vecs[0].tolist()]}), tmp_path / "v.parquet")
+    p = cli("embed", tmp_path / "idx", "--precomputed", tmp_path / "v.parquet", "--json", check=0)
+    got2 = np.load(tmp_path / "idx" / "vectors" / "part-00000.npy")
+    assert np.allclose(got2, vecs / 3.0, atol=1e-5)  # re-ordered by document
+    ev = tmp_path / "ev.jsonl"
+    ev.write_text(json.dumps({"id": "x", "question": rows[7]["question"]}) + "\n")
+    out = tmp_path / "nb.jsonl"
+    cli("neighbors", tmp_path / "idx", "--eval", ev, "-k", "1", "--out", out, check=0)
+    r = json.loads(out.read_text())
+    assert r["ext_id"] == "d7" and r["similarity"] > 0.99
+    bad = tmp_path / "short.npy"
+    np.save(bad, vecs[:5])
+    p = cli("embed", tmp_path / "idx", "--precomputed", bad)
+    assert p.returncode == 2 and "align" in p.stderr

@@ -1,7 +1,7 @@
 """FAISS indexes: chosen by size, trained on a sample, built per part and merged; cosine via inner product.
 
 Defaults (``--faiss-factory`` overrides): exact ``Flat`` below 50,000 vectors; ``IVF{nlist},Flat`` up to
-2 M (nlist a power of two near 4*sqrt(n), nprobe = nlist/8); ``IVF{nlist},SQ8`` beyond (nprobe = nlist/16).
+2 M (nlist a power of two near 4*sqrt(n), nprobe = nlist/32); ``IVF{nlist},SQ8`` beyond (nprobe = nlist/64).
 faiss-gpu is used for training and search when it and a CUDA device are present; the CPU path is the default.
 """
 
@@ -39,8 +39,8 @@ def choose_factory(n: int) -> tuple[str, int | None]:
         return "Flat", None
     nlist = 2 ** max(4, round(math.log2(4 * math.sqrt(n))))
     if n < SQ8_FROM:
-        return f"IVF{nlist},Flat", max(8, nlist // 8)
-    return f"IVF{nlist},SQ8", max(8, nlist // 16)
+        return f"IVF{nlist},Flat", max(16, nlist // 32)
+    return f"IVF{nlist},SQ8", max(16, nlist // 64)
 
 
 def new_index(factory: str, dim: int):

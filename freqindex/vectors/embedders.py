@@ -51,10 +51,14 @@ class Embedder:
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
         return [[tuple(o) for o in offs] for offs in enc["offset_mapping"]]
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """L2-normalized float32 vectors. Texts are batched by length (longest first) to limit padding."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._kind == "st":  # sentence-transformers sorts by length itself: one call, no per-batch overhead
+            v = self._model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                                   show_progress_bar=False)
+            return v.astype(np.float32, copy=False)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for a in range(0, len(order), batch_size):

@@ -90,7 +90,8 @@ def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int
 def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
                   chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS, stride: int | None = DEFAULT_STRIDE,
                   factory: str | None = None, dtype: str = "float32", block_bytes: int = EMBED_BLOCK_BYTES,
-                  image_root: str | None = None) -> dict:
+                  image_root: str | None = None, precomputed: str | None = None,
+                  vector_field: str = "embedding", id_field: str = "id") -> dict:
     """Embed a whole index through ``run_tasks`` (Spark or in-process), build the FAISS index, update the manifest."""
     if dtype not in ("float32", "float16"):
         raise UsageError("--dtype must be float32 or float16")
@@ -110,7 +111,7 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
     work = root / ".vectors.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    tasks = plan_tag_tasks(str(root), block_bytes)
+    tasks = plan_tag_tasks(str(root), block_bytes) if precomputed is None else [(0, 0, 0)]
     threads = max(1, (os.cpu_count() or 1) // max(1, min(len(tasks), getattr(run_tasks, "parallelism", 1))))
     root_s, work_s = str(root), str(work)
 
@@ -119,7 +120,10 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
         return embed_block(root_s, model, i, s, lo, hi, chunk_tokens, stride, threads, work_s, dtype, image_root)
 
     t = time.monotonic()
-    results = run_tasks("embed", task, len(tasks))
+    if precomputed is not None:  # vectors supplied with the corpus: nothing to embed
+        results = [write_precomputed(str(root), precomputed, work_s, emb.dim, vector_field, id_field, dtype)]
+    else:
+        results = run_tasks("embed", task, len(tasks))
     embed_s = time.monotonic() - t
     n = sum(r["vectors"] for r in results)
     if n == 0:
@@ -128,7 +132,7 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
     fac, nprobe = (factory, None) if factory else ann.choose_factory(n)
     if factory and "IVF" in factory:
         nlist = int(factory.split("IVF")[1].split(",")[0].split("_")[0])
-        nprobe = max(8, nlist // 8)
+        nprobe = max(16, nlist // 32)
     index = ann.new_index(fac, emb.dim)
     parts = [work / f"part-{i:05d}.npy" for i in range(len(tasks))]
     if not index.is_trained:
@@ -155,7 +159,8 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
     m["vectors"] = {
         "model": model, "dim": emb.dim, "chunk_tokens": list(chunk_tokens), "stride": stride or "half", "dtype": dtype,
         "factory": fac, "nprobe": nprobe, "n_vectors": n, "parts": len(tasks),
-        "modality": "image" if image_root else "text",
+        "modality": "precomputed" if precomputed else ("image" if image_root else "text"),
+        "precomputed": str(Path(precomputed).resolve()) if precomputed else None,
         "text": None if image_root else "stored (normalized) document text",
         "image_root": str(Path(image_root).resolve()) if image_root else None,
         "missing_images": sum(r.get("missing_images", 0) for r in results),
@@ -167,6 +172,63 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
     return {"index": str(root), "vectors": n, "missing_images": m["vectors"]["missing_images"], "documents": sum(r["docs"] for r in results), "factory": fac,
             "nprobe": nprobe, "tasks": len(tasks), "embed_seconds": round(embed_s, 2),
             "faiss_seconds": round(build_s, 2), "seconds": round(time.monotonic() - t0, 2)}
+
+
+def write_precomputed(index_dir: str, source: str, out_dir: str, dim: int, vector_field: str = "embedding",
+                      id_field: str = "id", dtype: str = "float32") -> dict:
+    """Document vectors supplied with the corpus, written as one vector part (one vector per document).
+
+    ``.npy`` files (one, or a directory of them in name order) are aligned with the documents in doc_id
+    order, as LAION ships its embedding shards; Parquet files hold a list<float> column ``vector_field``
+    and an id column ``id_field`` matched to the documents' external ids. Vectors are L2-normalized.
+    """
+    from freqindex.suffix.index import Index
+
+    idx = Index.open(index_dir)
+    n_docs = idx.total_docs
+    src = Path(source)
+    files = sorted(src.iterdir()) if src.is_dir() else [src]
+    npys = [f for f in files if f.suffix == ".npy"]
+    pqs = [f for f in files if f.suffix == ".parquet"]
+    if not npys and not pqs:
+        raise UsageError(f"--precomputed {source}: no .npy or .parquet files")
+    if npys:
+        vecs = np.concatenate([np.load(f).astype(np.float32) for f in npys])
+        if vecs.ndim != 2 or len(vecs) != n_docs:
+            raise UsageError(f"--precomputed: {len(vecs)} vectors for {n_docs} documents (.npy rows must align with doc_id)")
+        doc_ids = np.arange(n_docs, dtype=np.int64)
+    else:
+        ext_to_doc: dict[str, int] = {}
+        docs = pq.read_table(Path(index_dir) / "docs", columns=["doc_id", "ext_id"])
+        for d, e in zip(docs.column("doc_id").to_pylist(), docs.column("ext_id").to_pylist()):
+            if e is not None:
+                ext_to_doc.setdefault(e, d)
+        rows, ids = [], []
+        for f in pqs:
+            t = pq.read_table(f)
+            if vector_field not in t.column_names or id_field not in t.column_names:
+                raise UsageError(f"--precomputed {f}: needs columns {vector_field!r} and {id_field!r}")
+            for e, v in zip(t.column(id_field).to_pylist(), t.column(vector_field).to_pylist()):
+                d = ext_to_doc.get(str(e))
+                if d is not None and v is not None:
+                    ids.append(d)
+                    rows.append(v)
+        if not rows:
+            raise UsageError("--precomputed: no vector matched a document's external id")
+        order = np.argsort(np.asarray(ids), kind="stable")
+        doc_ids = np.asarray(ids, dtype=np.int64)[order]
+        vecs = np.asarray(rows, dtype=np.float32)[order]
+    if vecs.shape[1] != dim:
+        raise UsageError(f"--precomputed vectors have {vecs.shape[1]} dimensions; the query model has {dim}")
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    vecs = vecs / np.where(norms == 0, 1, norms)
+    out = Path(out_dir)
+    np.save(out / "part-00000.npy", vecs.astype(dtype))
+    pq.write_table(pa.table({"doc_id": doc_ids, "char_start": np.zeros(len(doc_ids), np.int32),
+                             "char_end": np.zeros(len(doc_ids), np.int32)}, schema=META_SCHEMA),
+                   out / "part-00000.parquet")
+    return {"task": 0, "docs": int(len(set(doc_ids.tolist()))), "vectors": int(len(vecs)),
+            "missing_images": 0, "missing_vectors": int(n_docs - len(set(doc_ids.tolist())))}
 
 
 def _gather(parts: list[Path], take: np.ndarray) -> np.ndarray:
