@@ -34,12 +34,35 @@ def _spark_error(exc: BaseException) -> BuildError:
 
 
 class SparkTaskRunner:
-    """Runs ``fn(i)`` for ``i in range(n)`` as ``n`` Spark tasks (``mapInArrow`` over ``spark.range``)."""
+    """Runs ``fn(i)`` for ``i in range(n)`` as ``n`` Spark tasks (``mapInArrow`` over ``spark.range``).
 
-    def __init__(self, spark, on_progress: ProgressFn | None = None):
-        self.spark = spark
+    Given a ``master`` instead of a session, the session starts on the first call, so a build that turns out
+    to be up to date, or a usage error found while planning, never waits for a JVM."""
+
+    def __init__(self, spark=None, on_progress: ProgressFn | None = None, master: str | None = None,
+                 conf: dict | None = None, app_name: str = "freqindex"):
+        self._spark = spark
         self.on_progress = on_progress
-        self.parallelism = max(1, spark.sparkContext.defaultParallelism)
+        self.master, self.conf, self.app_name = master, conf or {}, app_name
+        self.start_seconds = 0.0
+
+    @property
+    def spark(self):
+        if self._spark is None:
+            from freqindex.spark import get_spark
+
+            t = time.monotonic()
+            self._spark = get_spark(self.master, self.app_name, self.conf)
+            self.start_seconds = round(time.monotonic() - t, 3)
+        return self._spark
+
+    @property
+    def started(self) -> bool:
+        return self._spark is not None
+
+    @property
+    def parallelism(self) -> int:
+        return max(1, self.spark.sparkContext.defaultParallelism)
 
     def __call__(self, description: str, fn: Callable[[int], dict], n: int) -> list[dict]:
         from freqindex.spark import run_with_progress
@@ -62,19 +85,17 @@ class SparkTaskRunner:
 def run_build(cfg: BuildConfig, *, overwrite: bool = False, on_progress: ProgressFn | None = None,
               on_message: Callable[[str], None] | None = None, keep_spark: bool = False) -> dict:
     """Build the index ``cfg`` describes on the Spark master ``cfg.master``. Returns the build summary."""
-    from freqindex.spark import get_spark
-
     cfg.validate()
-    t = time.monotonic()
-    spark = get_spark(cfg.master, "freqindex-build", dict(cfg.spark_conf))
-    started = round(time.monotonic() - t, 3)
+    runner = SparkTaskRunner(on_progress=on_progress, master=cfg.master, conf=dict(cfg.spark_conf),
+                             app_name="freqindex-build")
     try:
-        summary = build_index(cfg, SparkTaskRunner(spark, on_progress), overwrite=overwrite, on_message=on_message)
+        summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
     finally:
-        if not keep_spark:
-            spark.stop()
-    summary.setdefault("timings", {})["spark_start"] = started
-    summary["seconds"] = round(summary["seconds"] + started, 3)
+        if runner.started and not keep_spark:
+            runner.spark.stop()
+    if runner.started:
+        summary.setdefault("timings", {})["spark_start"] = runner.start_seconds
+        summary["seconds"] = round(summary["seconds"] + runner.start_seconds, 3)
     return summary
 
 

@@ -214,8 +214,16 @@ def test_precomputed_vectors(tmp_path):
     emb = load_embedder("minilm-v1")
     vecs = emb.encode([r["question"] for r in rows]) * 3.0  # not normalized on purpose
     np.save(tmp_path / "v.npy", vecs)
+    from freqindex.fsutil import sha256_file
+
+    idx_dir = tmp_path / "idx"
+    before = {p: sha256_file(p) for p in idx_dir.rglob("*") if p.is_file() and p.name != "manifest.json"}
     p = cli("embed", tmp_path / "idx", "--precomputed", tmp_path / "v.npy", "--json", check=0)
     assert json.loads(p.stdout)["vectors"] == 40
+    after = {p: sha256_file(p) for p in idx_dir.rglob("*") if p.is_file() and p.name != "manifest.json"
+             and "vectors" not in p.parts}
+    assert before == after  # the embed stage keeps every file the index had
+    assert cli("verify", idx_dir).returncode == 0  # and the manifest now vouches for the vectors too
     got = np.load(tmp_path / "idx" / "vectors" / "part-00000.npy")
     assert np.allclose(got, vecs / 3.0, atol=1e-5)
     import pyarrow as pa
