@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import os
+import shutil
 from pathlib import Path
 
 from freqindex import settings
 from freqindex.errors import CheckFailedError, IndexNotFoundError
-from freqindex.fsutil import atomic_write_json, sha256_file
+from freqindex.fsutil import atomic_write_json, fsync_dir, sha256_file
 
 
 def manifest_path(index_dir: str | Path) -> Path:
@@ -57,3 +60,27 @@ def verify(index_dir: str | Path, progress=None) -> dict:
         if progress:
             progress(rel, meta["size"])
     return {"index": str(root), "files_checked": checked, "bytes_checked": sum(v["size"] for v in files.values()), "ok": True}
+
+
+def publish_stage(index_dir: str | Path, work: Path, name: str, section: dict) -> dict:
+    """Move a finished add-on stage (``work``, a directory inside the index) to ``INDEX/name`` and replace the
+    manifest atomically: the stage's files (sizes, sha256) replace any earlier ones under ``name/``, and
+    ``section`` (stamped with the time) becomes the manifest's ``name`` entry. Every other file of the index
+    stays as it was. Returns the new manifest."""
+    root = Path(index_dir).resolve()
+    m = read_manifest(root)
+    final = root / name
+    old = root / f".{name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(work, final)
+    files = {k: v for k, v in m["files"].items() if not k.startswith(f"{name}/")}
+    for p in sorted(x for x in final.rglob("*") if x.is_file()):
+        files[str(p.relative_to(root))] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
+    m["files"] = files
+    m[name] = {**section, "added": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
+    write_manifest(root, m)
+    fsync_dir(root)
+    shutil.rmtree(old, ignore_errors=True)
+    return m

@@ -7,7 +7,6 @@ under ``.concepts.partial/``, renamed into place, then the manifest is replaced 
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import os
 import shutil
@@ -22,8 +21,7 @@ import pyarrow.parquet as pq
 from freqindex.concepts.tagger import Matcher, decode_block
 from freqindex.concepts.vocab import Concept, Vocabulary
 from freqindex.errors import UsageError
-from freqindex.fsutil import fsync_dir, sha256_file
-from freqindex.manifest import read_manifest, write_manifest
+from freqindex.manifest import publish_stage, read_manifest
 
 TAG_BLOCK_BYTES = 32 * 1024 * 1024
 HITS_SCHEMA = pa.schema([("doc_id", pa.int64()), ("concept_id", pa.int64()), ("occurrences", pa.int64()),
@@ -130,17 +128,7 @@ def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_p
         "forms": [c.forms for c in vocab.concepts],
     }, schema=VOCAB_SCHEMA)
     pq.write_table(vt, work / "vocab.parquet")
-    final = root / "concepts"
-    old = root / ".concepts.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(work, final)
-    files = {k: v for k, v in m["files"].items() if not k.startswith("concepts/")}
-    for p in sorted(final.rglob("*.parquet")):
-        files[str(p.relative_to(root))] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
-    m["files"] = files
-    m["concepts"] = {
+    m = publish_stage(root, work, "concepts", {
         "vocabulary": vocab.name,
         "source": str(Path(source_path).resolve()),
         "key": vocab.key,
@@ -148,11 +136,7 @@ def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_p
         "n_concepts": len(vocab.concepts),
         "n_pairs": sum(r["pairs"] for r in results),
         "tags_field": m["config"].get("tags_field"),
-        "tagged": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
-    write_manifest(root, m)
-    fsync_dir(root)
-    shutil.rmtree(old, ignore_errors=True)
+    })
     return {"index": str(root), "concepts": len(vocab.concepts), "tasks": len(tasks),
             "doc_concept_pairs": m["concepts"]["n_pairs"], "seconds": round(time.monotonic() - t0, 3),
             "warnings": vocab.warnings}

@@ -9,7 +9,6 @@ the manifest is replaced atomically at the end.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import shutil
 import time
@@ -22,8 +21,7 @@ import pyarrow.parquet as pq
 
 from freqindex.concepts.stage import plan_tag_tasks
 from freqindex.errors import UsageError
-from freqindex.fsutil import fsync_dir, sha256_file
-from freqindex.manifest import read_manifest, write_manifest
+from freqindex.manifest import publish_stage, read_manifest
 from freqindex.vectors import ann
 from freqindex.vectors.embedders import encode_images, load_embedder, multi_windows
 
@@ -146,17 +144,7 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
         index.add(np.load(p).astype(np.float32))
     ann.faiss_module().write_index(index, str(work / "index.faiss"))
     build_s = time.monotonic() - t
-    final = root / "vectors"
-    old = root / ".vectors.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(work, final)
-    files = {k: v for k, v in m["files"].items() if not k.startswith("vectors/")}
-    for p in sorted(final.iterdir()):
-        files[str(p.relative_to(root))] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
-    m["files"] = files
-    m["vectors"] = {
+    m = publish_stage(root, work, "vectors", {
         "model": model, "dim": emb.dim, "chunk_tokens": list(chunk_tokens), "stride": stride or "half", "dtype": dtype,
         "factory": fac, "nprobe": nprobe, "n_vectors": n, "parts": len(tasks),
         "modality": "precomputed" if precomputed else ("image" if image_root else "text"),
@@ -164,12 +152,9 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
         "text": None if image_root else "stored (normalized) document text",
         "image_root": str(Path(image_root).resolve()) if image_root else None,
         "missing_images": sum(r.get("missing_images", 0) for r in results),
-        "embedded": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-    }
-    write_manifest(root, m)
-    fsync_dir(root)
-    shutil.rmtree(old, ignore_errors=True)
-    return {"index": str(root), "vectors": n, "missing_images": m["vectors"]["missing_images"], "documents": sum(r["docs"] for r in results), "factory": fac,
+    })
+    return {"index": str(root), "vectors": n, "missing_images": m["vectors"]["missing_images"],
+            "documents": sum(r["docs"] for r in results), "factory": fac,
             "nprobe": nprobe, "tasks": len(tasks), "embed_seconds": round(embed_s, 2),
             "faiss_seconds": round(build_s, 2), "seconds": round(time.monotonic() - t0, 2)}
 
