@@ -624,6 +624,90 @@ def neighbors_cli(
               f"{vals[len(vals) // 2]:.3f}, items >= 0.9: {sum(v >= 0.9 for v in vals):,}", highlight=False)
 
 
+@app.command("contamination")
+@_handle_errors
+def contamination_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
+    fields: Annotated[str, typer.Option(help="Fields to check, each on its own (question or question,answer).")] = "question",
+    id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
+    out_dir: Annotated[str | None, typer.Option("--out", help="Output directory [default: DIR/evals/NAME/contamination].", show_default=False)] = None,
+    fail_above: Annotated[float | None, typer.Option(help="Gate: exit 1 when the dirty fraction exceeds this.", show_default=False)] = None,
+    results: Annotated[str | None, typer.Option(help="Per-item model results (long: id,model,correct; or GSM8K's wide layout) for the impact table.", show_default=False)] = None,
+    config: Annotated[str | None, typer.Option(help="Policy TOML: min_len, skip, clean_below, dirty_at, boilerplate_ceiling, fail_above, [fields.NAME] overrides.", show_default=False)] = None,
+    min_len: Annotated[int | None, typer.Option(help="Minimum match length in tokens [default: 50 for bytes, 13 for HF tokens].", show_default=False)] = None,
+    skip: Annotated[int | None, typer.Option(help="Bridge up to this many mismatching tokens between matches.", show_default=False)] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+):
+    """Is this eval set in this corpus? Exact verbatim metrics per item from the suffix arrays, every
+    standard definition (GPT-3, PaLM, 50-character / infini-gram mini), semantic similarity when the index
+    has vectors, evidence for each hit, a report, and a CI gate.
+
+    Example: freqindex contamination idx --eval test.jsonl --fields question --fail-above 0.01
+    """
+    from freqindex.contamination.check import check_items, load_policy
+    from freqindex.contamination.report import write_outputs
+    from freqindex.evals import load_eval
+
+    idx = _open(index_dir)
+    policy = load_policy(config, min_len=min_len, skip=skip, fail_above=fail_above)
+    field_list = [f.strip() for f in fields.split(",") if f.strip()]
+    items = load_eval(eval_file, id_field, field_list)
+    name = Path(eval_file).name.split(".")[0]
+    semantic = None
+    if idx.manifest.get("vectors"):
+        from freqindex.query.neighbors import neighbors
+
+        rows = neighbors(idx, items, 1, name)
+        semantic = {r["item_id"]: (r["similarity"], r["doc_id"]) for r in rows}
+    progress, _ = _progress()
+    with progress:
+        task = progress.add_task("check items", total=len(items))
+        records, summary = check_items(idx, items, field_list, policy, semantic,
+                                       progress=lambda d, t: progress.update(task, completed=d))
+    imp = imp_png = None
+    if results:
+        from freqindex.contamination.impact import impact, impact_png, load_results
+
+        imp = impact(records, load_results(results, items))
+        imp_png = impact_png(imp)
+        summary["impact"] = imp
+    gate_failed = policy.fail_above is not None and summary["dirty_fraction"] > policy.fail_above
+    if policy.fail_above is not None:
+        summary["gate"] = {"fail_above": policy.fail_above, "failed": gate_failed}
+    target = Path(out_dir) if out_dir else idx.path / "evals" / name / "contamination"
+    paths = write_outputs(target, records, summary, {it.id: it.row for it in items}, imp, imp_png)
+    import pyarrow as pa
+
+    flat = [{"eval": name, "id": r["id"], "bucket": r["bucket"], "coverage": r["coverage"],
+             "longest_match_chars": r["longest_match"]["chars"], "gpt3": r["definitions"].get("gpt3"),
+             "palm": r["definitions"].get("palm"), "ig_mini": r["definitions"].get("ig_mini"),
+             "max_similarity": (r.get("semantic") or {}).get("max_similarity"),
+             "evidence_doc_id": (r.get("evidence") or {}).get("doc_id")} for r in records]
+    view_file = idx.path / "evals" / name / "contamination.parquet"
+    view_file.parent.mkdir(parents=True, exist_ok=True)
+    _write_table(pa.Table.from_pylist(flat, schema=_CONTAMINATION_SCHEMA()), str(view_file))
+    if json_out:
+        _print_json(summary)
+    else:
+        b = summary["buckets"]
+        err.print(f"{summary['n_items']:,} items: {b['dirty']} dirty, {b['suspicious']} suspicious, {b['clean']} clean, "
+                  f"{b['uncheckable']} uncheckable (dirty fraction {summary['dirty_fraction']:.4f}); report: "
+                  f"{paths['report.html']}", highlight=False)
+    if gate_failed:
+        err.print(f"[bold red]gate failed:[/] dirty fraction {summary['dirty_fraction']:.4f} exceeds "
+                  f"{policy.fail_above}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _CONTAMINATION_SCHEMA():
+    import pyarrow as pa
+
+    return pa.schema([("eval", pa.string()), ("id", pa.string()), ("bucket", pa.string()), ("coverage", pa.float64()),
+                      ("longest_match_chars", pa.int64()), ("gpt3", pa.bool_()), ("palm", pa.bool_()),
+                      ("ig_mini", pa.bool_()), ("max_similarity", pa.float64()), ("evidence_doc_id", pa.int64())])
+
+
 def main() -> None:
     app()
 

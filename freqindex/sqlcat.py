@@ -21,6 +21,10 @@ _EMPTY_HITS = ("(SELECT NULL::BIGINT AS doc_id, NULL::BIGINT AS concept_id, NULL
 _EMPTY_NEIGHBORS = ("(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS item_id, NULL::INTEGER AS rank, NULL::BIGINT AS doc_id, "
                     "NULL::VARCHAR AS ext_id, NULL::INTEGER AS char_start, NULL::INTEGER AS char_end, "
                     "NULL::FLOAT AS similarity, NULL::VARCHAR AS snippet WHERE false)")
+_EMPTY_CONTAMINATION = ("(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NULL::VARCHAR AS bucket, "
+                        "NULL::DOUBLE AS coverage, NULL::BIGINT AS longest_match_chars, NULL::BOOLEAN AS gpt3, "
+                        "NULL::BOOLEAN AS palm, NULL::BOOLEAN AS ig_mini, NULL::DOUBLE AS max_similarity, "
+                        "NULL::BIGINT AS evidence_doc_id WHERE false)")
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -39,8 +43,10 @@ def view_statements(index_dir: str | Path) -> list[str]:
     hits = f"read_parquet('{idx}/concepts/hits/*.parquet')" if tagged else _EMPTY_HITS
     has_neighbors = any((root / "evals").glob("*/neighbors.parquet")) if (root / "evals").is_dir() else False
     nb = f"read_parquet('{idx}/evals/*/neighbors.parquet')" if has_neighbors else _EMPTY_NEIGHBORS
+    has_cont = any((root / "evals").glob("*/contamination.parquet")) if (root / "evals").is_dir() else False
+    cont = f"read_parquet('{idx}/evals/*/contamination.parquet')" if has_cont else _EMPTY_CONTAMINATION
     text = (text.replace("{index}", idx).replace("{concept_vocab}", vocab).replace("{concept_hits}", hits)
-            .replace("{neighbors}", nb))
+            .replace("{neighbors}", nb).replace("{contamination}", cont))
     body = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]
 

@@ -41,3 +41,7 @@ CREATE VIEW neighbor_max AS
 SELECT eval, item_id, max(similarity) AS max_similarity, arg_max(doc_id, similarity) AS doc_id
 FROM neighbors
 GROUP BY eval, item_id;
+
+-- Per eval item: contamination bucket, coverage, the classic definitions' flags (`freqindex contamination`).
+CREATE VIEW contamination AS
+SELECT * FROM {contamination};

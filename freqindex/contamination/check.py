@@ -1,0 +1,210 @@
+"""The contamination check: metrics per item and field, buckets, boilerplate control, evidence, summary.
+
+Buckets (by the highest coverage over the item's checkable fields): ``clean`` (< clean_below, 0.2),
+``suspicious`` (up to dirty_at), ``dirty`` (>= dirty_at, 0.8), ``uncheckable`` (every field is shorter
+than the minimum match length: never silently called clean). Boilerplate control: a match whose first
+``min_len`` tokens occur in more than ``boilerplate_ceiling`` corpus documents (templates, famous quotes,
+formula boilerplate) does not count toward coverage; such matches are counted in the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from freqindex.contamination.metrics import (
+    FieldMetrics,
+    covered_mask,
+    field_metrics,
+    gpt3_ngram_size,
+)
+from freqindex.errors import UsageError
+from freqindex.evals import EvalItem
+from freqindex.query.count import _term_doc_ids
+from freqindex.suffix.index import Index
+
+BUCKETS = ("clean", "suspicious", "dirty", "uncheckable")
+
+
+@dataclass(frozen=True)
+class Policy:
+    min_len: int | None = None  # tokens; None: 50 for bytes (characters), 13 for Hugging Face tokens
+    skip: int = 0
+    clean_below: float = 0.2
+    dirty_at: float = 0.8
+    boilerplate_ceiling: int = 1000
+    fail_above: float | None = None
+    fields: dict = field(default_factory=dict)  # per-field overrides of min_len/skip/clean_below/dirty_at
+
+    def for_field(self, name: str, index: Index) -> Policy:
+        p = replace(self, **{k: v for k, v in self.fields.get(name, {}).items() if k in _FIELD_KEYS})
+        if p.min_len is None:
+            p = replace(p, min_len=50 if index.width == 1 else 13)
+        return p
+
+    def validate(self) -> Policy:
+        if not 0 <= self.clean_below <= self.dirty_at <= 1:
+            raise UsageError("thresholds must satisfy 0 <= clean_below <= dirty_at <= 1")
+        if self.min_len is not None and self.min_len < 1:
+            raise UsageError("min_len must be at least 1")
+        if self.skip < 0 or self.boilerplate_ceiling < 1:
+            raise UsageError("skip must be >= 0 and boilerplate_ceiling >= 1")
+        if self.fail_above is not None and not 0 <= self.fail_above <= 1:
+            raise UsageError("--fail-above takes a fraction between 0 and 1")
+        return self
+
+
+_FIELD_KEYS = {"min_len", "skip", "clean_below", "dirty_at"}
+
+
+def load_policy(path: str | None, **overrides) -> Policy:
+    """A policy from a TOML file (top-level keys, ``[fields.NAME]`` tables), flags winning."""
+    data: dict = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise UsageError(f"policy file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"bad TOML in {path}: {exc}") from None
+        known = set(Policy.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"unknown key(s) in {path}: {', '.join(unknown)}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return Policy(**data).validate()
+
+
+def bucket_of(coverage: float | None, p: Policy) -> str:
+    if coverage is None:
+        return "uncheckable"
+    if coverage >= p.dirty_at:
+        return "dirty"
+    if coverage >= p.clean_below:
+        return "suspicious"
+    return "clean"
+
+
+def _boilerplate_filter(index: Index, ids: list[int], ms: np.ndarray, p: Policy, cache: dict) -> tuple[np.ndarray, int]:
+    """Matching statistics with boilerplate matches removed (set to 0), and how many were removed."""
+    out = ms.copy()
+    removed = 0
+    for s in np.nonzero(ms >= p.min_len)[0].tolist():
+        key = tuple(ids[s:s + p.min_len])
+        if key not in cache:
+            with index._lock:
+                occ = int(index.engine.count(input_ids=list(key))["count"])
+            if occ <= p.boilerplate_ceiling:
+                cache[key] = False
+            else:
+                docs = sum(int(a.size) for a in _term_doc_ids(index, list(key)))
+                cache[key] = docs > p.boilerplate_ceiling
+        if cache[key]:
+            out[s] = 0
+            removed += 1
+    return out, removed
+
+
+def _evidence(index: Index, text: str, tok_to_char: np.ndarray, start: int, length: int) -> dict | None:
+    from freqindex.query.docs import find_docs
+
+    if length <= 0:
+        return None
+    c0, c1 = int(tok_to_char[start]), int(tok_to_char[min(start + length, len(tok_to_char) - 1)])
+    span = text[c0:c1]
+    if not span.strip():
+        return None
+    n, hits = find_docs(index, span, limit=1, literal=True)
+    if not hits:
+        return None
+    h = hits[0]
+    return {"doc_id": h.doc_id, "ext_id": h.ext_id, "source": h.source, "line": h.line, "span": span.strip(),
+            "documents_with_span": n, "snippet": h.snippet}
+
+
+def check_items(index: Index, items: list[EvalItem], fields: list[str], policy: Policy,
+                semantic: dict[str, tuple[float, int]] | None = None, progress=None) -> tuple[list[dict], dict]:
+    """Per-item records and the summary. ``semantic``: item id -> (max similarity, doc_id), when available."""
+    word_counts = [len(it.row.get(f, "").split()) for it in items for f in fields if isinstance(it.row.get(f), str)]
+    gpt3_n = gpt3_ngram_size(word_counts)
+    cache: dict = {}
+    records = []
+    boiler_total = 0
+    for k, it in enumerate(items):
+        per_field = {}
+        best = (None, None)  # (coverage, field)
+        evidence = None
+        longest = {"tokens": 0, "chars": 0, "field": None}
+        flags: dict[str, bool | None] = {}
+        for f in fields:
+            value = it.row.get(f)
+            if value is None:
+                raise UsageError(f"item {it.id!r} has no field {f!r}")
+            p = policy.for_field(f, index)
+            m, itx, ms = field_metrics(index, str(value), p.min_len, p.skip, gpt3_n)
+            ms_clean, removed = _boilerplate_filter(index, itx.ids, ms, p, cache)
+            boiler_total += removed
+            if m.checkable:
+                pad = 1 if index.normalizer.pad else 0
+                body = slice(pad, max(pad, itx.n - pad))
+                m.coverage = float(covered_mask(ms_clean, p.min_len, p.skip, body.start, body.stop).sum()
+                                   / max(1, body.stop - body.start))
+            per_field[f] = {"coverage": m.coverage, "bucket": bucket_of(m.coverage, p),
+                            "longest_match_tokens": m.longest_match_tokens, "longest_match_chars": m.longest_match_chars,
+                            "boilerplate_matches": removed, "definitions": m.definitions}
+            if m.coverage is not None and (best[0] is None or m.coverage > best[0]):
+                best = (m.coverage, f)
+            if m.longest_match_tokens > longest["tokens"]:
+                longest = {"tokens": m.longest_match_tokens, "chars": m.longest_match_chars, "field": f}
+                evidence = (itx, m)
+            for name, d in m.definitions.items():
+                if d.get("flag") is not None:
+                    flags[name] = bool(flags.get(name)) or bool(d["flag"])
+                else:
+                    flags.setdefault(name, None)
+        p_best = policy.for_field(best[1], index) if best[1] else policy
+        rec = {
+            "id": it.id,
+            "bucket": bucket_of(best[0], p_best),
+            "coverage": best[0],
+            "longest_match": longest,
+            "definitions": flags,
+            "fields": per_field,
+            "evidence": _evidence(index, evidence[0].text, evidence[0].tok_to_char, evidence[1].longest_match_start,
+                                  evidence[1].longest_match_tokens) if evidence else None,
+        }
+        if semantic is not None and it.id in semantic:
+            sim, doc = semantic[it.id]
+            rec["semantic"] = {"max_similarity": sim, "doc_id": doc}
+        records.append(rec)
+        if progress:
+            progress(k + 1, len(items))
+    counts = {b: sum(r["bucket"] == b for r in records) for b in BUCKETS}
+    n = len(records)
+    summary = {
+        "n_items": n,
+        "buckets": counts,
+        "dirty_fraction": counts["dirty"] / n if n else 0.0,
+        "definitions": {name: {"flagged": sum(1 for r in records if r["definitions"].get(name)),
+                               "not_applicable": sum(1 for r in records if r["definitions"].get(name) is None)}
+                        for name in ("gpt3", "palm", "ig_mini") if any(name in r["definitions"] for r in records)},
+        "gpt3_ngram_words": gpt3_n,
+        "boilerplate_matches_ignored": boiler_total,
+        "settings": {**asdict(policy), "fields_checked": fields,
+                     "min_len_resolved": {f: policy.for_field(f, index).min_len for f in fields}},
+        "index": {"path": str(index.path), "manifest_sha256": hashlib.sha256(
+            json.dumps(index.manifest, sort_keys=True).encode()).hexdigest()},
+    }
+    if semantic is not None:
+        sims = [r["semantic"]["max_similarity"] for r in records if "semantic" in r]
+        summary["semantic"] = {"items": len(sims), "median_max_similarity": float(np.median(sims)) if sims else None,
+                               "at_least_0.9": sum(s >= 0.9 for s in sims)}
+    return records, summary
+
+
+__all__ = ["Policy", "load_policy", "check_items", "bucket_of", "BUCKETS", "FieldMetrics"]
