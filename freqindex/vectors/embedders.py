@@ -102,7 +102,8 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, threads: int | None = None) -> E
     except ImportError:
         pass
     if name == "minilm-v1" or name.startswith("st:"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1") if name == "minilm-v1" else None
+        if name == "minilm-v1":  # the weights ship in the package: never ask a hub
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
         st = _need("sentence_transformers", "embed")
         path = _minilm_path() if name == "minilm-v1" else name[3:]
         try:
