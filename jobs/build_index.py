@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import pyarrow as pa
 
@@ -82,17 +83,25 @@ class SparkTaskRunner:
         return [json.loads(r.result) for r in rows]
 
 
+@contextmanager
+def spark_runner(master: str, app_name: str, on_progress: ProgressFn | None = None, conf: dict | None = None,
+                 keep_spark: bool = False):
+    """A lazily started SparkTaskRunner, stopped on the way out unless ``keep_spark`` (the next job of the
+    same command then finds the session running)."""
+    runner = SparkTaskRunner(on_progress=on_progress, master=master, conf=conf, app_name=app_name)
+    try:
+        yield runner
+    finally:
+        if runner.started and not keep_spark:
+            runner.spark.stop()
+
+
 def run_build(cfg: BuildConfig, *, overwrite: bool = False, on_progress: ProgressFn | None = None,
               on_message: Callable[[str], None] | None = None, keep_spark: bool = False) -> dict:
     """Build the index ``cfg`` describes on the Spark master ``cfg.master``. Returns the build summary."""
     cfg.validate()
-    runner = SparkTaskRunner(on_progress=on_progress, master=cfg.master, conf=dict(cfg.spark_conf),
-                             app_name="freqindex-build")
-    try:
+    with spark_runner(cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark) as runner:
         summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
-    finally:
-        if runner.started and not keep_spark:
-            runner.spark.stop()
     if runner.started:
         summary.setdefault("timings", {})["spark_start"] = runner.start_seconds
         summary["seconds"] = round(summary["seconds"] + runner.start_seconds, 3)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from freqindex.settings import DEFAULT_MASTER
 from freqindex.vectors.stage import DEFAULT_CHUNK_TOKENS, DEFAULT_STRIDE, run_embedding
-from jobs.build_index import SparkTaskRunner, run_entry
+from jobs.build_index import run_entry, spark_runner
 
 
 def run_embed(index_dir: str, *, model: str = "minilm-v1", chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS,
@@ -20,16 +20,9 @@ def run_embed(index_dir: str, *, model: str = "minilm-v1", chunk_tokens: tuple[i
               master: str = DEFAULT_MASTER, on_progress: Callable | None = None, keep_spark: bool = False,
               image_root: str | None = None, precomputed: str | None = None, vector_field: str = "embedding",
               id_field: str = "id") -> dict:
-    from freqindex.spark import get_spark
-
-    spark = get_spark(master, "freqindex-embed")
-    try:
-        return run_embedding(index_dir, SparkTaskRunner(spark, on_progress), model, chunk_tokens, stride, factory, dtype,
-                             image_root=image_root, precomputed=precomputed, vector_field=vector_field,
-                             id_field=id_field)
-    finally:
-        if not keep_spark:
-            spark.stop()
+    with spark_runner(master, "freqindex-embed", on_progress, keep_spark=keep_spark) as runner:
+        return run_embedding(index_dir, runner, model, chunk_tokens, stride, factory, dtype, image_root=image_root,
+                             precomputed=precomputed, vector_field=vector_field, id_field=id_field)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,22 +15,16 @@ from freqindex.concepts.vocab import load_vocabulary
 from freqindex.manifest import read_manifest
 from freqindex.settings import DEFAULT_MASTER
 from freqindex.text.normalize import get_normalizer
-from jobs.build_index import SparkTaskRunner, run_entry
+from jobs.build_index import run_entry, spark_runner
 
 
 def run_tag(index_dir: str, concepts: str, *, exact: bool = False, label_field: str | None = None,
             master: str = DEFAULT_MASTER, on_progress: Callable | None = None, keep_spark: bool = False) -> dict:
-    from freqindex.spark import get_spark
-
     m = read_manifest(index_dir)
     require_taggable(m)
     vocab = load_vocabulary(concepts, get_normalizer(m["normalization"]["name"]), exact, label_field)
-    spark = get_spark(master, "freqindex-tag")
-    try:
-        return run_tagging(index_dir, vocab, SparkTaskRunner(spark, on_progress), concepts)
-    finally:
-        if not keep_spark:
-            spark.stop()
+    with spark_runner(master, "freqindex-tag", on_progress, keep_spark=keep_spark) as runner:
+        return run_tagging(index_dir, vocab, runner, concepts)
 
 
 def main(argv: list[str] | None = None) -> int:

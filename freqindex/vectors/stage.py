@@ -110,7 +110,8 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     tasks = plan_tag_tasks(str(root), block_bytes) if precomputed is None else [(0, 0, 0)]
-    threads = max(1, (os.cpu_count() or 1) // max(1, min(len(tasks), getattr(run_tasks, "parallelism", 1))))
+    threads = None if precomputed is not None else max(
+        1, (os.cpu_count() or 1) // max(1, min(len(tasks), getattr(run_tasks, "parallelism", 1))))
     root_s, work_s = str(root), str(work)
 
     def task(i: int) -> dict:
