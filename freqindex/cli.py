@@ -161,19 +161,9 @@ def build_cli(
     if dry_run:
         _print_json(cfg.to_dict())
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from jobs.build_index import run_build
 
-    show = err.is_terminal and not json_out
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err, disable=not show)
-    tasks: dict[str, int] = {}
-
-    def on_progress(desc: str, done: int, total: int) -> None:
-        if desc not in tasks:
-            tasks[desc] = progress.add_task(desc, total=total)
-        progress.update(tasks[desc], completed=done, total=total)
+    progress, on_progress = _progress(enabled=not json_out)
 
     def on_message(m: str) -> None:
         if not json_out:
@@ -373,11 +363,13 @@ def demo_corpus_cli(
               f"{info['dir']}: {', '.join(info['files'])}", highlight=False)
 
 
-def _progress():
+def _progress(enabled: bool = True):
+    """A rich progress display on stderr (only on a terminal) and the (description, done, total) callback
+    that the Spark runner reports task progress through."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err, disable=not err.is_terminal)
+                        TimeElapsedColumn(), console=err, disable=not (enabled and err.is_terminal))
     tasks: dict[str, int] = {}
 
     def on_progress(desc: str, done: int, total: int) -> None:

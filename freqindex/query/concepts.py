@@ -7,7 +7,7 @@ import pyarrow.dataset as ds
 
 from freqindex.concepts.vocab import Vocabulary
 from freqindex.errors import UsageError
-from freqindex.query.count import _check_engine, _term_doc_ids
+from freqindex.query.count import _check_engine, _term_doc_ids, union_size
 from freqindex.suffix.index import Index
 
 SOURCES = ("auto", "tags", "suffix")
@@ -65,9 +65,7 @@ def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tup
             total += occ_cache[q]
             for s, arr in enumerate(docs_cache[q]):
                 per_shard[s].append(arr)
-        n_docs = sum(int(np.unique(np.concatenate(a)).size) if len(a) > 1 else (int(a[0].size) if a else 0)
-                     for a in per_shard)
-        rows.append(_row(c, total, n_docs))
+        rows.append(_row(c, total, union_size(per_shard)))
     return src, rows
 
 

@@ -68,6 +68,17 @@ def _term_doc_ids(index: Index, ids: list[int]) -> list[np.ndarray]:
     return out
 
 
+def union_size(per_shard: list[list[np.ndarray]]) -> int:
+    """Distinct documents over several sorted per-shard document arrays (one list of arrays per shard)."""
+    total = 0
+    for arrays in per_shard:
+        if len(arrays) == 1:
+            total += int(arrays[0].size)
+        elif arrays:
+            total += int(np.unique(np.concatenate(arrays)).size)
+    return total
+
+
 def count(index: Index, query: str, unit: str = "occurrences", literal: bool = False,
           max_clause_freq: int = settings.MAX_CLAUSE_FREQ, max_diff_tokens: int = settings.MAX_DIFF_TOKENS) -> CountResult:
     """Count ``query`` in ``index`` (normalized and tokenized exactly as the index was)."""
@@ -81,10 +92,7 @@ def count(index: Index, query: str, unit: str = "occurrences", literal: bool = F
             total = sum(_check_engine(index.engine.count(input_ids=ids))["count"] for ids in terms)
             return CountResult(query, int(total), unit, False)
         per_term = [_term_doc_ids(index, ids) for ids in terms]
-        n = 0
-        for s in range(len(index.shards)):
-            arrays = [pt[s] for pt in per_term]
-            n += int(np.unique(np.concatenate(arrays)).size) if len(arrays) > 1 else int(arrays[0].size)
+        n = union_size([[pt[s] for pt in per_term] for s in range(len(index.shards))])
         return CountResult(query, n, unit, False)
     if unit == "occurrences":
         res = _check_engine(index.engine.count_cnf(cnf=encoded, max_clause_freq=max_clause_freq,
