@@ -629,6 +629,7 @@ def contamination_cli(
     config: Annotated[str | None, typer.Option(help="Policy TOML: min_len, skip, clean_below, dirty_at, boilerplate_ceiling, fail_above, [fields.NAME] overrides.", show_default=False)] = None,
     min_len: Annotated[int | None, typer.Option(help="Minimum match length in tokens [default: 50 for bytes, 13 for HF tokens].", show_default=False)] = None,
     skip: Annotated[int | None, typer.Option(help="Bridge up to this many mismatching tokens between matches.", show_default=False)] = None,
+    definitions: Annotated[str, typer.Option(help="Classic definitions to report, by name: gpt3, palm, ig_mini (comma-separated) or all.")] = "all",
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
 ):
     """Is this eval set in this corpus? Exact verbatim metrics per item from the suffix arrays, every
@@ -637,10 +638,11 @@ def contamination_cli(
 
     Example: freqindex contamination idx --eval test.jsonl --fields question --fail-above 0.01
     """
-    from freqindex.contamination.check import check_items, load_policy
+    from freqindex.contamination.check import check_items, load_policy, parse_definitions
     from freqindex.contamination.report import write_outputs
     from freqindex.evals import load_eval
 
+    chosen = parse_definitions(definitions)
     idx = _open(index_dir)
     policy = load_policy(config, min_len=min_len, skip=skip, fail_above=fail_above)
     field_list = [f.strip() for f in fields.split(",") if f.strip()]
@@ -656,7 +658,7 @@ def contamination_cli(
     with progress:
         task = progress.add_task("check items", total=len(items))
         records, summary = check_items(idx, items, field_list, policy, semantic,
-                                       progress=lambda d, t: progress.update(task, completed=d))
+                                       progress=lambda d, t: progress.update(task, completed=d), definitions=chosen)
     imp = imp_png = None
     if results:
         from freqindex.contamination.impact import impact, impact_png, load_results

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 from freqindex.config import BuildConfig
 from freqindex.contamination.check import Policy, check_items
-from freqindex.contamination.metrics import field_metrics
+from freqindex.contamination.metrics import field_metrics, item_bytes, item_text
 from freqindex.driver import build_index, run_in_process
 from freqindex.evals import EvalItem
 from freqindex.suffix.index import Index
+from freqindex.suffix.matching import matching_statistics_batch
 from tests.conftest import GSM8K_TEST, WIKITEXT, build, cli
 from tests.reference import read_lines_docs, ref_normalize
 
@@ -69,8 +70,8 @@ sentence = st.lists(st.sampled_from(WORDS), min_size=1, max_size=30).map(" ".joi
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(corpus=st.lists(sentence, min_size=1, max_size=8), items=st.lists(sentence, min_size=1, max_size=4),
-       L=st.sampled_from([5, 12, 50]), n=st.sampled_from([8, 10]))
-def test_definitions_equal_brute_force(corpus, items, L, n):
+       L=st.sampled_from([5, 12, 50]), n=st.sampled_from([8, 10]), window=st.sampled_from([8, 16, 64]))
+def test_definitions_equal_brute_force(corpus, items, L, n, window):
     tmp = Path(tempfile.mkdtemp(prefix="fqx-cont-"))
     try:
         # plant pieces of the corpus into some items so that hits happen
@@ -79,8 +80,12 @@ def test_definitions_equal_brute_force(corpus, items, L, n):
         build_index(BuildConfig(inputs=(str(tmp / "c.txt"),), output=str(tmp / "idx"), text_per_line=True),
                     run_in_process)
         idx = Index.open(tmp / "idx")
-        for item in items:
-            m, _, _ = field_metrics(idx, item, L, 0, n)
+        texts = [item_text(idx, item) for item in items]
+        batch = matching_statistics_batch(idx, [item_bytes(idx, t) for t in texts], window=window)
+        for item, it, ms in zip(items, texts, batch):
+            m, _, engine_ms = field_metrics(idx, item, L, 0, n)
+            assert ms.tolist() == engine_ms.tolist(), item  # the batched path == the engine's creativity
+            m, _, _ = field_metrics(idx, item, L, 0, n, it=it, ms=ms)
             ref = _brute(corpus, item, L, n)
             assert m.longest_match_tokens == ref["longest"], item
             if ref["coverage"] is None:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
+from freqindex.contamination.metrics import matching_statistics
 from freqindex.query.count import count
+from freqindex.suffix.matching import matching_statistics_batch
 from freqindex.suffix.index import Index
 from tests.conftest import GSM8K_TRAIN, WIKITEXT, build
 from tests.reference import read_jsonl_docs, read_lines_docs
@@ -48,6 +50,23 @@ def _check(idx: Index, tok: Tokenizer, texts: list[str], rng: random.Random, n_q
         assert count(idx, span, unit="docs", literal=True).count == nd, span
         checked += 1
     assert checked >= n_queries * 0.9
+    _check_matching_statistics(idx, tok, texts, rng)
+
+
+def _check_matching_statistics(idx: Index, tok: Tokenizer, texts: list[str], rng: random.Random):
+    """The batched suffix-array matching statistics equal the engine's ``creativity`` in token space, on
+    items that mix a corpus passage with words the corpus has never seen in that order."""
+    items = []
+    for _ in range(25):
+        words = rng.choice(texts).split(" ")
+        i = rng.randrange(len(words))
+        noise = " ".join(rng.choice(rng.choice(texts).split(" ")) for _ in range(rng.randint(0, 6)))
+        items.append((noise + " " + " ".join(words[i:i + rng.randint(3, 40)]) + " " + noise).strip())
+    ids = [np.frombuffer(idx.tokenizer.encode(t), dtype=idx.dtype).tolist() for t in items if t]
+    batch = matching_statistics_batch(idx, [np.asarray(x, dtype=idx.dtype).tobytes() for x in ids], window=8)
+    for x, got in zip(ids, batch):
+        assert got.tolist() == matching_statistics(idx, x).tolist()
+    assert max(int(g.max()) for g in batch if g.size) > 8  # the window was outgrown and searched again
 
 
 @pytest.fixture(scope="module")

@@ -17,15 +17,19 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from freqindex.contamination.metrics import (
+    DEFINITIONS,
     FieldMetrics,
     covered_mask,
     field_metrics,
     gpt3_ngram_size,
+    item_bytes,
+    item_text,
 )
 from freqindex.errors import UsageError
 from freqindex.evals import EvalItem
 from freqindex.query.count import _term_doc_ids
 from freqindex.suffix.index import Index
+from freqindex.suffix.matching import matching_statistics_batch
 
 BUCKETS = ("clean", "suspicious", "dirty", "uncheckable")
 
@@ -127,14 +131,38 @@ def _evidence(index: Index, text: str, tok_to_char: np.ndarray, start: int, leng
             "documents_with_span": n, "snippet": h.snippet}
 
 
+def parse_definitions(spec: str | None) -> tuple[str, ...]:
+    """``gpt3,palm`` -> the selected definitions (``all`` or None: every registered one)."""
+    if spec is None or spec.strip() in ("", "all"):
+        return tuple(DEFINITIONS)
+    names = tuple(dict.fromkeys(n.strip() for n in spec.split(",") if n.strip()))
+    unknown = [n for n in names if n not in DEFINITIONS]
+    if unknown:
+        raise UsageError(f"unknown definition(s) {', '.join(unknown)}; choose from {', '.join(DEFINITIONS)} or all")
+    return names
+
+
 def check_items(index: Index, items: list[EvalItem], fields: list[str], policy: Policy,
-                semantic: dict[str, tuple[float, int]] | None = None, progress=None) -> tuple[list[dict], dict]:
-    """Per-item records and the summary. ``semantic``: item id -> (max similarity, doc_id), when available."""
+                semantic: dict[str, tuple[float, int]] | None = None, progress=None,
+                definitions: tuple[str, ...] | None = None) -> tuple[list[dict], dict]:
+    """Per-item records and the summary. ``semantic``: item id -> (max similarity, doc_id), when available.
+    ``definitions``: the classic definitions to compute (default: all of ``DEFINITIONS``)."""
+    definitions = tuple(DEFINITIONS) if definitions is None else definitions
     word_counts = [len(it.row.get(f, "").split()) for it in items for f in fields if isinstance(it.row.get(f), str)]
     gpt3_n = gpt3_ngram_size(word_counts)
     cache: dict = {}
     records = []
     boiler_total = 0
+    # matching statistics of every field of every item in one batched pass over the suffix arrays
+    texts = {}
+    for k, it in enumerate(items):
+        for f in fields:
+            value = it.row.get(f)
+            if value is None:
+                raise UsageError(f"item {it.id!r} has no field {f!r}")
+            texts[(k, f)] = item_text(index, str(value))
+    keys = list(texts)
+    all_ms = dict(zip(keys, matching_statistics_batch(index, [item_bytes(index, texts[k]) for k in keys])))
     for k, it in enumerate(items):
         per_field = {}
         best = (None, None)  # (coverage, field)
@@ -142,11 +170,9 @@ def check_items(index: Index, items: list[EvalItem], fields: list[str], policy: 
         longest = {"tokens": 0, "chars": 0, "field": None}
         flags: dict[str, bool | None] = {}
         for f in fields:
-            value = it.row.get(f)
-            if value is None:
-                raise UsageError(f"item {it.id!r} has no field {f!r}")
             p = policy.for_field(f, index)
-            m, itx, ms = field_metrics(index, str(value), p.min_len, p.skip, gpt3_n)
+            m, itx, ms = field_metrics(index, "", p.min_len, p.skip, gpt3_n, it=texts[(k, f)],
+                                       ms=all_ms[(k, f)], definitions=definitions)
             ms_clean, removed = _boilerplate_filter(index, itx.ids, ms, p, cache)
             boiler_total += removed
             if m.checkable:
@@ -192,10 +218,10 @@ def check_items(index: Index, items: list[EvalItem], fields: list[str], policy: 
         "dirty_fraction": counts["dirty"] / n if n else 0.0,
         "definitions": {name: {"flagged": sum(1 for r in records if r["definitions"].get(name)),
                                "not_applicable": sum(1 for r in records if r["definitions"].get(name) is None)}
-                        for name in ("gpt3", "palm", "ig_mini") if any(name in r["definitions"] for r in records)},
+                        for name in definitions if any(name in r["definitions"] for r in records)},
         "gpt3_ngram_words": gpt3_n,
         "boilerplate_matches_ignored": boiler_total,
-        "settings": {**asdict(policy), "fields_checked": fields,
+        "settings": {**asdict(policy), "fields_checked": fields, "definitions": list(definitions),
                      "min_len_resolved": {f: policy.for_field(f, index).min_len for f in fields}},
         "index": {"path": str(index.path), "manifest_sha256": hashlib.sha256(
             json.dumps(index.manifest, sort_keys=True).encode()).hexdigest()},
@@ -207,4 +233,4 @@ def check_items(index: Index, items: list[EvalItem], fields: list[str], policy: 
     return records, summary
 
 
-__all__ = ["Policy", "load_policy", "check_items", "bucket_of", "BUCKETS", "FieldMetrics"]
+__all__ = ["Policy", "load_policy", "check_items", "parse_definitions", "bucket_of", "BUCKETS", "FieldMetrics"]

@@ -55,7 +55,9 @@ def item_text(index: Index, raw: str) -> ItemText:
 
 
 def matching_statistics(index: Index, ids: list[int]) -> np.ndarray:
-    """``ms[i]``: length of the longest span starting at token ``i`` that occurs in the corpus."""
+    """``ms[i]``: length of the longest span starting at token ``i`` that occurs in the corpus, from the
+    engine's ``creativity`` (one item at a time; the check uses the batched
+    :func:`freqindex.suffix.matching.matching_statistics_batch`, tested equal to this)."""
     if not ids:
         return np.zeros(0, dtype=np.int64)
     with index._lock:
@@ -106,9 +108,18 @@ def _occurs_chars(it: ItemText, ms: np.ndarray, c0: int, c1: int) -> bool:
     return bool(ms[t0] >= t1 - t0) if t0 < len(ms) else False
 
 
-def field_metrics(index: Index, raw: str, min_len: int, skip: int, gpt3_n: int) -> tuple[FieldMetrics, ItemText, np.ndarray]:
-    it = item_text(index, raw)
-    ms = matching_statistics(index, it.ids)
+def item_bytes(index: Index, it: ItemText) -> bytes:
+    """The item's tokens as the index stores them (what the suffix arrays are searched with)."""
+    return bytes(it.ids) if index.width == 1 else np.asarray(it.ids, dtype=index.dtype).tobytes()
+
+
+def field_metrics(index: Index, raw: str, min_len: int, skip: int, gpt3_n: int,
+                  it: ItemText | None = None, ms: np.ndarray | None = None,
+                  definitions: tuple[str, ...] | None = None) -> tuple[FieldMetrics, ItemText, np.ndarray]:
+    """Metrics of one field. ``it``/``ms`` may be precomputed (the batched path); by default ``ms`` comes
+    from the engine's ``creativity``."""
+    it = it if it is not None else item_text(index, raw)
+    ms = ms if ms is not None else matching_statistics(index, it.ids)
     pad = 1 if index.normalizer.pad else 0
     body_lo, body_hi = pad, max(pad, it.n - pad)
     body = body_hi - body_lo
@@ -120,7 +131,8 @@ def field_metrics(index: Index, raw: str, min_len: int, skip: int, gpt3_n: int) 
     defs: dict = {}
     if index.width == 1 and index.normalizer.name == "simple":
         ws = word_starts(it.text)
-        defs = {name: fn(it, ms, ws, gpt3_n) for name, fn in DEFINITIONS.items()}
+        defs = {name: fn(it, ms, ws, gpt3_n) for name, fn in DEFINITIONS.items()
+                if definitions is None or name in definitions}
     return FieldMetrics(body, len(it.text.strip()), checkable, coverage, longest, lm_chars, start, defs), it, ms
 
 
