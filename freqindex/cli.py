@@ -616,6 +616,87 @@ def neighbors_cli(
               f"{vals[len(vals) // 2]:.3f}, items >= 0.9: {sum(v >= 0.9 for v in vals):,}", highlight=False)
 
 
+@app.command("analyze")
+@_handle_errors
+def analyze_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (--normalize simple; embedded for neighbour similarity).")],
+    eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
+    results: Annotated[str, typer.Option(help="Per-item model results: long (id, model, correct|score) or GSM8K's wide layout.")],
+    out_dir: Annotated[str | None, typer.Option("--out", help="Output directory [default: DIR/evals/NAME/analysis].", show_default=False)] = None,
+    concept_field: Annotated[str | None, typer.Option(help="Item field holding its concept(s) (a class label or a list).", show_default=False)] = None,
+    concepts: Annotated[str | None, typer.Option("--concepts", help="Mapping file: id, concept (one row per pair, or a list).", show_default=False)] = None,
+    auto_concepts: Annotated[bool, typer.Option("--auto-concepts", help="Extract concepts: head nouns of noun chunks (spaCy), stop words dropped.")] = False,
+    fields: Annotated[str | None, typer.Option(help="Fields that make up an item's text, joined by a newline (a,b).", show_default=False)] = None,
+    id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
+    aggregate: Annotated[str, typer.Option(help="Several concepts per item: min, gmean or max of their frequencies.")] = "min",
+    similarity: Annotated[str, typer.Option(help="auto (neighbors when the index has vectors, else verbatim), neighbors, verbatim.")] = "auto",
+    prune_threshold: Annotated[float, typer.Option(help="Prune documents at least this similar to any item, then refit.")] = 0.9,
+    prune_sweep: Annotated[str | None, typer.Option(help="Also refit at these thresholds, e.g. 0.8,0.85,0.95.", show_default=False)] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap draws over concepts for every interval.")] = 200,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+):
+    """Is the frequency effect a similarity effect? Joins each item's concept frequency, its similarity to the
+    corpus and per-model correctness; fits accuracy against log frequency raw, controlled for similarity,
+    within similarity strata and after pruning near-copies; writes summary.json, items.parquet (the
+    `analysis_items` SQL view), figures and report.html with a verdict per model.
+
+    Example: freqindex analyze idx --eval test.jsonl --results solutions.jsonl --auto-concepts
+    """
+    from freqindex.analysis import core
+    from freqindex.analysis.report import items_table, write_outputs
+    from freqindex.analysis.run import run_analysis
+    from freqindex.contamination.impact import load_results
+    from freqindex.evals import load_eval
+
+    chosen = [x for x in (concept_field, concepts, auto_concepts or None) if x]
+    if len(chosen) != 1:
+        raise UsageError("say where concepts come from: exactly one of --concept-field, --concepts, --auto-concepts")
+    if bootstrap < 20 or bootstrap > 100_000:
+        raise UsageError("--bootstrap takes 20 to 100000 draws")
+    sweep = None
+    if prune_sweep:
+        try:
+            sweep = [float(x) for x in prune_sweep.split(",") if x.strip()]
+        except ValueError:
+            raise UsageError(f"--prune-sweep takes comma-separated similarities, got {prune_sweep!r}") from None
+        if any(not 0 < t <= 1 for t in sweep):
+            raise UsageError("--prune-sweep thresholds must lie in (0, 1]")
+    idx = _open(index_dir)
+    items = load_eval(eval_file, id_field, fields.split(",") if fields else None)
+    name = Path(eval_file).name.split(".")[0]
+    res = load_results(results, items)
+    progress, _ = _progress()
+    with progress:
+        task = progress.add_task("concepts", total=None)
+        if concept_field:
+            item_concepts, how = core.concepts_from_field(items, concept_field), f"the field {concept_field!r}"
+        elif concepts:
+            item_concepts, how = core.concepts_from_map(concepts, items), f"from {concepts}"
+        else:
+            item_concepts, how = core.auto_concepts(items), "automatic (head nouns of noun chunks, spaCy)"
+        rows, summary = run_analysis(idx, items, res, item_concepts, eval_name=name, aggregate=aggregate,
+                                     similarity=similarity, prune_threshold=prune_threshold, prune_sweep=sweep,
+                                     n_boot=bootstrap, seed=seed,
+                                     progress=lambda stage: progress.update(task, description=stage))
+    summary["settings"]["concepts"] = how
+    target = Path(out_dir) if out_dir else idx.path / "evals" / name / "analysis"
+    paths = write_outputs(target, rows, summary, name)
+    view_file = idx.path / "evals" / name / "analysis.parquet"
+    view_file.parent.mkdir(parents=True, exist_ok=True)
+    _write_table(items_table(rows, name), str(view_file))
+    if json_out:
+        _print_json(json.loads(paths["summary.json"].read_text()))
+        return
+    for m, r in summary["models"].items():
+        f = r["frequency"]
+        ci = f.get("ci") or [float("nan"), float("nan")]
+        err.print(f"{m}: accuracy {r['accuracy']:.3f}, frequency slope "
+                  f"{(f['slope'] if f['slope'] is not None else float('nan')):.3f} [{ci[0]:.3f}, {ci[1]:.3f}] -> "
+                  f"[bold]{r['verdict']}[/]", highlight=False)
+    err.print(f"report: {paths['report.html']}", highlight=False)
+
+
 @app.command("contamination")
 @_handle_errors
 def contamination_cli(

@@ -25,6 +25,11 @@ _EMPTY_CONTAMINATION = ("(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NUL
                         "NULL::DOUBLE AS coverage, NULL::BIGINT AS longest_match_chars, NULL::BOOLEAN AS gpt3, "
                         "NULL::BOOLEAN AS palm, NULL::BOOLEAN AS ig_mini, NULL::DOUBLE AS max_similarity, "
                         "NULL::BIGINT AS evidence_doc_id WHERE false)")
+_EMPTY_ANALYSIS = ("(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NULL::VARCHAR AS model, NULL::DOUBLE AS correct, "
+                   "NULL::VARCHAR[] AS concepts, NULL::VARCHAR AS primary_concept, NULL::DOUBLE AS frequency, "
+                   "NULL::DOUBLE AS log10_frequency, NULL::DOUBLE AS pruned_frequency, NULL::DOUBLE AS similarity, "
+                   "NULL::BIGINT AS similarity_doc_id, NULL::BIGINT AS longest_match_chars, "
+                   "NULL::DOUBLE AS longest_match_fraction WHERE false)")
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -45,8 +50,10 @@ def view_statements(index_dir: str | Path) -> list[str]:
     nb = f"read_parquet('{idx}/evals/*/neighbors.parquet')" if has_neighbors else _EMPTY_NEIGHBORS
     has_cont = any((root / "evals").glob("*/contamination.parquet")) if (root / "evals").is_dir() else False
     cont = f"read_parquet('{idx}/evals/*/contamination.parquet')" if has_cont else _EMPTY_CONTAMINATION
+    has_an = any((root / "evals").glob("*/analysis.parquet")) if (root / "evals").is_dir() else False
+    an = f"read_parquet('{idx}/evals/*/analysis.parquet')" if has_an else _EMPTY_ANALYSIS
     text = (text.replace("{index}", idx).replace("{concept_vocab}", vocab).replace("{concept_hits}", hits)
-            .replace("{neighbors}", nb).replace("{contamination}", cont))
+            .replace("{neighbors}", nb).replace("{contamination}", cont).replace("{analysis}", an))
     body = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]
 

@@ -45,3 +45,7 @@ GROUP BY eval, item_id;
 -- Per eval item: contamination bucket, coverage, the classic definitions' flags (`freqindex contamination`).
 CREATE VIEW contamination AS
 SELECT * FROM {contamination};
+
+-- Per eval item and model: concepts, frequency, pruned frequency, similarity, correctness (`freqindex analyze`).
+CREATE VIEW analysis_items AS
+SELECT * FROM {analysis};

