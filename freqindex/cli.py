@@ -697,6 +697,58 @@ def analyze_cli(
     err.print(f"report: {paths['report.html']}", highlight=False)
 
 
+@app.command("serve")
+@_handle_errors
+def serve_cli(
+    index_dirs: Annotated[list[str], typer.Argument(metavar="DIR...", help="Index directories to serve; each is addressed by its directory name.")],
+    host: Annotated[str, typer.Option(help="Address to bind. Anything but loopback requires --token-file.")] = settings.DEFAULT_HOST,
+    port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = settings.DEFAULT_PORT,
+    token_file: Annotated[str | None, typer.Option(help="File holding the bearer token every request but /healthz must send.", show_default=False)] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (each opens the indexes; the OS shares their memory maps).")] = 1,
+    timeout: Annotated[float, typer.Option(help="Per-request time limit in seconds (504 past it).")] = settings.REQUEST_TIMEOUT_S,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+):
+    """Serve indexes over HTTP: count, docs, concepts, neighbors, contamination, read-only SQL, /metrics and
+    an OpenAPI spec at /docs and /openapi.json. SIGTERM finishes in-flight requests, then exits.
+
+    Example: freqindex serve idx other-idx --port 8000      (then: curl -s localhost:8000/v1/indexes)
+    """
+    import ipaddress
+
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise UsageError("the server needs the serve extra: pip install 'freqindex[serve]'") from None
+    from freqindex.server.app import ENV_CONFIG, create_app
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    token = None
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --token-file {token_file}: {exc.strerror}") from None
+        if len(token) < 16:
+            raise UsageError("the token in --token-file must be at least 16 characters")
+    elif not loopback:
+        raise UsageError(f"binding {host} exposes the service: give --token-file (or bind 127.0.0.1)")
+    if workers < 1 or not 0 < timeout <= 3600:
+        raise UsageError("--workers must be >= 1 and --timeout in (0, 3600]")
+    dirs = [str(Path(d).resolve()) for d in index_dirs]
+    app_obj = create_app(dirs, token, timeout)  # open everything once here: bad indexes fail before binding
+    kw = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_S)
+    if workers == 1:
+        uvicorn.run(app_obj, **kw)
+    else:
+        os.environ[ENV_CONFIG] = json.dumps({"indexes": dirs, "token_file": str(Path(token_file).resolve()) if token_file else None,
+                                            "timeout_s": timeout})
+        uvicorn.run("freqindex.server.app:app_from_env", factory=True, workers=workers, **kw)
+
+
 @app.command("contamination")
 @_handle_errors
 def contamination_cli(

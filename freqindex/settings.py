@@ -26,3 +26,14 @@ SNIPPET_CONTEXT_CHARS = 80
 MAX_CLAUSE_FREQ = 50_000  # infini-gram's default; CNF clauses above it are subsampled (approx=true)
 MAX_DIFF_TOKENS = 100  # infini-gram's default window for AND clauses
 MAX_DOC_PTRS = 50_000_000  # suffix-array entries read for one --unit docs count
+MAX_K = 1000  # nearest neighbours per item
+MAX_SQL_ROWS = 10_000  # rows a SQL query may return over HTTP (the CLI's --max-rows default is lower)
+
+# Server (`freqindex serve`); the query limits above apply to the CLI and the server alike
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+MAX_BODY_BYTES = 1024 * 1024  # request bodies above this are refused with 413
+MAX_QUERIES_PER_REQUEST = 1000  # count/docs queries in one request
+MAX_ITEMS_PER_REQUEST = 2000  # contamination / neighbours items in one request
+REQUEST_TIMEOUT_S = 30.0  # per request; past it the request is answered 504 (SQL is interrupted)
+GRACEFUL_SHUTDOWN_S = 30  # SIGTERM: in-flight requests get this long to finish

@@ -73,9 +73,13 @@ def open_catalog(index_dir: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def run_query(index_dir: str | Path, sql: str):
-    """Run one read-only statement; returns a pyarrow Table. DuckDB's message becomes a UsageError."""
+def run_query(index_dir: str | Path, sql: str, max_rows: int | None = None, on_open=None):
+    """Run one read-only statement; returns a pyarrow Table (at most ``max_rows + 1`` rows when given, so a
+    caller can tell it was cut). ``on_open(con)`` receives the connection (the server keeps it to interrupt
+    a query past its time limit). DuckDB's message becomes a UsageError."""
     con = open_catalog(index_dir)
+    if on_open is not None:
+        on_open(con)
     try:
         stmts = con.extract_statements(sql)
     except duckdb.Error as exc:
@@ -85,7 +89,10 @@ def run_query(index_dir: str | Path, sql: str):
     if stmts[0].type not in _ALLOWED:
         raise UsageError(f"only SELECT queries are allowed (got {stmts[0].type.name})")
     try:
-        return con.sql(sql).to_arrow_table()
+        rel = con.sql(sql)
+        if max_rows is not None and stmts[0].type == duckdb.StatementType.SELECT:
+            rel = rel.limit(max_rows + 1)
+        return rel.to_arrow_table()
     except duckdb.Error as exc:
         raise UsageError(_one_line(exc)) from None
     finally:

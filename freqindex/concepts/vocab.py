@@ -152,7 +152,12 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
 
 def load_vocabulary(path: str, normalizer: Normalizer, exact: bool = False, label_field: str | None = None) -> Vocabulary:
     """Load, normalize and merge a vocabulary. Empty names are an error; duplicates merge with a warning."""
-    rows = _rows_from_file(path, label_field)
+    return vocabulary_from_rows(_rows_from_file(path, label_field), normalizer, exact, path)
+
+
+def vocabulary_from_rows(rows: list[tuple[str | None, str, list[str]]], normalizer: Normalizer, exact: bool = False,
+                         path: str = "request") -> Vocabulary:
+    """A vocabulary from (benchmark, name, aliases) rows (what the server receives in a request body)."""
     if not rows:
         raise BadInputError(f"{path}: no concepts found")
     by_key: dict[tuple[str | None, str], Concept] = {}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from freqindex import settings
 from freqindex.errors import UsageError
 from freqindex.evals import EvalItem
 from freqindex.suffix.index import Index
@@ -37,8 +38,8 @@ def neighbors(idx: Index, items: list[EvalItem], k: int = 10, eval_name: str = "
     vec = idx.manifest.get("vectors")
     if not vec:
         raise UsageError(f"{idx.path} has no vectors; run `freqindex embed {idx.path}` first")
-    if k < 1 or k > 1000:
-        raise UsageError("-k must be between 1 and 1000")
+    if k < 1 or k > settings.MAX_K:
+        raise UsageError(f"-k must be between 1 and {settings.MAX_K}")
     index, doc_of, cs, ce = _load(str(idx.path))
     emb = load_embedder(vec["model"])
     q = emb.encode([idx.normalizer.document(it.text) for it in items])

@@ -69,7 +69,7 @@ class Index:
         self.width: int = tok["width"]
         self.dtype = WIDTH_DTYPES[self.width]
         self.normalizer = get_normalizer(manifest["normalization"]["name"])
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: library calls that lock may run under a caller's lock
         self._engine_tmp: tempfile.TemporaryDirectory | None = None
 
     @classmethod
