@@ -61,6 +61,8 @@ def markdown(summary: dict, records: list[dict]) -> str:
         ev = r.get("evidence") or {}
         lines.append(f"- `{r['id']}` coverage {r['coverage']:.2f}, longest match {r['longest_match']['chars']} chars"
                      + (f", doc {ev.get('doc_id')} ({ev.get('ext_id') or ev.get('source')})" if ev else ""))
+        if ev.get("snippet"):
+            lines.append(f"  > {ev['snippet']}")
     return "\n".join(lines) + "\n"
 
 

@@ -97,7 +97,7 @@ class DocsResponse(BaseModel):
 
 
 class ConceptSpec(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=settings.MAX_QUERY_CHARS)]
+    concept: Annotated[str, Field(min_length=1, max_length=settings.MAX_QUERY_CHARS)]
     aliases: Annotated[list[Annotated[str, Field(max_length=settings.MAX_QUERY_CHARS)]], Field(max_length=100)] = []
     benchmark: str | None = None
 
@@ -245,6 +245,20 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
                              413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 422: {"model": ErrorBody}, 504: {"model": ErrorBody}})
     app.state.indexes = indexes
 
+    def openapi():  # the spec lists the served index names, so clients (and fuzzers) see what exists
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            for comp in spec.get("components", {}).get("schemas", {}).values():
+                prop = comp.get("properties", {}).get("index")
+                if prop is not None:
+                    prop["enum"] = sorted(indexes)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi
+
     def err(status: int, code: str, message: str) -> JSONResponse:
         return JSONResponse({"error": code, "message": message}, status_code=status)
 
@@ -357,7 +371,7 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
         from freqindex.query.concepts import concept_counts
 
         idx = get_index(req.index)
-        rows = [(None, c, []) if isinstance(c, str) else (c.benchmark, c.name, c.aliases) for c in req.concepts]
+        rows = [(None, c, []) if isinstance(c, str) else (c.benchmark, c.concept, c.aliases) for c in req.concepts]
 
         def work():
             vocab = vocabulary_from_rows(rows, idx.normalizer, req.exact)

@@ -33,3 +33,8 @@ with open(sys.argv[2], "w") as out:
     for r in keep:
         out.write(json.dumps({k: r.get(k) for k in ("id", "bucket", "coverage", "longest_match", "definitions", "semantic", "evidence")}) + "\n")
 PY
+freqindex analyze "$WORK/index" --eval "$DATA/evals/gsm8k/test.jsonl" --fields question \
+  --results "$DATA/evals/gsm8k/example_model_solutions.jsonl" --auto-concepts --out "$WORK/analysis" \
+  --prune-sweep 0.8,0.85,0.95
+mkdir -p "$HERE/analysis"
+cp "$WORK/analysis/summary.json" "$WORK/analysis/report.html" "$WORK/analysis/"*.png "$HERE/analysis/"

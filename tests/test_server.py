@@ -1,0 +1,288 @@
+"""`freqindex serve`: the real server in a subprocess on a free loopback port, spoken to over HTTP.
+
+Every endpoint against the CLI on the same index, property-based requests from the OpenAPI spec
+(schemathesis: no 5xx), auth with a non-loopback bind, SQL escapes, path traversal, body limits, a runaway
+query cancelled with 504 while the server stays healthy, and SIGTERM finishing an in-flight request.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hsettings
+
+from freqindex.config import BuildConfig
+from freqindex.driver import build_index, run_in_process
+from tests.conftest import GSM8K_TEST, GSM8K_TRAIN, REPO, WIKITEXT, cli
+from tests.reference import read_jsonl_docs, read_lines_docs
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed")
+schemathesis = pytest.importorskip("schemathesis")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *dirs, host="127.0.0.1", extra=()):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "freqindex.cli", "serve", *map(str, dirs), "--host", host,
+                                      "--port", str(self.port), "--log-level", "warning", *extra],
+                                     cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}: {self.proc.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise RuntimeError("server did not come up")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory):
+    from freqindex.vectors.stage import run_embedding
+
+    root = tmp_path_factory.mktemp("serve")
+    texts = read_lines_docs(WIKITEXT)[:300] + read_jsonl_docs(GSM8K_TRAIN, "question")[:300]
+    (root / "c.jsonl").write_text("".join(json.dumps({"id": f"d{k}", "text": t}) + "\n" for k, t in enumerate(texts)))
+    build_index(BuildConfig(inputs=(str(root / "c.jsonl"),), output=str(root / "main")), run_in_process)
+    run_embedding(str(root / "main"), run_in_process)
+    (root / "other").mkdir()
+    (root / "o.txt").write_text("a second index with its own text\nanother line of it\n")
+    build_index(BuildConfig(inputs=(str(root / "o.txt"),), output=str(root / "other" / "second"), text_per_line=True),
+                run_in_process)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(index_dir):
+    s = Server(index_dir / "main", index_dir / "other" / "second")
+    yield s
+    s.stop()
+
+
+def post(server, path, body, **kw):
+    return httpx.post(server.url + path, json=body, timeout=120, **kw)
+
+
+def test_indexes_health_and_metrics(server):
+    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+    names = {i["name"]: i for i in httpx.get(server.url + "/v1/indexes").json()}
+    assert set(names) == {"main", "second"}
+    assert names["main"]["has_vectors"] and names["main"]["documents"] == 600
+    spec = httpx.get(server.url + "/openapi.json").json()
+    for p in ("/v1/count", "/v1/docs", "/v1/concepts", "/v1/neighbors", "/v1/contamination", "/v1/sql", "/metrics"):
+        assert p in spec["paths"], p
+    post(server, "/v1/count", {"index": "main", "query": "the"})
+    m = httpx.get(server.url + "/metrics").text
+    assert 'freqindex_http_requests_total{method="POST",route="/v1/count",status="200"}' in m
+    assert "freqindex_http_request_seconds_bucket" in m
+
+
+def test_count_docs_concepts_sql_equal_the_cli(server, index_dir):
+    idx = index_dir / "main"
+    queries = ["the", "how many", "miles AND hours", "apples OR oranges", "never seen phrase xyz"]
+    for unit in ("occurrences", "docs"):
+        got = post(server, "/v1/count", {"index": "main", "queries": queries, "unit": unit}).json()["results"]
+        for q, g in zip(queries, got):
+            want = json.loads(cli("count", idx, q, "--unit", unit, "--json", check=0).stdout)
+            assert g == want, q
+    got = post(server, "/v1/count", {"index": "second", "query": "line"}).json()["results"][0]["count"]
+    assert got == 1
+    d = post(server, "/v1/docs", {"index": "main", "query": "how many", "limit": 5}).json()
+    want = [json.loads(ln) for ln in cli("docs", idx, "how many", "--limit", "5", "--json", check=0).stdout.splitlines()]
+    assert d["docs"] == want and d["total_docs"] >= len(want)
+    c = post(server, "/v1/concepts", {"index": "main", "concepts": ["apple", {"concept": "mile", "aliases": ["km"]}]}).json()
+    vocab = index_dir / "v.jsonl"
+    vocab.write_text('{"concept": "apple"}\n{"concept": "mile", "aliases": ["km"]}\n')
+    want = [json.loads(ln) for ln in cli("concepts", idx, "--concepts", vocab, "--json", check=0).stdout.splitlines()]
+    assert sorted((r["concept"], r["occurrences"], r["doc_frequency"]) for r in c["concepts"]) == \
+        sorted((r["concept"], r["occurrences"], r["doc_frequency"]) for r in want)
+    s = post(server, "/v1/sql", {"index": "main", "sql": "SELECT count(*) AS n FROM docs"}).json()
+    want = json.loads(cli("sql", idx, "SELECT count(*) AS n FROM docs", "--format", "json", check=0).stdout)
+    assert s["rows"] == [want] and s["columns"] == ["n"] and not s["truncated"]
+    s = post(server, "/v1/sql", {"index": "main", "sql": "SELECT * FROM range(50)", "max_rows": 10}).json()
+    assert len(s["rows"]) == 10 and s["truncated"]
+
+
+def test_neighbors_and_contamination_equal_the_cli(server, index_dir, tmp_path):
+    idx = index_dir / "main"
+    evals = [json.loads(ln) for ln in GSM8K_TRAIN.read_text().splitlines()[:3]]
+    evals += [json.loads(ln) for ln in GSM8K_TEST.read_text().splitlines()[:3]]
+    items = [{"id": f"e{k}", "text": r["question"]} for k, r in enumerate(evals)]
+    ev = tmp_path / "ev.jsonl"
+    ev.write_text("".join(json.dumps(i) + "\n" for i in items))
+    n = post(server, "/v1/neighbors", {"index": "main", "items": items, "k": 3}).json()["neighbors"]
+    want = [json.loads(ln) for ln in cli("neighbors", idx, "--eval", ev, "--fields", "text", "-k", "3", "--json",
+                                         check=0).stdout.splitlines()]
+    assert [(r["item_id"], r["doc_id"]) for r in n] == [(r["item_id"], r["doc_id"]) for r in want]
+    assert [r["similarity"] for r in n] == pytest.approx([r["similarity"] for r in want], abs=1e-5)
+    body = post(server, "/v1/contamination", {"index": "main", "items": items}).json()
+    out = tmp_path / "cont"
+    summary = json.loads(cli("contamination", idx, "--eval", ev, "--fields", "text", "--out", out, "--json",
+                             check=0).stdout)
+    recs = [json.loads(ln) for ln in (out / "items.jsonl").read_text().splitlines()]
+    assert body["summary"]["buckets"] == summary["buckets"]
+    assert [(r["id"], r["bucket"], r["coverage"]) for r in body["items"]] == [(r["id"], r["bucket"], r["coverage"]) for r in recs]
+    assert [r["bucket"] for r in body["items"][:3]] == ["dirty"] * 3  # train questions are in the index
+
+
+def test_invalid_input_gets_clear_4xx(server):
+    cases = [
+        ({"index": "main"}, 422, "invalid_request"),
+        ({"index": "main", "query": ""}, 422, "invalid_request"),
+        ({"index": "main", "query": 5}, 422, "invalid_request"),
+        ({"index": "main", "query": "x", "unit": "bytes"}, 422, "invalid_request"),
+        ({"index": "main", "query": "a AND "}, 400, "bad_query"),
+        ({"index": "nope", "query": "x"}, 404, "unknown_index"),
+        ({"index": "../main", "query": "x"}, 404, "unknown_index"),
+        ({"index": "other/second", "query": "x"}, 404, "unknown_index"),
+        ({"index": "main", "query": "x", "extra": 1}, 422, "invalid_request"),
+        ({"index": "main", "queries": ["x"] * 1001}, 422, "invalid_request"),
+    ]
+    for body, status, code in cases:
+        r = post(server, "/v1/count", body)
+        assert r.status_code == status and r.json()["error"] == code, (body, r.text)
+        assert "Traceback" not in r.text
+    r = httpx.post(server.url + "/v1/count", content=b'{"index": "main", "query": "\xff\xfe"}',
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "malformed_json"
+    r = httpx.post(server.url + "/v1/count", content=b'{"index": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "malformed_json"
+    r = httpx.post(server.url + "/v1/count", content=b'index=main', headers={"content-type": "text/plain"})
+    assert r.status_code == 415
+    r = post(server, "/v1/neighbors", {"index": "second", "items": [{"id": "a", "text": "x"}]})
+    assert r.status_code == 400 and "no vectors" in r.json()["message"]
+    r = post(server, "/v1/neighbors", {"index": "main", "items": [{"id": "a", "text": "x"}], "k": 5000})
+    assert r.status_code == 422
+
+
+def test_sql_is_read_only_and_sandboxed(server):
+    attacks = [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_text('/etc/passwd')",
+        "COPY (SELECT 1) TO '/tmp/fqx-pwned.csv'",
+        "ATTACH '/tmp/fqx-pwned.duckdb' AS x",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "SET enable_external_access=true",
+        "CREATE TABLE t AS SELECT 1",
+        "SELECT * FROM glob('/etc/*')",
+        "SELECT 1; SELECT 2",
+    ]
+    for q in attacks:
+        r = post(server, "/v1/sql", {"index": "main", "sql": q})
+        assert r.status_code == 400 and r.json()["error"] == "bad_query", (q, r.text)
+    assert not Path("/tmp/fqx-pwned.csv").exists() and not Path("/tmp/fqx-pwned.duckdb").exists()
+
+
+def test_body_limits(server):
+    from freqindex import settings
+
+    big = {"index": "main", "queries": ["x" * 9000] * 200}
+    r = post(server, "/v1/count", big)
+    assert r.status_code == 413 and r.json()["error"] == "body_too_large"
+
+    def chunks():
+        yield b'{"index": "main", "query": "'
+        for _ in range(settings.MAX_BODY_BYTES // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}'
+    r = httpx.post(server.url + "/v1/count", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_token_required_off_loopback(index_dir, tmp_path):
+    r = cli("serve", index_dir / "main", "--host", "0.0.0.0", "--port", str(free_port()), check=2)
+    assert "--token-file" in r.stderr
+    tok = tmp_path / "token"
+    tok.write_text("s3cret-token-0123456789\n")
+    s = Server(index_dir / "main", host="0.0.0.0", extra=("--token-file", str(tok)))
+    try:
+        assert httpx.get(s.url + "/healthz").status_code == 200
+        body = {"index": "main", "query": "the"}
+        assert httpx.post(s.url + "/v1/count", json=body).status_code == 401
+        assert httpx.post(s.url + "/v1/count", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(s.url + "/v1/indexes", headers={"Authorization": "Basic s3cret-token-0123456789"}).status_code == 401
+        assert httpx.get(s.url + "/metrics").status_code == 401
+        ok = httpx.post(s.url + "/v1/count", json=body, headers={"Authorization": "Bearer s3cret-token-0123456789"})
+        assert ok.status_code == 200 and ok.json()["results"][0]["count"] > 0
+    finally:
+        s.stop()
+
+
+def test_runaway_query_504_and_sigterm_finishes_in_flight(index_dir):
+    s = Server(index_dir / "main", extra=("--timeout", "2"))
+    try:
+        slow = "SELECT count(*) FROM range(100000000000) t(x) WHERE x % 7 = 3"
+        t = time.time()
+        r = post(s, "/v1/sql", {"index": "main", "sql": slow})
+        assert r.status_code == 504 and r.json()["error"] == "timeout"
+        assert time.time() - t < 30
+        assert httpx.get(s.url + "/healthz").status_code == 200
+        assert post(s, "/v1/count", {"index": "main", "query": "the"}).status_code == 200
+    finally:
+        s.stop()
+    s = Server(index_dir / "main", extra=("--timeout", "60"))
+    got = {}
+
+    def in_flight():  # a few seconds of DuckDB work, then the answer
+        got["r"] = post(s, "/v1/sql", {"index": "main", "sql": "SELECT count(*) AS n FROM range(1000000000) t(x) WHERE x % 7 = 3"})
+
+    th = threading.Thread(target=in_flight)
+    th.start()
+    time.sleep(0.5)
+    s.proc.send_signal(signal.SIGTERM)
+    th.join(60)
+    # uvicorn shuts down gracefully, then re-raises the signal: exit status -SIGTERM (or 0)
+    assert s.proc.wait(60) in (0, -signal.SIGTERM)
+    assert "r" in got, "the in-flight request was dropped"
+    assert got["r"].status_code == 200 and got["r"].json()["rows"][0]["n"] == len(range(3, 1000000000, 7))
+
+
+def test_openapi_fuzz_no_server_errors(server):
+    """Requests generated from the server's own OpenAPI spec (schemathesis + hypothesis): never a 5xx, and
+    every error is the documented JSON shape."""
+    from hypothesis import given
+
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    ops = [r.ok() for r in schema.get_all_operations()]
+    assert {o.path for o in ops} >= {"/v1/count", "/v1/docs", "/v1/concepts", "/v1/neighbors", "/v1/contamination", "/v1/sql"}
+    statuses: dict[int, int] = {}
+    for op in ops:
+        @given(case=op.as_strategy())
+        @hsettings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def run(case):
+            r = case.call(timeout=120)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            assert r.status_code < 500, (case.method, case.path, r.status_code, r.text[:300])
+            if r.status_code >= 400:
+                assert set(r.json()) == {"error", "message"}
+        run()
+    assert statuses.get(200, 0) > 50  # the generated requests reach the real code, not only validation
