@@ -625,7 +625,7 @@ def analyze_cli(
     out_dir: Annotated[str | None, typer.Option("--out", help="Output directory [default: DIR/evals/NAME/analysis].", show_default=False)] = None,
     concept_field: Annotated[str | None, typer.Option(help="Item field holding its concept(s) (a class label or a list).", show_default=False)] = None,
     concepts: Annotated[str | None, typer.Option("--concepts", help="Mapping file: id, concept (one row per pair, or a list).", show_default=False)] = None,
-    auto_concepts: Annotated[bool, typer.Option("--auto-concepts", help="Extract concepts: head nouns of noun chunks (spaCy), stop words dropped.")] = False,
+    auto_concepts: Annotated[bool, typer.Option("--auto-concepts", help="Extract concepts: nouns and proper nouns by spaCy's part-of-speech tagger, stop words dropped.")] = False,
     fields: Annotated[str | None, typer.Option(help="Fields that make up an item's text, joined by a newline (a,b).", show_default=False)] = None,
     id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
     aggregate: Annotated[str, typer.Option(help="Several concepts per item: min, gmean or max of their frequencies.")] = "min",
@@ -674,7 +674,7 @@ def analyze_cli(
         elif concepts:
             item_concepts, how = core.concepts_from_map(concepts, items), f"from {concepts}"
         else:
-            item_concepts, how = core.auto_concepts(items), "automatic (head nouns of noun chunks, spaCy)"
+            item_concepts, how = core.auto_concepts(items), "automatic (nouns and proper nouns by spaCy's part-of-speech tagger, stop words dropped)"
         rows, summary = run_analysis(idx, items, res, item_concepts, eval_name=name, aggregate=aggregate,
                                      similarity=similarity, prune_threshold=prune_threshold, prune_sweep=sweep,
                                      n_boot=bootstrap, seed=seed,

@@ -208,3 +208,16 @@ def test_bad_input_errors(cli_world, tmp_path):
     r = cli(*base[:-1], str(bad), "--concept-field", "concept", check=2)
     assert "is not a boolean" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_auto_concepts_are_nouns_without_stop_words():
+    pytest.importorskip("spacy", reason="the analyze extra is not installed")
+    from freqindex.analysis.core import auto_concepts
+    from freqindex.evals import EvalItem
+
+    items = [EvalItem("1", "Janet's ducks lay 16 eggs per day. She bakes muffins for her friends every morning.", {}),
+             EvalItem("2", "It is what it is.", {})]
+    got = auto_concepts(items)
+    assert {"ducks", "eggs", "muffins", "friends", "morning", "janet"} <= set(got["1"])
+    assert not {"she", "her", "per", "lay", "bakes", "every"} & set(got["1"])
+    assert got["2"] == []

@@ -18,7 +18,7 @@ from freqindex.contamination.metrics import field_metrics, item_bytes, item_text
 from freqindex.driver import build_index, run_in_process
 from freqindex.evals import EvalItem
 from freqindex.suffix.index import Index
-from freqindex.suffix.matching import matching_statistics_batch
+from freqindex.suffix.matching import find_batch, longest_match_batch, matching_statistics_batch
 from tests.conftest import GSM8K_TEST, WIKITEXT, build, cli
 from tests.reference import read_lines_docs, ref_normalize
 
@@ -82,9 +82,16 @@ def test_definitions_equal_brute_force(corpus, items, L, n, window):
         idx = Index.open(tmp / "idx")
         texts = [item_text(idx, item) for item in items]
         batch = matching_statistics_batch(idx, [item_bytes(idx, t) for t in texts], window=window)
-        for item, it, ms in zip(items, texts, batch):
+        longest = longest_match_batch(idx, [item_bytes(idx, t) for t in texts], stride=3, window=window)
+        for item, it, ms, lm in zip(items, texts, batch, longest):
             m, _, engine_ms = field_metrics(idx, item, L, 0, n)
             assert ms.tolist() == engine_ms.tolist(), item  # the batched path == the engine's creativity
+            # the sampled longest-match search == max / first argmax of the full matching statistics
+            assert lm == ((int(ms.max()), int(ms.argmax())) if len(ms) else (0, 0)), item
+            if it.ids:  # batched suffix-array ranges == the engine's find (present and absent spans)
+                for span in (it.ids, it.ids[: max(1, len(it.ids) // 2)], it.ids[-3:]):
+                    got = find_batch(idx, [bytes(span)])[0]
+                    assert [tuple(r) for r in got] == [tuple(r) for r in idx.engine.find(input_ids=span)["segment_by_shard"]]
             m, _, _ = field_metrics(idx, item, L, 0, n, it=it, ms=ms)
             ref = _brute(corpus, item, L, n)
             assert m.longest_match_tokens == ref["longest"], item

@@ -12,7 +12,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from freqindex.contamination.metrics import matching_statistics
 from freqindex.query.count import count
 from freqindex.suffix.index import Index
-from freqindex.suffix.matching import matching_statistics_batch
+from freqindex.suffix.matching import find_batch, matching_statistics_batch
 from tests.conftest import GSM8K_TRAIN, WIKITEXT, build
 from tests.reference import read_jsonl_docs, read_lines_docs
 
@@ -67,6 +67,12 @@ def _check_matching_statistics(idx: Index, tok: Tokenizer, texts: list[str], rng
     for x, got in zip(ids, batch):
         assert got.tolist() == matching_statistics(idx, x).tolist()
     assert max(int(g.max()) for g in batch if g.size) > 8  # the window was outgrown and searched again
+    # batched suffix-array ranges == the engine's find, for spans that occur and spans that do not
+    spans = [x[i:i + n] for x in ids if x for i, n in ((len(x) // 3, 1), (0, 3), (len(x) // 2, 9), (0, len(x)))]
+    spans = [s for s in spans if s]
+    got = find_batch(idx, [np.asarray(x, dtype=idx.dtype).tobytes() for x in spans])
+    for x, g in zip(spans, got):
+        assert [tuple(r) for r in g] == [tuple(r) for r in idx.engine.find(input_ids=x)["segment_by_shard"]], x
 
 
 @pytest.fixture(scope="module")

