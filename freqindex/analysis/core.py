@@ -81,13 +81,19 @@ def load_spacy():
                      "(or install en_core_web_sm)")
 
 
-def auto_concepts(items: list[EvalItem], batch_size: int = 256) -> dict[str, list[str]]:
-    """Nouns and proper nouns by part of speech, stop words dropped (see the module docstring)."""
+def auto_concepts(items: list[EvalItem], batch_size: int = 256, n_process: int | None = None) -> dict[str, list[str]]:
+    """Nouns and proper nouns by part of speech, stop words dropped (see the module docstring). Large
+    inputs are tagged in one process per core (spaCy's own multiprocessing)."""
+    import os
+
     from spacy.lang.en.stop_words import STOP_WORDS
 
     nlp = load_spacy()
+    if n_process is None:
+        n_process = min(os.cpu_count() or 1, 4) if len(items) >= 4000 else 1
     out = {}
-    for it, doc in zip(items, nlp.pipe((it.text for it in items), batch_size=batch_size)):
+    docs = nlp.pipe((it.text for it in items), batch_size=batch_size, n_process=n_process)
+    for it, doc in zip(items, docs):
         found = []
         for tok in doc:
             word = tok.text.lower()

@@ -288,21 +288,37 @@ def longest_match_batch(index: Index, queries: list[bytes], stride: int = 8, win
         return []
     w = index.width
     lengths = _check(index, queries) // w  # tokens
+    best = np.zeros(len(queries), dtype=np.int64)
+    start = np.zeros(len(queries), dtype=np.int64)
+    # first the whole item from its first token: an item the corpus holds whole is settled at once
+    nonempty = np.nonzero(lengths > 0)[0]
+    first = _ms_at(index, queries, nonempty, np.zeros(nonempty.size, dtype=np.int64), window) // w
+    best[nonempty] = first
+    whole = set(nonempty[first >= lengths[nonempty]].tolist())
     own, loc = [], []
     for k, n in enumerate(lengths.tolist()):
-        pts = list(range(0, n, stride))
-        if n and pts[-1] != n - 1:
-            pts.append(n - 1)
+        if k in whole or not n:
+            continue
+        pts = list(range(stride, n, stride))
+        if n > 1 and (not pts or pts[-1] != n - 1):
+            pts.append(n - 1)  # the last start closes the last gap
         own += [k] * len(pts)
         loc += pts
     owner, local = np.asarray(own, dtype=np.int64), np.asarray(loc, dtype=np.int64)
     ms = _ms_at(index, queries, owner, local * w, window) // w
-    best = np.zeros(len(queries), dtype=np.int64)
-    start = np.zeros(len(queries), dtype=np.int64)
-    order = np.lexsort((local, -ms, owner))  # per query: longest first, then earliest
-    firsts = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
-    best[owner[firsts]] = ms[firsts]
-    start[owner[firsts]] = local[firsts]
+    # the sampled starts (0 included) per query: longest first, then earliest
+    owner = np.concatenate([nonempty, owner])
+    local = np.concatenate([np.zeros(nonempty.size, dtype=np.int64), local])
+    ms = np.concatenate([first, ms])
+    keep = ~np.isin(owner, np.fromiter(whole, dtype=np.int64, count=len(whole))) if whole else np.ones(owner.size, bool)
+    owner, local, ms = owner[keep], local[keep], ms[keep]
+    order = np.lexsort((local, -ms, owner))
+    if order.size:
+        firsts = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
+        best[owner[firsts]] = ms[firsts]
+        start[owner[firsts]] = local[firsts]
+    order = np.lexsort((local, owner))  # walk the samples of each query left to right
+    owner, local, ms = owner[order], local[order], ms[order]
     # candidates: starts strictly between two sampled starts whose bound can beat the lower bound
     c_own, c_loc = [], []
     prev_q, prev_p = -1, -1
