@@ -31,6 +31,39 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def rss_split(pid: int) -> dict:
+    """Resident memory of the server process tree split into anonymous (heap: what a leak grows) and
+    file-backed (the memory-mapped index pages the OS caches) megabytes, from /proc/PID/status."""
+    from common import _tree_rss  # noqa: F401  (same process-tree walk as the other benchmarks)
+
+    out = {"anon_mb": 0.0, "file_mb": 0.0}
+    pids = [pid] + _children(pid)
+    for p in pids:
+        try:
+            for ln in open(f"/proc/{p}/status"):
+                if ln.startswith("RssAnon:"):
+                    out["anon_mb"] += int(ln.split()[1]) / 1024
+                elif ln.startswith("RssFile:") or ln.startswith("RssShmem:"):
+                    out["file_mb"] += int(ln.split()[1]) / 1024
+        except OSError:
+            pass
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def _children(pid: int) -> list[int]:
+    import os
+
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(d))
+            except (OSError, IndexError, ValueError):
+                continue
+    return kids + [g for k in kids for g in _children(k)]
+
+
 def pct(xs: list[float], q: float) -> float | None:
     if not xs:
         return None
@@ -90,6 +123,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2, help="Load rounds; memory is read after each (growth after "
+                                                            "the first round is what a leak looks like).")
     a = ap.parse_args()
     out = Path(a.out).resolve()
     index_dir = Path(a.index).resolve() if a.index else out / "count-index"
@@ -115,8 +150,16 @@ def main() -> None:
         httpx.post(url + "/v1/count", json={"index": index_dir.name, "query": "the"}, timeout=60)
         httpx.post(url + "/v1/contamination", json={"index": index_dir.name, "items": [{"id": "w", "text": questions[0]}]}, timeout=60)
         rss_before = _tree_rss(proc.pid)
-        lat, errors, wall = asyncio.run(run(url, index_dir.name, a.clients, a.seconds, words, questions))
+        mem = [{"when": "before", **rss_split(proc.pid)}]
+        rounds = []
+        for r in range(a.rounds):
+            lat, errors, wall = asyncio.run(run(url, index_dir.name, a.clients, a.seconds, words, questions))
+            mem.append({"when": f"after round {r + 1}", **rss_split(proc.pid)})
+            rounds.append((lat, errors, wall))
         rss_after = _tree_rss(proc.pid)
+        lat = {k: [x for rr in rounds for x in rr[0].get(k, [])] for k in {k for rr in rounds for k in rr[0]}}
+        errors = [e for rr in rounds for e in rr[1]]
+        wall = sum(rr[2] for rr in rounds)
         metrics = httpx.get(url + "/metrics", timeout=10).text
         healthy = httpx.get(url + "/healthz", timeout=10).status_code == 200
     finally:
@@ -129,7 +172,9 @@ def main() -> None:
         "throughput_rps": round(len(every) / wall, 1),
         "latency_ms": {"all": {"p50": pct(every, 0.5), "p99": pct(every, 0.99), "mean": round(statistics.mean(every) * 1000, 2) if every else None},
                        **{k: {"n": len(v), "p50": pct(v, 0.5), "p99": pct(v, 0.99)} for k, v in sorted(lat.items())}},
+        "rounds": a.rounds,
         "server_rss_mb": {"before": round(rss_before / 2**20, 1), "after": round(rss_after / 2**20, 1)},
+        "server_memory": mem,
         "healthy_after": healthy,
         "metrics_lines": sum(1 for ln in metrics.splitlines() if ln.startswith("freqindex_http_requests_total")),
     }
