@@ -85,7 +85,7 @@ def build_cli(
     format: Annotated[str, typer.Option("--format", help="auto | jsonl | parquet | text | tsv.")] = "auto",
     text_field: Annotated[str, typer.Option(help="JSON/Parquet field holding the text.")] = settings.DEFAULT_TEXT_FIELD,
     id_field: Annotated[str | None, typer.Option(
-        help="Field holding an external id [default: 'id' when present; else file and line identify a document].")] = None,
+        help="Field holding an external id \\[default: 'id' when present; else file and line identify a document].")] = None,
     text_per_line: Annotated[bool, typer.Option(
         "--text-per-line", help=".txt inputs: one document per line (blank lines separate) instead of one per file.")] = False,
     tags_field: Annotated[str | None, typer.Option(
@@ -94,16 +94,16 @@ def build_cli(
     tokenizer: Annotated[str, typer.Option(
         help="'bytes' (UTF-8 bytes, u8) or a Hugging Face tokenizer: local tokenizer.json / directory, or hub name.")] = "bytes",
     normalize: Annotated[str | None, typer.Option(
-        help="simple | none [default: simple with bytes, none with a Hugging Face tokenizer].", show_default=False)] = None,
+        help="simple | none \\[default: simple with bytes, none with a Hugging Face tokenizer].", show_default=False)] = None,
     shards: Annotated[int | None, typer.Option(
-        help="Number of shards [default: one per GiB of tokens].", show_default=False)] = None,
+        help="Number of shards \\[default: one per GiB of tokens].", show_default=False)] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record (exit 2) instead of quarantining it.")] = False,
     master: Annotated[str, typer.Option(
         help="Spark master: local[*], local[N], spark://HOST:PORT, yarn, k8s://...")] = settings.DEFAULT_MASTER,
     conf: Annotated[list[str] | None, typer.Option(
         "--conf", help="Extra Spark setting KEY=VALUE (repeatable).", show_default=False)] = None,
     config: Annotated[str | None, typer.Option(
-        help="TOML file with a [build] table; flags given on the command line win.", show_default=False)] = None,
+        help="TOML file with a \\[build] table; flags given on the command line win.", show_default=False)] = None,
     chunk_mb: Annotated[int | None, typer.Option(help="Split uncompressed line files into chunks of this many MiB.",
                                                  show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")] = False,
@@ -384,7 +384,7 @@ def _progress(enabled: bool = True):
 @_handle_errors
 def tag_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (bytes tokenizer, simple normalization).")],
-    concepts: Annotated[str, typer.Option("--concepts", help="Vocabulary: JSON benchmark->names, .txt, .csv/.jsonl/.parquet with 'concept' [+ 'aliases'], or an eval set with --label-field.")],
+    concepts: Annotated[str, typer.Option("--concepts", help="Vocabulary: JSON benchmark->names, .txt, .csv/.jsonl/.parquet with 'concept' \\[+ 'aliases'], or an eval set with --label-field.")],
     exact: Annotated[bool, typer.Option("--exact", help="No singular/plural inflections.")] = False,
     label_field: Annotated[str | None, typer.Option(help="Take the concepts from this label field of an eval set.", show_default=False)] = None,
     master: Annotated[str, typer.Option(help="Spark master.")] = settings.DEFAULT_MASTER,
@@ -539,8 +539,8 @@ def embed_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
     model: Annotated[str, typer.Option(help="minilm-v1 (offline, the embed extra) | st:PATH_OR_NAME | clip:MODEL@CHECKPOINT.")] = "minilm-v1",
     chunk_tokens: Annotated[str, typer.Option(help="Window sizes in model tokens (comma-separated): every document gets windows of each size.")] = "32,64,128",
-    stride: Annotated[int | None, typer.Option(help="Tokens between window starts [default: half of each window].", show_default=False)] = None,
-    faiss_factory: Annotated[str | None, typer.Option(help="FAISS factory string [default: by size: Flat, IVF-Flat, IVF-SQ8].", show_default=False)] = None,
+    stride: Annotated[int | None, typer.Option(help="Tokens between window starts \\[default: half of each window].", show_default=False)] = None,
+    faiss_factory: Annotated[str | None, typer.Option(help="FAISS factory string \\[default: by size: Flat, IVF-Flat, IVF-SQ8].", show_default=False)] = None,
     dtype: Annotated[str, typer.Option(help="float32 | float16 vector shards.")] = "float32",
     precomputed: Annotated[str | None, typer.Option(help="Use vectors shipped with the corpus: .npy file(s) aligned with doc_id, or Parquet with --vector-field and --id-field matched to external ids; --model then only embeds queries.", show_default=False)] = None,
     vector_field: Annotated[str, typer.Option(help="Parquet list<float> column of --precomputed.")] = "embedding",
@@ -585,7 +585,7 @@ def neighbors_cli(
     template: Annotated[str | None, typer.Option(help="Item text as a template, e.g. '{question}\\n{answer}'.", show_default=False)] = None,
     id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
     k: Annotated[int, typer.Option("-k", help="Documents per item.")] = 10,
-    out_file: Annotated[str | None, typer.Option("--out", help="Parquet or JSONL [default: DIR/evals/NAME/neighbors.parquet, the `neighbors` SQL view].", show_default=False)] = None,
+    out_file: Annotated[str | None, typer.Option("--out", help="Parquet or JSONL \\[default: DIR/evals/NAME/neighbors.parquet, the `neighbors` SQL view].", show_default=False)] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per (item, document).")] = False,
 ):
     """Top-k pretraining documents for every eval item: doc_id, external id, window, cosine similarity, snippet.
@@ -622,7 +622,7 @@ def analyze_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (--normalize simple; embedded for neighbour similarity).")],
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
     results: Annotated[str, typer.Option(help="Per-item model results: long (id, model, correct|score) or GSM8K's wide layout.")],
-    out_dir: Annotated[str | None, typer.Option("--out", help="Output directory [default: DIR/evals/NAME/analysis].", show_default=False)] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Output directory \\[default: DIR/evals/NAME/analysis].", show_default=False)] = None,
     concept_field: Annotated[str | None, typer.Option(help="Item field holding its concept(s) (a class label or a list).", show_default=False)] = None,
     concepts: Annotated[str | None, typer.Option("--concepts", help="Mapping file: id, concept (one row per pair, or a list).", show_default=False)] = None,
     auto_concepts: Annotated[bool, typer.Option("--auto-concepts", help="Extract concepts: nouns and proper nouns by spaCy's part-of-speech tagger, stop words dropped.")] = False,
@@ -756,11 +756,11 @@ def contamination_cli(
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
     fields: Annotated[str, typer.Option(help="Fields to check, each on its own (question or question,answer).")] = "question",
     id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
-    out_dir: Annotated[str | None, typer.Option("--out", help="Output directory [default: DIR/evals/NAME/contamination].", show_default=False)] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="Output directory \\[default: DIR/evals/NAME/contamination].", show_default=False)] = None,
     fail_above: Annotated[float | None, typer.Option(help="Gate: exit 1 when the dirty fraction exceeds this.", show_default=False)] = None,
     results: Annotated[str | None, typer.Option(help="Per-item model results (long: id,model,correct; or GSM8K's wide layout) for the impact table.", show_default=False)] = None,
-    config: Annotated[str | None, typer.Option(help="Policy TOML: min_len, skip, clean_below, dirty_at, boilerplate_ceiling, fail_above, [fields.NAME] overrides.", show_default=False)] = None,
-    min_len: Annotated[int | None, typer.Option(help="Minimum match length in tokens [default: 50 for bytes, 13 for HF tokens].", show_default=False)] = None,
+    config: Annotated[str | None, typer.Option(help="Policy TOML: min_len, skip, clean_below, dirty_at, boilerplate_ceiling, fail_above, \\[fields.NAME] overrides.", show_default=False)] = None,
+    min_len: Annotated[int | None, typer.Option(help="Minimum match length in tokens \\[default: 50 for bytes, 13 for HF tokens].", show_default=False)] = None,
     skip: Annotated[int | None, typer.Option(help="Bridge up to this many mismatching tokens between matches.", show_default=False)] = None,
     definitions: Annotated[str, typer.Option(help="Classic definitions to report, by name: gpt3, palm, ig_mini (comma-separated) or all.")] = "all",
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,

@@ -192,6 +192,13 @@ def test_gate_results_impact_and_sql(planted):
     assert cli(*args, "--fail-above", "0.5").returncode == 0
     assert cli(*args, "--fail-above", "2").returncode == 2
     assert cli("contamination", root / "idx", "--eval", root / "missing.jsonl").returncode == 2
+    # definitions selected by name
+    p = cli(*args, "--definitions", "palm,gpt3", "--out", root / "out-defs", "--json", check=0)
+    assert set(json.loads(p.stdout)["definitions"]) == {"gpt3", "palm"}
+    rec = json.loads((root / "out-defs" / "items.jsonl").read_text().splitlines()[0])
+    assert set(rec["definitions"]) == {"gpt3", "palm"}
+    p = cli(*args, "--definitions", "gpt3,nope", check=2)
+    assert "unknown definition(s) nope" in p.stderr
     # impact, long layout: model A is right exactly on the planted items
     res = root / "results.jsonl"
     rows = [json.loads(x) for x in (root / "eval.jsonl").read_text().splitlines()]
