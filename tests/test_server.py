@@ -152,6 +152,35 @@ def test_neighbors_and_contamination_equal_the_cli(server, index_dir, tmp_path):
     assert [r["bucket"] for r in body["items"][:3]] == ["dirty"] * 3  # train questions are in the index
 
 
+def test_concurrent_requests_match_sequential_answers(server):
+    """16 threads hammering count/docs/contamination on one index get exactly the sequential answers."""
+    words = " ".join(read_lines_docs(WIKITEXT)[:200]).split()
+    queries = [" ".join(words[i:i + 1 + i % 3]) for i in range(0, 600, 7)]
+    want = {q: post(server, "/v1/count", {"index": "main", "query": q}).json()["results"][0]["count"] for q in queries}
+    want_docs = post(server, "/v1/docs", {"index": "main", "query": "the", "limit": 20}).json()
+    item = {"index": "main", "items": [{"id": "a", "text": read_jsonl_docs(GSM8K_TRAIN, "question")[5]}]}
+    want_c = post(server, "/v1/contamination", item).json()["items"]
+    bad: list = []
+
+    def worker(k: int):
+        with httpx.Client(timeout=120) as c:
+            for j, q in enumerate(queries[k::4]):
+                r = c.post(server.url + "/v1/count", json={"index": "main", "query": q})
+                if r.json()["results"][0]["count"] != want[q]:
+                    bad.append(q)
+                if j % 5 == 0 and c.post(server.url + "/v1/docs", json={"index": "main", "query": "the", "limit": 20}).json() != want_docs:
+                    bad.append("docs")
+                if j % 9 == 0 and c.post(server.url + "/v1/contamination", json=item).json()["items"] != want_c:
+                    bad.append("contamination")
+
+    threads = [threading.Thread(target=worker, args=(k % 4,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not bad
+
+
 def test_invalid_input_gets_clear_4xx(server):
     cases = [
         ({"index": "main"}, 422, "invalid_request"),
