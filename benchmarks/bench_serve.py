@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA, _tree_rss  # noqa: E402
+from common import DATA, _tree_rss, tree_pids  # noqa: E402
 
 
 def free_port() -> int:
@@ -34,11 +34,8 @@ def free_port() -> int:
 def rss_split(pid: int) -> dict:
     """Resident memory of the server process tree split into anonymous (heap: what a leak grows) and
     file-backed (the memory-mapped index pages the OS caches) megabytes, from /proc/PID/status."""
-    from common import _tree_rss  # noqa: F401  (same process-tree walk as the other benchmarks)
-
     out = {"anon_mb": 0.0, "file_mb": 0.0}
-    pids = [pid] + _children(pid)
-    for p in pids:
+    for p in tree_pids(pid):
         try:
             for ln in open(f"/proc/{p}/status"):
                 if ln.startswith("RssAnon:"):
@@ -48,20 +45,6 @@ def rss_split(pid: int) -> dict:
         except OSError:
             pass
     return {k: round(v, 1) for k, v in out.items()}
-
-
-def _children(pid: int) -> list[int]:
-    import os
-
-    kids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                if int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1]) == pid:
-                    kids.append(int(d))
-            except (OSError, IndexError, ValueError):
-                continue
-    return kids + [g for k in kids for g in _children(k)]
 
 
 def pct(xs: list[float], q: float) -> float | None:

@@ -53,28 +53,36 @@ def make_corpus(out: Path, target_mb: int = 110, shards: int = 8, seed: int = 0)
     return info
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident memory (bytes) of a process and all its descendants, from /proc."""
+def tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as f:
-                parts = f.read().rsplit(")", 1)[1].split()
-            ppid = int(parts[1])
-            with open(f"/proc/{d}/statm") as f:
-                rss[int(d)] = int(f.read().split()[1]) * page
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(d))
         except (OSError, IndexError, ValueError):
             continue
-    total, stack = 0, [pid]
+    out, stack = [], [pid]
     while stack:
         p = stack.pop()
-        total += rss.get(p, 0)
+        out.append(p)
         stack.extend(children.get(p, []))
+    return out
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident memory (bytes) of a process and all its descendants, from /proc."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
     return total
 
 

@@ -133,10 +133,6 @@ def doc_ids_many(index: Index, seqs: list[list[int]]) -> list[np.ndarray]:
     return [_docs_in_ranges(index, r) for r in find_batch(index, data)]
 
 
-def doc_ids_of(index: Index, ids: list[int]) -> np.ndarray:
-    return doc_ids_many(index, [ids])[0]
-
-
 def concept_doc_ids(index: Index, names: list[str]) -> dict[str, np.ndarray]:
     """Per concept, the global ids of the documents holding any of its forms as a whole word."""
     if index.normalizer.name != "simple":

@@ -31,6 +31,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from freqindex import settings
 from freqindex.errors import FreqindexError
+from freqindex.query.count import CountResult, count
+from freqindex.query.docs import DocHit, find_docs
 from freqindex.suffix.index import Index
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -61,16 +63,9 @@ class CountRequest(Strict):
     literal: bool = Field(False, description="Count the string as written (no AND/OR parsing).")
 
 
-class CountItem(BaseModel):
-    query: str
-    count: int
-    unit: str
-    approx: bool
-
-
 class CountResponse(BaseModel):
     index: str
-    results: list[CountItem]
+    results: list[CountResult]  # the library's own result types are the response models
 
 
 class DocsRequest(Strict):
@@ -80,20 +75,11 @@ class DocsRequest(Strict):
     literal: bool = False
 
 
-class DocHitModel(BaseModel):
-    doc_id: int
-    ext_id: str | None
-    source: str
-    line: int | None
-    occurrences: int
-    snippet: str
-
-
 class DocsResponse(BaseModel):
     index: str
     query: str
     total_docs: int
-    docs: list[DocHitModel]
+    docs: list[DocHit]
 
 
 class ConceptSpec(Strict):
@@ -348,22 +334,18 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
 
     @app.post("/v1/count", tags=["queries"])
     async def count_endpoint(req: CountRequest) -> CountResponse:
-        from freqindex.query.count import count
-
         if (req.query is None) == (req.queries is None):
             raise ApiError(422, "invalid_request", "give exactly one of query or queries")
         idx = get_index(req.index)
         qs = [req.query] if req.query is not None else req.queries
         res = await call(idx, lambda: [count(idx, q, unit=req.unit, literal=req.literal) for q in qs])
-        return CountResponse(index=req.index, results=[CountItem(**r.to_dict()) for r in res])
+        return CountResponse(index=req.index, results=res)
 
     @app.post("/v1/docs", tags=["queries"])
     async def docs_endpoint(req: DocsRequest) -> DocsResponse:
-        from freqindex.query.docs import find_docs
-
         idx = get_index(req.index)
         n, hits = await call(idx, lambda: find_docs(idx, req.query, limit=req.limit, literal=req.literal))
-        return DocsResponse(index=req.index, query=req.query, total_docs=n, docs=[DocHitModel(**h.to_dict()) for h in hits])
+        return DocsResponse(index=req.index, query=req.query, total_docs=n, docs=hits)
 
     @app.post("/v1/concepts", tags=["queries"])
     async def concepts_endpoint(req: ConceptsRequest) -> ConceptsResponse:
