@@ -40,9 +40,14 @@ def main() -> None:
 
     texts = []
     for name in ("train.jsonl", "test.jsonl"):
-        texts += [json.loads(ln)["question"] for ln in (DATA / "evals" / "gsm8k" / name).read_text().splitlines()]
-    wiki = [ln.strip() for ln in (DATA / "corpora" / "wikitext2" / "test.txt").read_text().splitlines()
-            if len(ln.split()) > 12 and not ln.strip().startswith("=")]
+        texts += [
+            json.loads(ln)["question"] for ln in (DATA / "evals" / "gsm8k" / name).read_text().splitlines()
+        ]
+    wiki = [
+        ln.strip()
+        for ln in (DATA / "corpora" / "wikitext2" / "test.txt").read_text().splitlines()
+        if len(ln.split()) > 12 and not ln.strip().startswith("=")
+    ]
     texts = (texts + wiki)[: a.items]
     items = [EvalItem(f"i{k}", t, {"question": t}) for k, t in enumerate(texts)]
     idx = Index.open(index_dir)
@@ -61,8 +66,12 @@ def main() -> None:
         cs = concepts[it.id]
         lf = math.log10(1 + min(freq[c] for c in cs)) if cs else 0.0
         s = frac[it.id]
-        for m, logit in (("freq_driven", -2 + 0.8 * lf), ("sim_driven", -1.5 + 3 * s), ("both", -2.5 + 0.6 * lf + 2 * s),
-                         ("neither", 0.0)):
+        for m, logit in (
+            ("freq_driven", -2 + 0.8 * lf),
+            ("sim_driven", -1.5 + 3 * s),
+            ("both", -2.5 + 0.6 * lf + 2 * s),
+            ("neither", 0.0),
+        ):
             results[m][it.id] = float(rng.random() < 1 / (1 + math.exp(-logit)))
 
     idx = Index.open(index_dir)  # a fresh open: the timed run pays for its own look-ups
@@ -76,8 +85,9 @@ def main() -> None:
         last[0], last[1] = now, stage
 
     t = time.perf_counter()
-    rows, summary = run_analysis(idx, items, results, concepts, similarity="verbatim", n_boot=a.bootstrap,
-                                 progress=progress)
+    rows, summary = run_analysis(
+        idx, items, results, concepts, similarity="verbatim", n_boot=a.bootstrap, progress=progress
+    )
     analysis_s = time.perf_counter() - t
     stages[last[1]] = round(time.perf_counter() - last[0], 2)
     t = time.perf_counter()
@@ -86,10 +96,14 @@ def main() -> None:
     write_outputs(out / "analysis-bench", rows, summary, "bench")
     write_s = time.perf_counter() - t
     res = {
-        "items": len(items), "models": len(results), "index_tokens": idx.manifest["counts"]["tokens"],
-        "concepts": len(names), "bootstrap": a.bootstrap,
+        "items": len(items),
+        "models": len(results),
+        "index_tokens": idx.manifest["counts"]["tokens"],
+        "concepts": len(names),
+        "bootstrap": a.bootstrap,
         "auto_concepts_spacy_seconds": round(spacy_s, 1),
-        "analysis_seconds": round(analysis_s, 1), "analysis_stages_seconds": stages,
+        "analysis_seconds": round(analysis_s, 1),
+        "analysis_stages_seconds": stages,
         "report_seconds": round(write_s, 1),
         "total_seconds_excluding_spacy": round(analysis_s + write_s, 1),
         "total_seconds_including_spacy": round(spacy_s + analysis_s + write_s, 1),

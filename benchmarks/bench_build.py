@@ -50,11 +50,30 @@ def main() -> None:
     def fq(name, extra):
         dest = out / name
         shutil.rmtree(dest, ignore_errors=True)
-        r = run_measured([py, "-m", "freqindex.cli", "build", str(corpus), "-o", str(dest), "--master", "local[*]",
-                          "--json", *extra])
+        r = run_measured(
+            [
+                py,
+                "-m",
+                "freqindex.cli",
+                "build",
+                str(corpus),
+                "-o",
+                str(dest),
+                "--master",
+                "local[*]",
+                "--json",
+                *extra,
+            ]
+        )
         s = json.loads(r.pop("stdout"))
-        r.update(tool="freqindex", name=name, tokens=s["tokens"], index_bytes=dir_bytes(dest / "sa"),
-                 timings=s["timings"], shards=s["shards"])
+        r.update(
+            tool="freqindex",
+            name=name,
+            tokens=s["tokens"],
+            index_bytes=dir_bytes(dest / "sa"),
+            timings=s["timings"],
+            shards=s["shards"],
+        )
         r["bytes_per_token"] = round(r["index_bytes"] / r["tokens"], 3)
         shutil.rmtree(dest, ignore_errors=True)
         return r
@@ -62,8 +81,21 @@ def main() -> None:
     def ig(name, dtype, tok_dir=None, fast=True):
         dest = out / name
         shutil.rmtree(dest, ignore_errors=True)
-        base = ["--data_dir", str(corpus), "--save_dir", str(dest), "--token_dtype", dtype, "--cpus",
-                str(results["machine_cpus"]), "--mem", "8", "--ulimit", str(min(hard, 1048576)), "--add_metadata"]
+        base = [
+            "--data_dir",
+            str(corpus),
+            "--save_dir",
+            str(dest),
+            "--token_dtype",
+            dtype,
+            "--cpus",
+            str(results["machine_cpus"]),
+            "--mem",
+            "8",
+            "--ulimit",
+            str(min(hard, 1048576)),
+            "--add_metadata",
+        ]
         if tok_dir:
             cmd = [py, "-c", _IG_LAUNCHER, tok_dir, "fast" if fast else "slow", *base, "--tokenizer", "olmo"]
         else:
@@ -92,13 +124,20 @@ def main() -> None:
         runs.append(fq("fq-hf", ["--tokenizer", tok_dir]))
     by = {r["name"]: r for r in runs}
     results["ratios"] = {
-        "bytes_none_speedup_vs_infini_gram": round(by["ig-bytes"]["seconds"] / by["fq-bytes-none"]["seconds"], 2),
-        "bytes_simple_speedup_vs_infini_gram": round(by["ig-bytes"]["seconds"] / by["fq-bytes-simple"]["seconds"], 2),
+        "bytes_none_speedup_vs_infini_gram": round(
+            by["ig-bytes"]["seconds"] / by["fq-bytes-none"]["seconds"], 2
+        ),
+        "bytes_simple_speedup_vs_infini_gram": round(
+            by["ig-bytes"]["seconds"] / by["fq-bytes-simple"]["seconds"], 2
+        ),
     }
     if "fq-hf" in by:
-        results["ratios"]["hf_speedup_vs_infini_gram"] = round(by["ig-hf"]["seconds"] / by["fq-hf"]["seconds"], 2)
+        results["ratios"]["hf_speedup_vs_infini_gram"] = round(
+            by["ig-hf"]["seconds"] / by["fq-hf"]["seconds"], 2
+        )
         results["ratios"]["hf_speedup_vs_infini_gram_slow_tokenizer"] = round(
-            by["ig-hf-slow"]["seconds"] / by["fq-hf"]["seconds"], 2)
+            by["ig-hf-slow"]["seconds"] / by["fq-hf"]["seconds"], 2
+        )
     (out / "build.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

@@ -44,8 +44,11 @@ def main() -> None:
     vocab = load_vocabulary(str(classnames), get_normalizer("simple"))
     idx = Index.open(index_dir)
     text_mb = sum(s["ds_bytes"] for s in idx.manifest["shards"]) / 1e6
-    res: dict = {"index_mb": round(text_mb, 1), "concepts": len(vocab.concepts),
-                 "forms": sum(len(c.forms) for c in vocab.concepts)}
+    res: dict = {
+        "index_mb": round(text_mb, 1),
+        "concepts": len(vocab.concepts),
+        "forms": sum(len(c.forms) for c in vocab.concepts),
+    }
 
     # 1a. tagging core, one core, whole index
     tasks = plan_tag_tasks(str(index_dir))
@@ -61,8 +64,20 @@ def main() -> None:
     import subprocess
 
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "freqindex.cli", "tag", str(index_dir), "--concepts", str(classnames),
-                    "--json"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "freqindex.cli",
+            "tag",
+            str(index_dir),
+            "--concepts",
+            str(classnames),
+            "--json",
+        ],
+        check=True,
+        capture_output=True,
+    )
     res["tagger_spark_all_cores"] = {"seconds": round(time.perf_counter() - t, 2)}
     res["tagger_spark_all_cores"]["mb_per_s"] = round(text_mb / res["tagger_spark_all_cores"]["seconds"], 2)
 
@@ -75,16 +90,23 @@ def main() -> None:
     for p in pats:
         sum(1 for _ in p.finditer(text))
     dt = time.perf_counter() - t
-    res["naive_regex_one_core"] = {"text_mb": round(len(text.encode()) / 1e6, 2), "seconds": round(dt, 2),
-                                   "mb_per_s": round(len(text.encode()) / 1e6 / dt, 3)}
-    res["tagger_speedup_per_core_vs_naive"] = round(res["tagger_one_core"]["mb_per_s"] / res["naive_regex_one_core"]["mb_per_s"], 1)
+    res["naive_regex_one_core"] = {
+        "text_mb": round(len(text.encode()) / 1e6, 2),
+        "seconds": round(dt, 2),
+        "mb_per_s": round(len(text.encode()) / 1e6 / dt, 3),
+    }
+    res["tagger_speedup_per_core_vs_naive"] = round(
+        res["tagger_one_core"]["mb_per_s"] / res["naive_regex_one_core"]["mb_per_s"], 1
+    )
 
     # 2. query-time counts from the suffix arrays
     idx2 = Index.open(index_dir)
     t = time.perf_counter()
     _, rows = concept_counts(idx2, vocab, "suffix")
-    res["suffix_all_concepts"] = {"seconds": round(time.perf_counter() - t, 2),
-                                  "concepts_with_hits": sum(r["doc_frequency"] > 0 for r in rows)}
+    res["suffix_all_concepts"] = {
+        "seconds": round(time.perf_counter() - t, 2),
+        "concepts_with_hits": sum(r["doc_frequency"] > 0 for r in rows),
+    }
     (out / "concepts.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 

@@ -35,8 +35,11 @@ def main() -> None:
     make_corpus(corpus, args.mb)
     index_dir = out / "count-index"
     if not (index_dir / "manifest.json").exists():
-        subprocess.run([sys.executable, "-m", "freqindex.cli", "build", str(corpus), "-o", str(index_dir), "--json"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "freqindex.cli", "build", str(corpus), "-o", str(index_dir), "--json"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
     import duckdb
     import pyarrow as pa
@@ -63,7 +66,7 @@ def main() -> None:
         if len(d) <= n:
             continue
         i = rng.randrange(len(d) - n)
-        queries.append(d[i:i + n])
+        queries.append(d[i : i + n])
     engine = idx.engine
     pre = [list(simple_query(q).encode()) for q in queries]
     for ids in pre:  # warm the page cache for every query, for both paths alike
@@ -83,7 +86,7 @@ def main() -> None:
     # interleaved, alternating which path goes first: the second call of a pair finds the first one's
     # cache lines, so a fixed order would favour one side
     for k, (q, ids) in enumerate(zip(queries, pre)):
-        for fn in ((run_fq, run_direct) if k % 2 == 0 else (run_direct, run_fq)):
+        for fn in (run_fq, run_direct) if k % 2 == 0 else (run_direct, run_fq):
             fn(q, ids)
 
     def timed(fn, qs):
@@ -110,18 +113,28 @@ def main() -> None:
 
     def summ(lat):
         s = sorted(lat)
-        return {"median_us": round(statistics.median(s), 1), "p90_us": round(s[int(0.9 * len(s))], 1),
-                "n": len(s)}
+        return {
+            "median_us": round(statistics.median(s), 1),
+            "p90_us": round(s[int(0.9 * len(s))], 1),
+            "n": len(s),
+        }
 
     res = {
-        "index": {"documents": idx.manifest["counts"]["documents"], "tokens": idx.manifest["counts"]["tokens"]},
+        "index": {
+            "documents": idx.manifest["counts"]["documents"],
+            "tokens": idx.manifest["counts"]["tokens"],
+        },
         "freqindex_count": summ(fq),
         "engine_direct_count": summ(direct),
         "freqindex_count_docs": summ(fq_docs),
         "duckdb_scan_count": summ(dd),
     }
-    res["ratio_freqindex_over_engine"] = round(res["freqindex_count"]["median_us"] / res["engine_direct_count"]["median_us"], 3)
-    res["speedup_vs_duckdb"] = round(res["duckdb_scan_count"]["median_us"] / res["freqindex_count"]["median_us"], 1)
+    res["ratio_freqindex_over_engine"] = round(
+        res["freqindex_count"]["median_us"] / res["engine_direct_count"]["median_us"], 3
+    )
+    res["speedup_vs_duckdb"] = round(
+        res["duckdb_scan_count"]["median_us"] / res["freqindex_count"]["median_us"], 1
+    )
     (out / "count.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 

@@ -54,22 +54,34 @@ def pct(xs: list[float], q: float) -> float | None:
     return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 2)
 
 
-async def client(http, url: str, name: str, until: float, rng: random.Random, words: list[str], questions: list[str],
-                 lat: dict, errors: list) -> None:
+async def client(
+    http,
+    url: str,
+    name: str,
+    until: float,
+    rng: random.Random,
+    words: list[str],
+    questions: list[str],
+    lat: dict,
+    errors: list,
+) -> None:
     while time.monotonic() < until:
         r = rng.random()
         if r < 0.7:
             kind = "count"
             k = rng.randint(1, 3)
             i = rng.randrange(len(words) - k)
-            body = {"index": name, "query": " ".join(words[i:i + k])}
+            body = {"index": name, "query": " ".join(words[i : i + k])}
         elif r < 0.9:
             kind = "docs"
             i = rng.randrange(len(words) - 2)
-            body = {"index": name, "query": " ".join(words[i:i + 2]), "limit": 5}
+            body = {"index": name, "query": " ".join(words[i : i + 2]), "limit": 5}
         else:
             kind = "contamination"
-            body = {"index": name, "items": [{"id": f"q{j}", "text": rng.choice(questions)} for j in range(rng.randint(1, 3))]}
+            body = {
+                "index": name,
+                "items": [{"id": f"q{j}", "text": rng.choice(questions)} for j in range(rng.randint(1, 3))],
+            }
         t = time.perf_counter()
         try:
             resp = await http.post(f"{url}/v1/{kind}", json=body)
@@ -83,7 +95,9 @@ async def client(http, url: str, name: str, until: float, rng: random.Random, wo
             lat.setdefault(kind, []).append(time.perf_counter() - t)
 
 
-async def run(url: str, name: str, clients: int, seconds: float, words, questions) -> tuple[dict, list, float]:
+async def run(
+    url: str, name: str, clients: int, seconds: float, words, questions
+) -> tuple[dict, list, float]:
     import httpx
 
     lat: dict[str, list[float]] = {}
@@ -92,8 +106,12 @@ async def run(url: str, name: str, clients: int, seconds: float, words, question
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         t = time.monotonic()
         until = t + seconds
-        await asyncio.gather(*(client(http, url, name, until, random.Random(c), words, questions, lat, errors)
-                               for c in range(clients)))
+        await asyncio.gather(
+            *(
+                client(http, url, name, until, random.Random(c), words, questions, lat, errors)
+                for c in range(clients)
+            )
+        )
         return lat, errors, time.monotonic() - t
 
 
@@ -106,20 +124,47 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=2, help="Load rounds; memory is read after each (growth after "
-                                                            "the first round is what a leak looks like).")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="Load rounds; memory is read after each (growth after "
+        "the first round is what a leak looks like).",
+    )
     a = ap.parse_args()
     out = Path(a.out).resolve()
     index_dir = Path(a.index).resolve() if a.index else out / "count-index"
     if not (index_dir / "manifest.json").exists():
-        raise SystemExit("run benchmarks/bench_count.py first (it builds the benchmark index), or pass --index")
-    words = " ".join(ln for ln in (DATA / "corpora" / "wikitext2" / "valid.txt").read_text().splitlines()[:2000]).split()
-    questions = [json.loads(ln)["question"] for ln in (DATA / "evals" / "gsm8k" / "test.jsonl").read_text().splitlines()]
+        raise SystemExit(
+            "run benchmarks/bench_count.py first (it builds the benchmark index), or pass --index"
+        )
+    words = " ".join(
+        ln for ln in (DATA / "corpora" / "wikitext2" / "valid.txt").read_text().splitlines()[:2000]
+    ).split()
+    questions = [
+        json.loads(ln)["question"]
+        for ln in (DATA / "evals" / "gsm8k" / "test.jsonl").read_text().splitlines()
+    ]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "freqindex.cli", "serve", str(index_dir), "--port", str(port),
-                             "--workers", str(a.workers), "--log-level", "warning"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "freqindex.cli",
+            "serve",
+            str(index_dir),
+            "--port",
+            str(port),
+            "--workers",
+            str(a.workers),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(600):
             try:
@@ -131,7 +176,11 @@ def main() -> None:
             raise SystemExit("the server did not start")
         # warm-up: one request of each kind (first-use costs are not what the load test measures)
         httpx.post(url + "/v1/count", json={"index": index_dir.name, "query": "the"}, timeout=60)
-        httpx.post(url + "/v1/contamination", json={"index": index_dir.name, "items": [{"id": "w", "text": questions[0]}]}, timeout=60)
+        httpx.post(
+            url + "/v1/contamination",
+            json={"index": index_dir.name, "items": [{"id": "w", "text": questions[0]}]},
+            timeout=60,
+        )
         rss_before = _tree_rss(proc.pid)
         mem = [{"when": "before", **rss_split(proc.pid)}]
         rounds = []
@@ -150,16 +199,29 @@ def main() -> None:
         proc.wait(60)
     every = [x for v in lat.values() for x in v]
     res = {
-        "index": str(index_dir), "clients": a.clients, "seconds": round(wall, 1), "workers": a.workers,
-        "requests_ok": len(every), "errors": len(errors), "error_examples": errors[:5],
+        "index": str(index_dir),
+        "clients": a.clients,
+        "seconds": round(wall, 1),
+        "workers": a.workers,
+        "requests_ok": len(every),
+        "errors": len(errors),
+        "error_examples": errors[:5],
         "throughput_rps": round(len(every) / wall, 1),
-        "latency_ms": {"all": {"p50": pct(every, 0.5), "p99": pct(every, 0.99), "mean": round(statistics.mean(every) * 1000, 2) if every else None},
-                       **{k: {"n": len(v), "p50": pct(v, 0.5), "p99": pct(v, 0.99)} for k, v in sorted(lat.items())}},
+        "latency_ms": {
+            "all": {
+                "p50": pct(every, 0.5),
+                "p99": pct(every, 0.99),
+                "mean": round(statistics.mean(every) * 1000, 2) if every else None,
+            },
+            **{k: {"n": len(v), "p50": pct(v, 0.5), "p99": pct(v, 0.99)} for k, v in sorted(lat.items())},
+        },
         "rounds": a.rounds,
         "server_rss_mb": {"before": round(rss_before / 2**20, 1), "after": round(rss_after / 2**20, 1)},
         "server_memory": mem,
         "healthy_after": healthy,
-        "metrics_lines": sum(1 for ln in metrics.splitlines() if ln.startswith("freqindex_http_requests_total")),
+        "metrics_lines": sum(
+            1 for ln in metrics.splitlines() if ln.startswith("freqindex_http_requests_total")
+        ),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "serve.json").write_text(json.dumps(res, indent=2))

@@ -28,8 +28,13 @@ from common import DATA  # noqa: E402
 def embedding(n_docs: int) -> dict:
     from freqindex.vectors.embedders import load_embedder
 
-    qs = [json.loads(ln)["question"] for ln in (DATA / "evals" / "gsm8k" / "train.jsonl").read_text().splitlines()]
-    wiki = [ln for ln in (DATA / "corpora" / "wikitext2" / "valid.txt").read_text().split("\n") if len(ln) > 200]
+    qs = [
+        json.loads(ln)["question"]
+        for ln in (DATA / "evals" / "gsm8k" / "train.jsonl").read_text().splitlines()
+    ]
+    wiki = [
+        ln for ln in (DATA / "corpora" / "wikitext2" / "valid.txt").read_text().split("\n") if len(ln) > 200
+    ]
     texts = (qs[: n_docs // 2] + wiki[: n_docs - n_docs // 2])[:n_docs]
     emb = load_embedder("minilm-v1")
     model = emb._model
@@ -40,14 +45,23 @@ def embedding(n_docs: int) -> dict:
     ours = time.perf_counter() - t
     t = time.perf_counter()
     for a in range(0, len(texts), 32):
-        model.encode(texts[a:a + 32], batch_size=32, normalize_embeddings=True, show_progress_bar=False)
+        model.encode(texts[a : a + 32], batch_size=32, normalize_embeddings=True, show_progress_bar=False)
     plain = time.perf_counter() - t
-    return {"docs": len(texts), "tokens": n_tokens,
-            "freqindex_length_bucketed": {"seconds": round(ours, 2), "docs_per_s": round(len(texts) / ours, 1),
-                                          "tokens_per_s": round(n_tokens / ours)},
-            "plain_encode_loop": {"seconds": round(plain, 2), "docs_per_s": round(len(texts) / plain, 1),
-                                  "tokens_per_s": round(n_tokens / plain)},
-            "speedup": round(plain / ours, 2)}
+    return {
+        "docs": len(texts),
+        "tokens": n_tokens,
+        "freqindex_length_bucketed": {
+            "seconds": round(ours, 2),
+            "docs_per_s": round(len(texts) / ours, 1),
+            "tokens_per_s": round(n_tokens / ours),
+        },
+        "plain_encode_loop": {
+            "seconds": round(plain, 2),
+            "docs_per_s": round(len(texts) / plain, 1),
+            "tokens_per_s": round(n_tokens / plain),
+        },
+        "speedup": round(plain / ours, 2),
+    }
 
 
 def search(n: int, n_q: int, d: int = 384) -> dict:
@@ -58,7 +72,9 @@ def search(n: int, n_q: int, d: int = 384) -> dict:
     x = np.empty((n, d), dtype=np.float32)
     for a in range(0, n, 100_000):
         b = min(n, a + 100_000)
-        x[a:b] = centers[rng.integers(0, 1000, b - a)] + 0.6 * rng.standard_normal((b - a, d)).astype(np.float32)
+        x[a:b] = centers[rng.integers(0, 1000, b - a)] + 0.6 * rng.standard_normal((b - a, d)).astype(
+            np.float32
+        )
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     q = x[rng.choice(n, n_q, replace=False)] + 0.05 * rng.standard_normal((n_q, d)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
@@ -68,7 +84,7 @@ def search(n: int, n_q: int, d: int = 384) -> dict:
     nlist = ann.faiss_module().extract_index_ivf(index).nlist if "IVF" in factory else 1
     index = ann.train(index, x[rng.choice(n, min(n, 50 * nlist), replace=False)])
     for a in range(0, n, 250_000):
-        index.add(x[a:a + 250_000])
+        index.add(x[a : a + 250_000])
     build_s = time.perf_counter() - t
     t = time.perf_counter()
     _, approx = ann.search(index, q, 10, nprobe)
@@ -77,13 +93,22 @@ def search(n: int, n_q: int, d: int = 384) -> dict:
     t = time.perf_counter()
     _, exact = ann.exact_search(x, q[:n_ref], 10)
     exact_s = time.perf_counter() - t
-    return {"vectors": n, "dim": d, "queries": n_q, "factory": factory, "nprobe": nprobe,
-            "build_seconds": round(build_s, 1),
-            "default_index": {"seconds": round(approx_s, 2), "queries_per_s": round(n_q / approx_s, 1),
-                              "recall_at_10": round(ann.recall_at_k(approx[:n_ref], exact), 4),
-                              "recall_queries": n_ref},
-            "exact_flat": {"seconds": round(exact_s, 2), "queries_per_s": round(n_ref / exact_s, 1)},
-            "gpu": ann.gpu_count() > 0}
+    return {
+        "vectors": n,
+        "dim": d,
+        "queries": n_q,
+        "factory": factory,
+        "nprobe": nprobe,
+        "build_seconds": round(build_s, 1),
+        "default_index": {
+            "seconds": round(approx_s, 2),
+            "queries_per_s": round(n_q / approx_s, 1),
+            "recall_at_10": round(ann.recall_at_k(approx[:n_ref], exact), 4),
+            "recall_queries": n_ref,
+        },
+        "exact_flat": {"seconds": round(exact_s, 2), "queries_per_s": round(n_ref / exact_s, 1)},
+        "gpu": ann.gpu_count() > 0,
+    }
 
 
 def main() -> None:

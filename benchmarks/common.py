@@ -19,7 +19,11 @@ def source_texts() -> list[str]:
     texts: list[str] = []
     for name in ("valid.txt", "test.txt"):
         p = DATA / "corpora" / "wikitext2" / name
-        texts += [ln for ln in p.read_text(encoding="utf-8").split("\n") if ln.strip() and not ln.strip().startswith("=")]
+        texts += [
+            ln
+            for ln in p.read_text(encoding="utf-8").split("\n")
+            if ln.strip() and not ln.strip().startswith("=")
+        ]
     for ln in (DATA / "corpora" / "flickr8k" / "Flickr8k.token.txt").read_text(encoding="utf-8").split("\n"):
         if "\t" in ln:
             texts.append(ln.split("\t", 1)[1])
@@ -89,8 +93,14 @@ def _tree_rss(pid: int) -> int:
 def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
     """Run ``cmd``; wall time and peak RSS of its whole process tree (sampled every 0.1 s)."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
-                            cwd=cwd, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        text=True,
+    )
     peak = 0
     stop = threading.Event()
 
@@ -113,4 +123,6 @@ def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None
 
 
 def dir_bytes(path: Path, names=("tokenized", "table", "offset", "metadata", "metaoff")) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file() and p.name.split(".")[0] in names)
+    return sum(
+        p.stat().st_size for p in Path(path).rglob("*") if p.is_file() and p.name.split(".")[0] in names
+    )

@@ -34,27 +34,31 @@ from freqindex.suffix.sa_build import build_suffix_array
 from freqindex.text.normalize import get_normalizer
 from freqindex.text.tokenizers import load_tokenizer, separator
 
-CHUNK_SCHEMA = pa.schema([
-    ("line", pa.int64()),
-    ("ext_id", pa.string()),
-    ("tokens", pa.large_binary()),
-    ("n_bytes", pa.int64()),
-    ("n_tokens", pa.int64()),
-    ("content_hash", pa.string()),
-    ("tags", pa.list_(pa.string())),
-])
+CHUNK_SCHEMA = pa.schema(
+    [
+        ("line", pa.int64()),
+        ("ext_id", pa.string()),
+        ("tokens", pa.large_binary()),
+        ("n_bytes", pa.int64()),
+        ("n_tokens", pa.int64()),
+        ("content_hash", pa.string()),
+        ("tags", pa.list_(pa.string())),
+    ]
+)
 BAD_SCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string())])
-DOCS_SCHEMA = pa.schema([
-    ("doc_id", pa.int64()),
-    ("shard", pa.int32()),
-    ("source", pa.string()),
-    ("line", pa.int64()),
-    ("ext_id", pa.string()),
-    ("n_bytes", pa.int64()),
-    ("n_tokens", pa.int64()),
-    ("content_hash", pa.string()),
-    ("tags", pa.list_(pa.string())),
-])
+DOCS_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.int64()),
+        ("shard", pa.int32()),
+        ("source", pa.string()),
+        ("line", pa.int64()),
+        ("ext_id", pa.string()),
+        ("n_bytes", pa.int64()),
+        ("n_tokens", pa.int64()),
+        ("content_hash", pa.string()),
+        ("tags", pa.list_(pa.string())),
+    ]
+)
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("line", pa.int64()), ("reason", pa.string())])
 
 
@@ -167,7 +171,9 @@ def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
     table = pa.table(cols, schema=CHUNK_SCHEMA)
     pq.write_table(table, str(out) + ".tmp", compression="none")
     os.replace(str(out) + ".tmp", out)
-    pq.write_table(pa.table({"line": bad_lines, "reason": bad_reasons}, schema=BAD_SCHEMA), str(bad_out) + ".tmp")
+    pq.write_table(
+        pa.table({"line": bad_lines, "reason": bad_reasons}, schema=BAD_SCHEMA), str(bad_out) + ".tmp"
+    )
     os.replace(str(bad_out) + ".tmp", bad_out)
     summary = {
         "chunk_id": spec.chunk_id,
@@ -204,7 +210,9 @@ def default_shards(token_bytes: int) -> int:
     return max(1, by_memory, by_speed)
 
 
-def plan_shards(build_dir: str, chunk_summaries: list[dict], n_shards: int | None, width: int) -> list[ShardPlan]:
+def plan_shards(
+    build_dir: str, chunk_summaries: list[dict], n_shards: int | None, width: int
+) -> list[ShardPlan]:
     """Split the documents (in global order: chunk order, then line) into contiguous, byte-balanced shards."""
     staging = Path(build_dir) / "_staging"
     sizes_per_chunk = []
@@ -245,7 +253,9 @@ def plan_shards(build_dir: str, chunk_summaries: list[dict], n_shards: int | Non
     return plans
 
 
-def write_shard(plan: ShardPlan, sources: dict[int, str], st: StageSettings, build_dir: str, cpus: int) -> dict:
+def write_shard(
+    plan: ShardPlan, sources: dict[int, str], st: StageSettings, build_dir: str, cpus: int
+) -> dict:
     """Stage 2 for one shard: infini-gram shard files, its suffix array, and its part of the docs table."""
     root = Path(build_dir)
     staging = root / "_staging"
@@ -269,8 +279,12 @@ def write_shard(plan: ShardPlan, sources: dict[int, str], st: StageSettings, bui
     mt_pos = 0
     doc_id = plan.doc_start
     n_tokens = 0
-    with open(tmp["tokenized"], "wb") as ds, open(tmp["offset"], "wb") as od, \
-            open(tmp["metadata"], "wb") as mt, open(tmp["metaoff"], "wb") as om:
+    with (
+        open(tmp["tokenized"], "wb") as ds,
+        open(tmp["offset"], "wb") as od,
+        open(tmp["metadata"], "wb") as mt,
+        open(tmp["metaoff"], "wb") as om,
+    ):
         for chunk_id, r0, r1 in plan.slices:
             path, _, _ = _chunk_paths(staging, chunk_id)
             table = pq.read_table(path).slice(r0, r1 - r0)
@@ -288,8 +302,14 @@ def write_shard(plan: ShardPlan, sources: dict[int, str], st: StageSettings, bui
             for i, t in enumerate(toks):
                 offsets[i] = ds_pos
                 ds_pos += len(sep) + len(t)
-                m = (json.dumps({"doc_id": doc_id + i, "source": source, "line": lines[i], "id": ext_ids[i]},
-                                ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+                m = (
+                    json.dumps(
+                        {"doc_id": doc_id + i, "source": source, "line": lines[i], "id": ext_ids[i]},
+                        ensure_ascii=False,
+                        separators=(",", ":"),
+                    )
+                    + "\n"
+                ).encode()
                 metaoffs[i] = mt_pos
                 mt_pos += len(m)
                 meta_parts.append(m)
@@ -313,8 +333,14 @@ def write_shard(plan: ShardPlan, sources: dict[int, str], st: StageSettings, bui
         raise BuildError(f"shard {s}: wrote {doc_id - plan.doc_start} documents, planned {plan.n_docs}")
     for k in ("tokenized", "offset", "metadata", "metaoff"):
         os.replace(tmp[k], names[k])
-    build_suffix_array(str(names["tokenized"]), str(names["table"]), str(staging / f"sa-work-{s}"),
-                       tokenizer_width, cpus, st.sa_mem_gib)
+    build_suffix_array(
+        str(names["tokenized"]),
+        str(names["table"]),
+        str(staging / f"sa-work-{s}"),
+        tokenizer_width,
+        cpus,
+        st.sa_mem_gib,
+    )
     docs_path = docs_dir / f"part-{s:05d}.parquet"
     pq.write_table(pa.table(docs_cols, schema=DOCS_SCHEMA), str(docs_path) + ".tmp")
     os.replace(str(docs_path) + ".tmp", docs_path)
@@ -341,11 +367,16 @@ def write_quarantine(build_dir: str, chunk_summaries: list[dict]) -> tuple[Path,
             continue
         _, bad, _ = _chunk_paths(staging, s["chunk_id"])
         t = pq.read_table(bad)
-        parts.append(pa.table({
-            "source": [s["source"]] * t.num_rows,
-            "line": t.column("line"),
-            "reason": t.column("reason"),
-        }, schema=QUARANTINE_SCHEMA))
+        parts.append(
+            pa.table(
+                {
+                    "source": [s["source"]] * t.num_rows,
+                    "line": t.column("line"),
+                    "reason": t.column("reason"),
+                },
+                schema=QUARANTINE_SCHEMA,
+            )
+        )
     table = pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
     out = root / "quarantine" / "quarantine.parquet"
     out.parent.mkdir(exist_ok=True)

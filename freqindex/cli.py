@@ -48,8 +48,11 @@ def _handle_errors(fn):
         except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
             if os.environ.get("FREQINDEX_DEBUG"):
                 raise
-            err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-                      "(run with FREQINDEX_DEBUG=1 for the traceback)", highlight=False)
+            err.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+                "(run with FREQINDEX_DEBUG=1 for the traceback)",
+                highlight=False,
+            )
             raise typer.Exit(3) from None
 
     return wrapper
@@ -68,8 +71,12 @@ def _version_callback(value: bool):
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version_callback, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ):
     pass
 
@@ -78,38 +85,94 @@ def _root(
 @_handle_errors
 def build_cli(
     ctx: typer.Context,
-    inputs: Annotated[list[str] | None, typer.Argument(
-        help="Files, directories or globs: .jsonl[.gz|.zst], .parquet, .txt, .tsv (id<TAB>text).",
-        show_default=False)] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Files, directories or globs: .jsonl[.gz|.zst], .parquet, .txt, .tsv (id<TAB>text).",
+            show_default=False,
+        ),
+    ] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Index directory to create.")] = None,
     format: Annotated[str, typer.Option("--format", help="auto | jsonl | parquet | text | tsv.")] = "auto",
-    text_field: Annotated[str, typer.Option(help="JSON/Parquet field holding the text.")] = settings.DEFAULT_TEXT_FIELD,
-    id_field: Annotated[str | None, typer.Option(
-        help="Field holding an external id \\[default: 'id' when present; else file and line identify a document].")] = None,
-    text_per_line: Annotated[bool, typer.Option(
-        "--text-per-line", help=".txt inputs: one document per line (blank lines separate) instead of one per file.")] = False,
-    tags_field: Annotated[str | None, typer.Option(
-        help="Image-caption corpora: a list-of-strings field of image tags, kept for concept tagging.",
-        show_default=False)] = None,
-    tokenizer: Annotated[str, typer.Option(
-        help="'bytes' (UTF-8 bytes, u8) or a Hugging Face tokenizer: local tokenizer.json / directory, or hub name.")] = "bytes",
-    normalize: Annotated[str | None, typer.Option(
-        help="simple | none \\[default: simple with bytes, none with a Hugging Face tokenizer].", show_default=False)] = None,
-    shards: Annotated[int | None, typer.Option(
-        help="Number of shards \\[default: one per GiB of tokens].", show_default=False)] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record (exit 2) instead of quarantining it.")] = False,
-    master: Annotated[str, typer.Option(
-        help="Spark master: local[*], local[N], spark://HOST:PORT, yarn, k8s://...")] = settings.DEFAULT_MASTER,
-    conf: Annotated[list[str] | None, typer.Option(
-        "--conf", help="Extra Spark setting KEY=VALUE (repeatable).", show_default=False)] = None,
-    config: Annotated[str | None, typer.Option(
-        help="TOML file with a \\[build] table; flags given on the command line win.", show_default=False)] = None,
-    chunk_mb: Annotated[int | None, typer.Option(help="Split uncompressed line files into chunks of this many MiB.",
-                                                 show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")] = False,
-    concepts: Annotated[str | None, typer.Option("--concepts", help="Also tag the index with this concept vocabulary (see `freqindex tag`).", show_default=False)] = None,
-    embed: Annotated[bool, typer.Option("--embed", help="Also embed the index with the default model (see `freqindex embed`).")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
+    text_field: Annotated[
+        str, typer.Option(help="JSON/Parquet field holding the text.")
+    ] = settings.DEFAULT_TEXT_FIELD,
+    id_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Field holding an external id \\[default: 'id' when present; else file and line identify a document]."
+        ),
+    ] = None,
+    text_per_line: Annotated[
+        bool,
+        typer.Option(
+            "--text-per-line",
+            help=".txt inputs: one document per line (blank lines separate) instead of one per file.",
+        ),
+    ] = False,
+    tags_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Image-caption corpora: a list-of-strings field of image tags, kept for concept tagging.",
+            show_default=False,
+        ),
+    ] = None,
+    tokenizer: Annotated[
+        str,
+        typer.Option(
+            help="'bytes' (UTF-8 bytes, u8) or a Hugging Face tokenizer: local tokenizer.json / directory, or hub name."
+        ),
+    ] = "bytes",
+    normalize: Annotated[
+        str | None,
+        typer.Option(
+            help="simple | none \\[default: simple with bytes, none with a Hugging Face tokenizer].",
+            show_default=False,
+        ),
+    ] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(help="Number of shards \\[default: one per GiB of tokens].", show_default=False),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Stop at the first bad record (exit 2) instead of quarantining it."),
+    ] = False,
+    master: Annotated[
+        str, typer.Option(help="Spark master: local[*], local[N], spark://HOST:PORT, yarn, k8s://...")
+    ] = settings.DEFAULT_MASTER,
+    conf: Annotated[
+        list[str] | None,
+        typer.Option("--conf", help="Extra Spark setting KEY=VALUE (repeatable).", show_default=False),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="TOML file with a \\[build] table; flags given on the command line win.", show_default=False
+        ),
+    ] = None,
+    chunk_mb: Annotated[
+        int | None,
+        typer.Option(help="Split uncompressed line files into chunks of this many MiB.", show_default=False),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")
+    ] = False,
+    concepts: Annotated[
+        str | None,
+        typer.Option(
+            "--concepts",
+            help="Also tag the index with this concept vocabulary (see `freqindex tag`).",
+            show_default=False,
+        ),
+    ] = None,
+    embed: Annotated[
+        bool,
+        typer.Option("--embed", help="Also embed the index with the default model (see `freqindex embed`)."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable build summary.")] = False,
 ):
     """Index a corpus: Spark reads, validates and tokenizes it, then builds infini-gram suffix arrays.
@@ -170,16 +233,25 @@ def build_cli(
             err.print(m, highlight=False)
 
     if not json_out:
-        err.print(f"building {cfg.output} from {len(cfg.inputs)} input(s) on {cfg.master} "
-                  f"(tokenizer {cfg.tokenizer}, normalization {cfg.normalization})", highlight=False)
+        err.print(
+            f"building {cfg.output} from {len(cfg.inputs)} input(s) on {cfg.master} "
+            f"(tokenizer {cfg.tokenizer}, normalization {cfg.normalization})",
+            highlight=False,
+        )
     with progress:
-        summary = run_build(cfg, overwrite=overwrite, on_progress=on_progress, on_message=on_message,
-                            keep_spark=concepts is not None or embed)
+        summary = run_build(
+            cfg,
+            overwrite=overwrite,
+            on_progress=on_progress,
+            on_message=on_message,
+            keep_spark=concepts is not None or embed,
+        )
         if concepts is not None:
             from jobs.tag_concepts import run_tag
 
-            summary["concepts"] = run_tag(summary["output"], concepts, master=cfg.master, on_progress=on_progress,
-                                          keep_spark=embed)
+            summary["concepts"] = run_tag(
+                summary["output"], concepts, master=cfg.master, on_progress=on_progress, keep_spark=embed
+            )
         if embed:
             from jobs.embed_index import run_embed
 
@@ -189,21 +261,39 @@ def build_cli(
         return
     if summary["status"] == "built":
         t = Table(show_header=False, box=None)
-        for k in ("output", "documents", "tokens", "shards", "token_dtype", "input_files", "quarantined",
-                  "blank_lines", "resumed_tasks", "seconds"):
+        for k in (
+            "output",
+            "documents",
+            "tokens",
+            "shards",
+            "token_dtype",
+            "input_files",
+            "quarantined",
+            "blank_lines",
+            "resumed_tasks",
+            "seconds",
+        ):
             t.add_row(k, f"{summary[k]:,}" if isinstance(summary[k], int) else str(summary[k]))
         err.print(t)
         if summary["quarantined"]:
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary["quarantine_by_reason"].items()))
-            err.print(f"[yellow]quarantined {summary['quarantined']} bad record(s)[/] ({reasons}); see "
-                      f"{summary['output']}/quarantine/quarantine.parquet", highlight=False)
+            err.print(
+                f"[yellow]quarantined {summary['quarantined']} bad record(s)[/] ({reasons}); see "
+                f"{summary['output']}/quarantine/quarantine.parquet",
+                highlight=False,
+            )
     if "concepts" in summary:
         c = summary["concepts"]
-        err.print(f"tagged {c['concepts']:,} concepts: {c['doc_concept_pairs']:,} (document, concept) pairs",
-                  highlight=False)
+        err.print(
+            f"tagged {c['concepts']:,} concepts: {c['doc_concept_pairs']:,} (document, concept) pairs",
+            highlight=False,
+        )
     if "vectors" in summary:
         v = summary["vectors"]
-        err.print(f"embedded {v['documents']:,} documents as {v['vectors']:,} vectors ({v['factory']})", highlight=False)
+        err.print(
+            f"embedded {v['documents']:,} documents as {v['vectors']:,} vectors ({v['factory']})",
+            highlight=False,
+        )
 
 
 def _open(index_dir: str):
@@ -216,14 +306,28 @@ def _open(index_dir: str):
 @_handle_errors
 def count_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
-    query: Annotated[str | None, typer.Argument(help="String to count; ' AND ' / ' OR ' make a CNF query.",
-                                                show_default=False)] = None,
-    unit: Annotated[str, typer.Option(help="occurrences (overlapping matches) or docs (distinct documents).")] = "occurrences",
-    literal: Annotated[bool, typer.Option("--literal", help="Count the query as written: no AND/OR parsing.")] = False,
-    file: Annotated[str | None, typer.Option("--file", help="One query per line; prints one JSON object per line.",
-                                             show_default=False)] = None,
-    max_clause_freq: Annotated[int, typer.Option(help="AND queries: subsample clauses above this count.")] = settings.MAX_CLAUSE_FREQ,
-    max_diff_tokens: Annotated[int, typer.Option(help="AND queries: clauses must fall within this many tokens.")] = settings.MAX_DIFF_TOKENS,
+    query: Annotated[
+        str | None,
+        typer.Argument(help="String to count; ' AND ' / ' OR ' make a CNF query.", show_default=False),
+    ] = None,
+    unit: Annotated[
+        str, typer.Option(help="occurrences (overlapping matches) or docs (distinct documents).")
+    ] = "occurrences",
+    literal: Annotated[
+        bool, typer.Option("--literal", help="Count the query as written: no AND/OR parsing.")
+    ] = False,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file", help="One query per line; prints one JSON object per line.", show_default=False
+        ),
+    ] = None,
+    max_clause_freq: Annotated[
+        int, typer.Option(help="AND queries: subsample clauses above this count.")
+    ] = settings.MAX_CLAUSE_FREQ,
+    max_diff_tokens: Annotated[
+        int, typer.Option(help="AND queries: clauses must fall within this many tokens.")
+    ] = settings.MAX_DIFF_TOKENS,
     json_out: Annotated[bool, typer.Option("--json", help="Print {query, count, unit, approx}.")] = False,
 ):
     """Count a string exactly, normalized and tokenized exactly as the index was.
@@ -264,8 +368,12 @@ def count_cli(
 def docs_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
     query: Annotated[str, typer.Argument(help="String to look up (' OR ' alternatives allowed).")],
-    limit: Annotated[int, typer.Option(help="Documents to show (the first by doc_id).")] = settings.DEFAULT_DOCS_LIMIT,
-    literal: Annotated[bool, typer.Option("--literal", help="Look the query up as written: no OR parsing.")] = False,
+    limit: Annotated[
+        int, typer.Option(help="Documents to show (the first by doc_id).")
+    ] = settings.DEFAULT_DOCS_LIMIT,
+    literal: Annotated[
+        bool, typer.Option("--literal", help="Look the query up as written: no OR parsing.")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per document.")] = False,
 ):
     """List documents that contain QUERY: doc_id, external id, source file and line, and a snippet.
@@ -283,7 +391,9 @@ def docs_cli(
     out.print(f"{n:,} document(s) contain {query!r}; showing {len(hits)}", highlight=False)
     t = Table("doc_id", "id", "source:line", "n", "snippet", show_lines=False)
     for h in hits:
-        t.add_row(str(h.doc_id), h.ext_id or "", f"{Path(h.source).name}:{h.line}", str(h.occurrences), h.snippet)
+        t.add_row(
+            str(h.doc_id), h.ext_id or "", f"{Path(h.source).name}:{h.line}", str(h.occurrences), h.snippet
+        )
     out.print(t)
 
 
@@ -311,7 +421,10 @@ def info_cli(
         ("tokenizer", m["tokenizer"]["name"]),
         ("normalization", f"{m['normalization']['name']} v{m['normalization']['version']}"),
         ("input files", f"{c['input_files']:,} ({c['input_bytes']:,} bytes of text)"),
-        ("quarantined", f"{c['quarantined']:,}" + (f" {c['quarantine_by_reason']}" if c["quarantined"] else "")),
+        (
+            "quarantined",
+            f"{c['quarantined']:,}" + (f" {c['quarantine_by_reason']}" if c["quarantined"] else ""),
+        ),
         ("blank lines", f"{c['blank_lines']:,}"),
         ("index bytes", f"{sum(f['size'] for f in m['files'].values()):,}"),
         ("tools", ", ".join(f"{k} {v}" for k, v in m["tools"].items())),
@@ -341,7 +454,10 @@ def verify_cli(
     if json_out:
         _print_json(res)
     else:
-        out.print(f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest", highlight=False)
+        out.print(
+            f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest",
+            highlight=False,
+        )
 
 
 @app.command("demo-corpus")
@@ -349,7 +465,9 @@ def verify_cli(
 def demo_corpus_cli(
     out_dir: Annotated[str, typer.Argument(metavar="DIR", help="Where to write the corpus.")] = "demo/corpus",
     captions: Annotated[int, typer.Option(help="Number of image captions (TSV).")] = 20_000,
-    articles: Annotated[int, typer.Option(help="Number of articles (.jsonl, .jsonl.gz, .jsonl.zst).")] = 3_000,
+    articles: Annotated[
+        int, typer.Option(help="Number of articles (.jsonl, .jsonl.gz, .jsonl.zst).")
+    ] = 3_000,
     seed: Annotated[int, typer.Option(help="Random seed (the corpus is deterministic).")] = 0,
 ):
     """Write a small generated corpus in every input format, with a few planted bad records.
@@ -359,8 +477,11 @@ def demo_corpus_cli(
     from freqindex.demo import write_demo_corpus
 
     info = write_demo_corpus(out_dir, captions, articles, seed)
-    out.print(f"wrote {info['documents']:,} documents (+{info['planted_bad_records']} planted bad records) to "
-              f"{info['dir']}: {', '.join(info['files'])}", highlight=False)
+    out.print(
+        f"wrote {info['documents']:,} documents (+{info['planted_bad_records']} planted bad records) to "
+        f"{info['dir']}: {', '.join(info['files'])}",
+        highlight=False,
+    )
 
 
 def _progress(enabled: bool = True):
@@ -368,8 +489,14 @@ def _progress(enabled: bool = True):
     that the Spark runner reports task progress through."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err, disable=not (enabled and err.is_terminal))
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not (enabled and err.is_terminal),
+    )
     tasks: dict[str, int] = {}
 
     def on_progress(desc: str, done: int, total: int) -> None:
@@ -383,10 +510,21 @@ def _progress(enabled: bool = True):
 @app.command("tag")
 @_handle_errors
 def tag_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (bytes tokenizer, simple normalization).")],
-    concepts: Annotated[str, typer.Option("--concepts", help="Vocabulary: JSON benchmark->names, .txt, .csv/.jsonl/.parquet with 'concept' \\[+ 'aliases'], or an eval set with --label-field.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory (bytes tokenizer, simple normalization).")
+    ],
+    concepts: Annotated[
+        str,
+        typer.Option(
+            "--concepts",
+            help="Vocabulary: JSON benchmark->names, .txt, .csv/.jsonl/.parquet with 'concept' \\[+ 'aliases'], or an eval set with --label-field.",
+        ),
+    ],
     exact: Annotated[bool, typer.Option("--exact", help="No singular/plural inflections.")] = False,
-    label_field: Annotated[str | None, typer.Option(help="Take the concepts from this label field of an eval set.", show_default=False)] = None,
+    label_field: Annotated[
+        str | None,
+        typer.Option(help="Take the concepts from this label field of an eval set.", show_default=False),
+    ] = None,
     master: Annotated[str, typer.Option(help="Spark master.")] = settings.DEFAULT_MASTER,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ):
@@ -401,26 +539,40 @@ def tag_cli(
 
     progress, on_progress = _progress()
     with progress:
-        summary = run_tag(index_dir, concepts, exact=exact, label_field=label_field, master=master,
-                          on_progress=on_progress)
+        summary = run_tag(
+            index_dir, concepts, exact=exact, label_field=label_field, master=master, on_progress=on_progress
+        )
     for w in summary["warnings"]:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     if json_out:
         _print_json(summary)
     else:
-        err.print(f"tagged {summary['concepts']:,} concepts: {summary['doc_concept_pairs']:,} (document, concept) "
-                  f"pairs in {summary['seconds']} s", highlight=False)
+        err.print(
+            f"tagged {summary['concepts']:,} concepts: {summary['doc_concept_pairs']:,} (document, concept) "
+            f"pairs in {summary['seconds']} s",
+            highlight=False,
+        )
 
 
 @app.command("concepts")
 @_handle_errors
 def concepts_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
-    concepts: Annotated[str, typer.Option("--concepts", help="Vocabulary file (see `freqindex tag --help`).")],
-    source: Annotated[str, typer.Option(help="auto (tags when the index has them for this vocabulary) | tags | suffix.")] = "auto",
+    concepts: Annotated[
+        str, typer.Option("--concepts", help="Vocabulary file (see `freqindex tag --help`).")
+    ],
+    source: Annotated[
+        str, typer.Option(help="auto (tags when the index has them for this vocabulary) | tags | suffix.")
+    ] = "auto",
     exact: Annotated[bool, typer.Option("--exact", help="No singular/plural inflections.")] = False,
-    label_field: Annotated[str | None, typer.Option(help="Take the concepts from this label field of an eval set.", show_default=False)] = None,
-    out_file: Annotated[str | None, typer.Option("--out", help="Write the table (.parquet, .csv or .jsonl).", show_default=False)] = None,
+    label_field: Annotated[
+        str | None,
+        typer.Option(help="Take the concepts from this label field of an eval set.", show_default=False),
+    ] = None,
+    out_file: Annotated[
+        str | None,
+        typer.Option("--out", help="Write the table (.parquet, .csv or .jsonl).", show_default=False),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per concept.")] = False,
 ):
     """Occurrences and document frequency of every concept, from tags or straight from the suffix arrays.
@@ -480,10 +632,24 @@ def _write_table(table, path: str, fmt: str | None = None) -> None:
 def sql_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
     query: Annotated[str | None, typer.Argument(help="One SELECT statement.", show_default=False)] = None,
-    file: Annotated[str | None, typer.Option("--file", help="Read the query from a .sql file (e.g. sql/top_concepts.sql).", show_default=False)] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table | csv | json | parquet (parquet needs --out).")] = "table",
-    out_file: Annotated[str | None, typer.Option("--out", help="Write the result to a file.", show_default=False)] = None,
-    export: Annotated[str | None, typer.Option("--export", help="Write a DuckDB database file holding the views, then exit.", show_default=False)] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file", help="Read the query from a .sql file (e.g. sql/top_concepts.sql).", show_default=False
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table | csv | json | parquet (parquet needs --out).")
+    ] = "table",
+    out_file: Annotated[
+        str | None, typer.Option("--out", help="Write the result to a file.", show_default=False)
+    ] = None,
+    export: Annotated[
+        str | None,
+        typer.Option(
+            "--export", help="Write a DuckDB database file holding the views, then exit.", show_default=False
+        ),
+    ] = None,
     max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
 ):
     """Read-only SQL (DuckDB) over the index's tables: docs, quarantine, concept_*, neighbors, neighbor_max.
@@ -530,22 +696,58 @@ def sql_cli(
             t.add_row(*["" if v is None else str(v) for v in r.values()])
         out.print(t)
         if table.num_rows > max_rows:
-            err.print(f"({table.num_rows - max_rows:,} more rows; use --format csv or --out)", highlight=False)
+            err.print(
+                f"({table.num_rows - max_rows:,} more rows; use --format csv or --out)", highlight=False
+            )
 
 
 @app.command("embed")
 @_handle_errors
 def embed_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
-    model: Annotated[str, typer.Option(help="minilm-v1 (offline, the embed extra) | st:PATH_OR_NAME | clip:MODEL@CHECKPOINT.")] = "minilm-v1",
-    chunk_tokens: Annotated[str, typer.Option(help="Window sizes in model tokens (comma-separated): every document gets windows of each size.")] = "32,64,128",
-    stride: Annotated[int | None, typer.Option(help="Tokens between window starts \\[default: half of each window].", show_default=False)] = None,
-    faiss_factory: Annotated[str | None, typer.Option(help="FAISS factory string \\[default: by size: Flat, IVF-Flat, IVF-SQ8].", show_default=False)] = None,
+    model: Annotated[
+        str,
+        typer.Option(help="minilm-v1 (offline, the embed extra) | st:PATH_OR_NAME | clip:MODEL@CHECKPOINT."),
+    ] = "minilm-v1",
+    chunk_tokens: Annotated[
+        str,
+        typer.Option(
+            help="Window sizes in model tokens (comma-separated): every document gets windows of each size."
+        ),
+    ] = "32,64,128",
+    stride: Annotated[
+        int | None,
+        typer.Option(
+            help="Tokens between window starts \\[default: half of each window].", show_default=False
+        ),
+    ] = None,
+    faiss_factory: Annotated[
+        str | None,
+        typer.Option(
+            help="FAISS factory string \\[default: by size: Flat, IVF-Flat, IVF-SQ8].", show_default=False
+        ),
+    ] = None,
     dtype: Annotated[str, typer.Option(help="float32 | float16 vector shards.")] = "float32",
-    precomputed: Annotated[str | None, typer.Option(help="Use vectors shipped with the corpus: .npy file(s) aligned with doc_id, or Parquet with --vector-field and --id-field matched to external ids; --model then only embeds queries.", show_default=False)] = None,
-    vector_field: Annotated[str, typer.Option(help="Parquet list<float> column of --precomputed.")] = "embedding",
-    id_field: Annotated[str, typer.Option(help="Parquet id column of --precomputed (matched to external ids).")] = "id",
-    image_root: Annotated[str | None, typer.Option(help="Embed images instead (clip:MODEL only): each document's image is IMAGE_ROOT/<external id up to '#'>, as in caption dumps.", show_default=False)] = None,
+    precomputed: Annotated[
+        str | None,
+        typer.Option(
+            help="Use vectors shipped with the corpus: .npy file(s) aligned with doc_id, or Parquet with --vector-field and --id-field matched to external ids; --model then only embeds queries.",
+            show_default=False,
+        ),
+    ] = None,
+    vector_field: Annotated[
+        str, typer.Option(help="Parquet list<float> column of --precomputed.")
+    ] = "embedding",
+    id_field: Annotated[
+        str, typer.Option(help="Parquet id column of --precomputed (matched to external ids).")
+    ] = "id",
+    image_root: Annotated[
+        str | None,
+        typer.Option(
+            help="Embed images instead (clip:MODEL only): each document's image is IMAGE_ROOT/<external id up to '#'>, as in caption dumps.",
+            show_default=False,
+        ),
+    ] = None,
     master: Annotated[str, typer.Option(help="Spark master.")] = settings.DEFAULT_MASTER,
     json_out: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ):
@@ -566,14 +768,28 @@ def embed_cli(
             sizes = tuple(int(x) for x in chunk_tokens.split(","))
         except ValueError:
             raise UsageError(f"--chunk-tokens takes comma-separated integers, got {chunk_tokens!r}") from None
-        summary = run_embed(index_dir, model=model, chunk_tokens=sizes, stride=stride, factory=faiss_factory,
-                            dtype=dtype, master=master, on_progress=on_progress, image_root=image_root,
-                            precomputed=precomputed, vector_field=vector_field, id_field=id_field)
+        summary = run_embed(
+            index_dir,
+            model=model,
+            chunk_tokens=sizes,
+            stride=stride,
+            factory=faiss_factory,
+            dtype=dtype,
+            master=master,
+            on_progress=on_progress,
+            image_root=image_root,
+            precomputed=precomputed,
+            vector_field=vector_field,
+            id_field=id_field,
+        )
     if json_out:
         _print_json(summary)
     else:
-        err.print(f"embedded {summary['documents']:,} documents as {summary['vectors']:,} vectors "
-                  f"({summary['factory']}) in {summary['seconds']} s", highlight=False)
+        err.print(
+            f"embedded {summary['documents']:,} documents as {summary['vectors']:,} vectors "
+            f"({summary['factory']}) in {summary['seconds']} s",
+            highlight=False,
+        )
 
 
 @app.command("neighbors")
@@ -581,12 +797,27 @@ def embed_cli(
 def neighbors_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (embedded).")],
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
-    fields: Annotated[str | None, typer.Option(help="Fields that make up an item, joined by a newline (a,b).", show_default=False)] = None,
-    template: Annotated[str | None, typer.Option(help="Item text as a template, e.g. '{question}\\n{answer}'.", show_default=False)] = None,
+    fields: Annotated[
+        str | None,
+        typer.Option(help="Fields that make up an item, joined by a newline (a,b).", show_default=False),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(help="Item text as a template, e.g. '{question}\\n{answer}'.", show_default=False),
+    ] = None,
     id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
     k: Annotated[int, typer.Option("-k", help="Documents per item.")] = 10,
-    out_file: Annotated[str | None, typer.Option("--out", help="Parquet or JSONL \\[default: DIR/evals/NAME/neighbors.parquet, the `neighbors` SQL view].", show_default=False)] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per (item, document).")] = False,
+    out_file: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Parquet or JSONL \\[default: DIR/evals/NAME/neighbors.parquet, the `neighbors` SQL view].",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per (item, document).")
+    ] = False,
 ):
     """Top-k pretraining documents for every eval item: doc_id, external id, window, cosine similarity, snippet.
 
@@ -612,26 +843,71 @@ def neighbors_cli(
         return
     ms = max_similarity(rows)
     vals = sorted(ms.values())
-    err.print(f"{len(items):,} items, {len(rows):,} neighbours written to {target}; max similarity median "
-              f"{vals[len(vals) // 2]:.3f}, items >= 0.9: {sum(v >= 0.9 for v in vals):,}", highlight=False)
+    err.print(
+        f"{len(items):,} items, {len(rows):,} neighbours written to {target}; max similarity median "
+        f"{vals[len(vals) // 2]:.3f}, items >= 0.9: {sum(v >= 0.9 for v in vals):,}",
+        highlight=False,
+    )
 
 
 @app.command("analyze")
 @_handle_errors
 def analyze_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (--normalize simple; embedded for neighbour similarity).")],
+    index_dir: Annotated[
+        str,
+        typer.Argument(
+            metavar="DIR", help="Index directory (--normalize simple; embedded for neighbour similarity)."
+        ),
+    ],
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
-    results: Annotated[str, typer.Option(help="Per-item model results: long (id, model, correct|score) or GSM8K's wide layout.")],
-    out_dir: Annotated[str | None, typer.Option("--out", help="Output directory \\[default: DIR/evals/NAME/analysis].", show_default=False)] = None,
-    concept_field: Annotated[str | None, typer.Option(help="Item field holding its concept(s) (a class label or a list).", show_default=False)] = None,
-    concepts: Annotated[str | None, typer.Option("--concepts", help="Mapping file: id, concept (one row per pair, or a list).", show_default=False)] = None,
-    auto_concepts: Annotated[bool, typer.Option("--auto-concepts", help="Extract concepts: nouns and proper nouns by spaCy's part-of-speech tagger, stop words dropped.")] = False,
-    fields: Annotated[str | None, typer.Option(help="Fields that make up an item's text, joined by a newline (a,b).", show_default=False)] = None,
+    results: Annotated[
+        str,
+        typer.Option(help="Per-item model results: long (id, model, correct|score) or GSM8K's wide layout."),
+    ],
+    out_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--out", help="Output directory \\[default: DIR/evals/NAME/analysis].", show_default=False
+        ),
+    ] = None,
+    concept_field: Annotated[
+        str | None,
+        typer.Option(help="Item field holding its concept(s) (a class label or a list).", show_default=False),
+    ] = None,
+    concepts: Annotated[
+        str | None,
+        typer.Option(
+            "--concepts", help="Mapping file: id, concept (one row per pair, or a list).", show_default=False
+        ),
+    ] = None,
+    auto_concepts: Annotated[
+        bool,
+        typer.Option(
+            "--auto-concepts",
+            help="Extract concepts: nouns and proper nouns by spaCy's part-of-speech tagger, stop words dropped.",
+        ),
+    ] = False,
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            help="Fields that make up an item's text, joined by a newline (a,b).", show_default=False
+        ),
+    ] = None,
     id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
-    aggregate: Annotated[str, typer.Option(help="Several concepts per item: min, gmean or max of their frequencies.")] = "min",
-    similarity: Annotated[str, typer.Option(help="auto (neighbors when the index has vectors, else verbatim), neighbors, verbatim.")] = "auto",
-    prune_threshold: Annotated[float, typer.Option(help="Prune documents at least this similar to any item, then refit.")] = 0.9,
-    prune_sweep: Annotated[str | None, typer.Option(help="Also refit at these thresholds, e.g. 0.8,0.85,0.95.", show_default=False)] = None,
+    aggregate: Annotated[
+        str, typer.Option(help="Several concepts per item: min, gmean or max of their frequencies.")
+    ] = "min",
+    similarity: Annotated[
+        str,
+        typer.Option(help="auto (neighbors when the index has vectors, else verbatim), neighbors, verbatim."),
+    ] = "auto",
+    prune_threshold: Annotated[
+        float, typer.Option(help="Prune documents at least this similar to any item, then refit.")
+    ] = 0.9,
+    prune_sweep: Annotated[
+        str | None,
+        typer.Option(help="Also refit at these thresholds, e.g. 0.8,0.85,0.95.", show_default=False),
+    ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap draws over concepts for every interval.")] = 200,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
@@ -651,7 +927,9 @@ def analyze_cli(
 
     chosen = [x for x in (concept_field, concepts, auto_concepts or None) if x]
     if len(chosen) != 1:
-        raise UsageError("say where concepts come from: exactly one of --concept-field, --concepts, --auto-concepts")
+        raise UsageError(
+            "say where concepts come from: exactly one of --concept-field, --concepts, --auto-concepts"
+        )
     if bootstrap < 20 or bootstrap > 100_000:
         raise UsageError("--bootstrap takes 20 to 100000 draws")
     sweep = None
@@ -659,7 +937,9 @@ def analyze_cli(
         try:
             sweep = [float(x) for x in prune_sweep.split(",") if x.strip()]
         except ValueError:
-            raise UsageError(f"--prune-sweep takes comma-separated similarities, got {prune_sweep!r}") from None
+            raise UsageError(
+                f"--prune-sweep takes comma-separated similarities, got {prune_sweep!r}"
+            ) from None
         if any(not 0 < t <= 1 for t in sweep):
             raise UsageError("--prune-sweep thresholds must lie in (0, 1]")
     idx = _open(index_dir)
@@ -670,15 +950,31 @@ def analyze_cli(
     with progress:
         task = progress.add_task("concepts", total=None)
         if concept_field:
-            item_concepts, how = core.concepts_from_field(items, concept_field), f"the field {concept_field!r}"
+            item_concepts, how = (
+                core.concepts_from_field(items, concept_field),
+                f"the field {concept_field!r}",
+            )
         elif concepts:
             item_concepts, how = core.concepts_from_map(concepts, items), f"from {concepts}"
         else:
-            item_concepts, how = core.auto_concepts(items), "automatic (nouns and proper nouns by spaCy's part-of-speech tagger, stop words dropped)"
-        rows, summary = run_analysis(idx, items, res, item_concepts, eval_name=name, aggregate=aggregate,
-                                     similarity=similarity, prune_threshold=prune_threshold, prune_sweep=sweep,
-                                     n_boot=bootstrap, seed=seed,
-                                     progress=lambda stage: progress.update(task, description=stage))
+            item_concepts, how = (
+                core.auto_concepts(items),
+                "automatic (nouns and proper nouns by spaCy's part-of-speech tagger, stop words dropped)",
+            )
+        rows, summary = run_analysis(
+            idx,
+            items,
+            res,
+            item_concepts,
+            eval_name=name,
+            aggregate=aggregate,
+            similarity=similarity,
+            prune_threshold=prune_threshold,
+            prune_sweep=sweep,
+            n_boot=bootstrap,
+            seed=seed,
+            progress=lambda stage: progress.update(task, description=stage),
+        )
     summary["settings"]["concepts"] = how
     target = Path(out_dir) if out_dir else idx.path / "evals" / name / "analysis"
     paths = write_outputs(target, rows, summary, name)
@@ -691,22 +987,43 @@ def analyze_cli(
     for m, r in summary["models"].items():
         f = r["frequency"]
         ci = f.get("ci") or [float("nan"), float("nan")]
-        err.print(f"{m}: accuracy {r['accuracy']:.3f}, frequency slope "
-                  f"{(f['slope'] if f['slope'] is not None else float('nan')):.3f} [{ci[0]:.3f}, {ci[1]:.3f}] -> "
-                  f"[bold]{r['verdict']}[/]", highlight=False)
+        err.print(
+            f"{m}: accuracy {r['accuracy']:.3f}, frequency slope "
+            f"{(f['slope'] if f['slope'] is not None else float('nan')):.3f} [{ci[0]:.3f}, {ci[1]:.3f}] -> "
+            f"[bold]{r['verdict']}[/]",
+            highlight=False,
+        )
     err.print(f"report: {paths['report.html']}", highlight=False)
 
 
 @app.command("serve")
 @_handle_errors
 def serve_cli(
-    index_dirs: Annotated[list[str], typer.Argument(metavar="DIR...", help="Index directories to serve; each is addressed by its directory name.")],
-    host: Annotated[str, typer.Option(help="Address to bind. Anything but loopback requires --token-file.")] = settings.DEFAULT_HOST,
+    index_dirs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="DIR...", help="Index directories to serve; each is addressed by its directory name."
+        ),
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to bind. Anything but loopback requires --token-file.")
+    ] = settings.DEFAULT_HOST,
     port: Annotated[int, typer.Option(help="TCP port (0: any free port).")] = settings.DEFAULT_PORT,
-    token_file: Annotated[str | None, typer.Option(help="File holding the bearer token every request but /healthz must send.", show_default=False)] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes (each opens the indexes; the OS shares their memory maps).")] = 1,
-    timeout: Annotated[float, typer.Option(help="Per-request time limit in seconds (504 past it).")] = settings.REQUEST_TIMEOUT_S,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")] = "info",
+    token_file: Annotated[
+        str | None,
+        typer.Option(
+            help="File holding the bearer token every request but /healthz must send.", show_default=False
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (each opens the indexes; the OS shares their memory maps).")
+    ] = 1,
+    timeout: Annotated[
+        float, typer.Option(help="Per-request time limit in seconds (504 past it).")
+    ] = settings.REQUEST_TIMEOUT_S,
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")
+    ] = "info",
 ):
     """Serve indexes over HTTP: count, docs, concepts, neighbors, contamination, read-only SQL, /metrics and
     an OpenAPI spec at /docs and /openapi.json. SIGTERM finishes in-flight requests, then exits.
@@ -740,12 +1057,19 @@ def serve_cli(
         raise UsageError("--workers must be >= 1 and --timeout in (0, 3600]")
     dirs = [str(Path(d).resolve()) for d in index_dirs]
     app_obj = create_app(dirs, token, timeout)  # open everything once here: bad indexes fail before binding
-    kw = dict(host=host, port=port, log_level=log_level, timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_S)
+    kw = dict(
+        host=host, port=port, log_level=log_level, timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_S
+    )
     if workers == 1:
         uvicorn.run(app_obj, **kw)
     else:
-        os.environ[ENV_CONFIG] = json.dumps({"indexes": dirs, "token_file": str(Path(token_file).resolve()) if token_file else None,
-                                            "timeout_s": timeout})
+        os.environ[ENV_CONFIG] = json.dumps(
+            {
+                "indexes": dirs,
+                "token_file": str(Path(token_file).resolve()) if token_file else None,
+                "timeout_s": timeout,
+            }
+        )
         uvicorn.run("freqindex.server.app:app_from_env", factory=True, workers=workers, **kw)
 
 
@@ -754,15 +1078,51 @@ def serve_cli(
 def contamination_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
-    fields: Annotated[str, typer.Option(help="Fields to check, each on its own (question or question,answer).")] = "question",
+    fields: Annotated[
+        str, typer.Option(help="Fields to check, each on its own (question or question,answer).")
+    ] = "question",
     id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
-    out_dir: Annotated[str | None, typer.Option("--out", help="Output directory \\[default: DIR/evals/NAME/contamination].", show_default=False)] = None,
-    fail_above: Annotated[float | None, typer.Option(help="Gate: exit 1 when the dirty fraction exceeds this.", show_default=False)] = None,
-    results: Annotated[str | None, typer.Option(help="Per-item model results (long: id,model,correct; or GSM8K's wide layout) for the impact table.", show_default=False)] = None,
-    config: Annotated[str | None, typer.Option(help="Policy TOML: min_len, skip, clean_below, dirty_at, boilerplate_ceiling, fail_above, \\[fields.NAME] overrides.", show_default=False)] = None,
-    min_len: Annotated[int | None, typer.Option(help="Minimum match length in tokens \\[default: 50 for bytes, 13 for HF tokens].", show_default=False)] = None,
-    skip: Annotated[int | None, typer.Option(help="Bridge up to this many mismatching tokens between matches.", show_default=False)] = None,
-    definitions: Annotated[str, typer.Option(help="Classic definitions to report, by name: gpt3, palm, ig_mini (comma-separated) or all.")] = "all",
+    out_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--out", help="Output directory \\[default: DIR/evals/NAME/contamination].", show_default=False
+        ),
+    ] = None,
+    fail_above: Annotated[
+        float | None,
+        typer.Option(help="Gate: exit 1 when the dirty fraction exceeds this.", show_default=False),
+    ] = None,
+    results: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-item model results (long: id,model,correct; or GSM8K's wide layout) for the impact table.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            help="Policy TOML: min_len, skip, clean_below, dirty_at, boilerplate_ceiling, fail_above, \\[fields.NAME] overrides.",
+            show_default=False,
+        ),
+    ] = None,
+    min_len: Annotated[
+        int | None,
+        typer.Option(
+            help="Minimum match length in tokens \\[default: 50 for bytes, 13 for HF tokens].",
+            show_default=False,
+        ),
+    ] = None,
+    skip: Annotated[
+        int | None,
+        typer.Option(help="Bridge up to this many mismatching tokens between matches.", show_default=False),
+    ] = None,
+    definitions: Annotated[
+        str,
+        typer.Option(
+            help="Classic definitions to report, by name: gpt3, palm, ig_mini (comma-separated) or all."
+        ),
+    ] = "all",
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
 ):
     """Is this eval set in this corpus? Exact verbatim metrics per item from the suffix arrays, every
@@ -790,8 +1150,15 @@ def contamination_cli(
     progress, _ = _progress()
     with progress:
         task = progress.add_task("check items", total=len(items))
-        records, summary = check_items(idx, items, field_list, policy, semantic,
-                                       progress=lambda d, t: progress.update(task, completed=d), definitions=chosen)
+        records, summary = check_items(
+            idx,
+            items,
+            field_list,
+            policy,
+            semantic,
+            progress=lambda d, t: progress.update(task, completed=d),
+            definitions=chosen,
+        )
     imp = imp_png = None
     if results:
         from freqindex.contamination.impact import impact, impact_png, load_results
@@ -806,11 +1173,21 @@ def contamination_cli(
     paths = write_outputs(target, records, summary, {it.id: it.row for it in items}, imp, imp_png)
     import pyarrow as pa
 
-    flat = [{"eval": name, "id": r["id"], "bucket": r["bucket"], "coverage": r["coverage"],
-             "longest_match_chars": r["longest_match"]["chars"], "gpt3": r["definitions"].get("gpt3"),
-             "palm": r["definitions"].get("palm"), "ig_mini": r["definitions"].get("ig_mini"),
-             "max_similarity": (r.get("semantic") or {}).get("max_similarity"),
-             "evidence_doc_id": (r.get("evidence") or {}).get("doc_id")} for r in records]
+    flat = [
+        {
+            "eval": name,
+            "id": r["id"],
+            "bucket": r["bucket"],
+            "coverage": r["coverage"],
+            "longest_match_chars": r["longest_match"]["chars"],
+            "gpt3": r["definitions"].get("gpt3"),
+            "palm": r["definitions"].get("palm"),
+            "ig_mini": r["definitions"].get("ig_mini"),
+            "max_similarity": (r.get("semantic") or {}).get("max_similarity"),
+            "evidence_doc_id": (r.get("evidence") or {}).get("doc_id"),
+        }
+        for r in records
+    ]
     view_file = idx.path / "evals" / name / "contamination.parquet"
     view_file.parent.mkdir(parents=True, exist_ok=True)
     _write_table(pa.Table.from_pylist(flat, schema=_CONTAMINATION_SCHEMA()), str(view_file))
@@ -818,21 +1195,38 @@ def contamination_cli(
         _print_json(summary)
     else:
         b = summary["buckets"]
-        err.print(f"{summary['n_items']:,} items: {b['dirty']} dirty, {b['suspicious']} suspicious, {b['clean']} clean, "
-                  f"{b['uncheckable']} uncheckable (dirty fraction {summary['dirty_fraction']:.4f}); report: "
-                  f"{paths['report.html']}", highlight=False)
+        err.print(
+            f"{summary['n_items']:,} items: {b['dirty']} dirty, {b['suspicious']} suspicious, {b['clean']} clean, "
+            f"{b['uncheckable']} uncheckable (dirty fraction {summary['dirty_fraction']:.4f}); report: "
+            f"{paths['report.html']}",
+            highlight=False,
+        )
     if gate_failed:
-        err.print(f"[bold red]gate failed:[/] dirty fraction {summary['dirty_fraction']:.4f} exceeds "
-                  f"{policy.fail_above}", highlight=False)
+        err.print(
+            f"[bold red]gate failed:[/] dirty fraction {summary['dirty_fraction']:.4f} exceeds "
+            f"{policy.fail_above}",
+            highlight=False,
+        )
         raise typer.Exit(1)
 
 
 def _CONTAMINATION_SCHEMA():
     import pyarrow as pa
 
-    return pa.schema([("eval", pa.string()), ("id", pa.string()), ("bucket", pa.string()), ("coverage", pa.float64()),
-                      ("longest_match_chars", pa.int64()), ("gpt3", pa.bool_()), ("palm", pa.bool_()),
-                      ("ig_mini", pa.bool_()), ("max_similarity", pa.float64()), ("evidence_doc_id", pa.int64())])
+    return pa.schema(
+        [
+            ("eval", pa.string()),
+            ("id", pa.string()),
+            ("bucket", pa.string()),
+            ("coverage", pa.float64()),
+            ("longest_match_chars", pa.int64()),
+            ("gpt3", pa.bool_()),
+            ("palm", pa.bool_()),
+            ("ig_mini", pa.bool_()),
+            ("max_similarity", pa.float64()),
+            ("evidence_doc_id", pa.int64()),
+        ]
+    )
 
 
 def main() -> None:

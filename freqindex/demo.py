@@ -41,7 +41,9 @@ def _article(rng: random.Random, k: int) -> str:
     return " ".join(sents)
 
 
-def write_demo_corpus(out: str | Path, n_captions: int = 20_000, n_articles: int = 3_000, seed: int = 0) -> dict:
+def write_demo_corpus(
+    out: str | Path, n_captions: int = 20_000, n_articles: int = 3_000, seed: int = 0
+) -> dict:
     """Write the demo corpus into ``out`` and return what was written."""
     rng = random.Random(seed)
     out = Path(out)
@@ -55,12 +57,16 @@ def write_demo_corpus(out: str | Path, n_captions: int = 20_000, n_articles: int
     lines.insert(10, '{"id": "broken", "text": "this line is not valid JSON')
     lines.insert(20, json.dumps({"id": "empty", "text": ""}))
     (out / "articles-0.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    gz = "\n".join(json.dumps(a) for a in articles[third: 2 * third]) + "\n"
+    gz = "\n".join(json.dumps(a) for a in articles[third : 2 * third]) + "\n"
     (out / "articles-1.jsonl.gz").write_bytes(gzip.compress(gz.encode(), mtime=0))
-    zs = "\n".join(json.dumps(a) for a in articles[2 * third:]) + "\n"
+    zs = "\n".join(json.dumps(a) for a in articles[2 * third :]) + "\n"
     (out / "articles-2.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(zs.encode()))
     rows = [{"id": f"web-{k}", "text": _article(rng, k + 1)} for k in range(500)]
     rows.append({"id": "web-null", "text": None})
     pq.write_table(pa.Table.from_pylist(rows), out / "web.parquet")
-    return {"dir": str(out), "files": sorted(p.name for p in out.iterdir()), "documents": n_captions + n_articles + 500,
-            "planted_bad_records": 3}
+    return {
+        "dir": str(out),
+        "files": sorted(p.name for p in out.iterdir()),
+        "documents": n_captions + n_articles + 500,
+        "planted_bad_records": 3,
+    }

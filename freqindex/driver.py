@@ -66,17 +66,26 @@ def _prepare_output(cfg: BuildConfig, key: str, overwrite: bool) -> tuple[Path, 
             existing = read_manifest(output)
         except FreqindexError:
             if any(output.iterdir()):
-                raise UsageError(f"--output {output} exists, is not empty and is not a freqindex index") from None
+                raise UsageError(
+                    f"--output {output} exists, is not empty and is not a freqindex index"
+                ) from None
             output.rmdir()
         if existing is not None and existing.get("content_key") != key and not overwrite:
-            raise UsageError(f"{output} already holds an index of other input or settings; pass --overwrite or choose another --output")
+            raise UsageError(
+                f"{output} already holds an index of other input or settings; pass --overwrite or choose another --output"
+            )
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.parent / f".{output.name}.partial"
     return output, partial, existing
 
 
-def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = False,
-                on_message: Callable[[str], None] | None = None) -> dict:
+def build_index(
+    cfg: BuildConfig,
+    run_tasks: TaskRunner,
+    *,
+    overwrite: bool = False,
+    on_message: Callable[[str], None] | None = None,
+) -> dict:
     """Build (or resume, or confirm) the index that ``cfg`` describes. Returns the build summary.
 
     ``run_tasks(description, fn, n)`` runs ``fn(i)`` for every ``i in range(n)`` (as Spark tasks in
@@ -101,8 +110,13 @@ def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = Fa
     output, partial, existing = _prepare_output(cfg, key, overwrite)
     if existing is not None and existing.get("content_key") == key:
         say(f"{output} is already a complete index of this input and settings; nothing to do")
-        return {"status": "up-to-date", "output": str(output), **existing["counts"],
-                "shards": len(existing["shards"]), "seconds": round(time.monotonic() - t0, 3)}
+        return {
+            "status": "up-to-date",
+            "output": str(output),
+            **existing["counts"],
+            "shards": len(existing["shards"]),
+            "seconds": round(time.monotonic() - t0, 3),
+        }
 
     state_path = partial / "build-state.json"
     if partial.exists():
@@ -124,8 +138,17 @@ def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = Fa
         tok_dir.mkdir(exist_ok=True)
         tokenizer_json = str(tok_dir / "tokenizer.json")
         Path(tokenizer_json).write_text(tokenizer.to_json_str(), encoding="utf-8")
-    st = StageSettings(cfg.text_field, cfg.id_field, cfg.text_per_line, cfg.tokenizer, tokenizer_json,
-                       cfg.normalization, cfg.strict, cfg.sa_mem_gib, cfg.tags_field)
+    st = StageSettings(
+        cfg.text_field,
+        cfg.id_field,
+        cfg.text_per_line,
+        cfg.tokenizer,
+        tokenizer_json,
+        cfg.normalization,
+        cfg.strict,
+        cfg.sa_mem_gib,
+        cfg.tags_field,
+    )
     build_dir = str(partial)
     chunk_payload = [asdict(c) for c in chunks]
     timings: dict[str, float] = {}
@@ -172,7 +195,10 @@ def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = Fa
     for s in shard_summaries:
         files_meta.update(s["files"])
     for extra in [qpath] + ([Path(tokenizer_json)] if tokenizer_json else []):
-        files_meta[str(extra.relative_to(partial))] = {"size": extra.stat().st_size, "sha256": sha256_file(extra)}
+        files_meta[str(extra.relative_to(partial))] = {
+            "size": extra.stat().st_size,
+            "sha256": sha256_file(extra),
+        }
     width = tokenizer.width
     counts = {
         "documents": n_docs,
@@ -200,7 +226,10 @@ def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = Fa
         "normalization": {"name": cfg.normalization, "version": 1},
         "engine": {"version": 4, "vocab_size": limit, "eos_token_id": limit - 1},
         "counts": counts,
-        "shards": [{k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes")} for s in shard_summaries],
+        "shards": [
+            {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes")}
+            for s in shard_summaries
+        ],
         "files": files_meta,
         "skipped_files": skipped,
         "tools": _tool_versions(),
@@ -219,7 +248,9 @@ def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = Fa
         os.replace(partial, output)
     fsync_dir(output.parent)
     timings["finalize"] = round(time.monotonic() - t, 3)
-    resumed = sum(1 for s in summaries if s.get("resumed")) + sum(1 for s in shard_summaries if s.get("resumed"))
+    resumed = sum(1 for s in summaries if s.get("resumed")) + sum(
+        1 for s in shard_summaries if s.get("resumed")
+    )
     return {
         "status": "built",
         "output": str(output),
@@ -231,5 +262,3 @@ def build_index(cfg: BuildConfig, run_tasks: TaskRunner, *, overwrite: bool = Fa
         "timings": timings,
         "seconds": round(time.monotonic() - t0, 3),
     }
-
-

@@ -61,8 +61,13 @@ class EvalItem:
     row: dict
 
 
-def load_eval(path: str, id_field: str = "id", fields: list[str] | None = None, template: str | None = None,
-              default_fields: tuple[str, ...] = ("question", "text", "prompt", "input")) -> list[EvalItem]:
+def load_eval(
+    path: str,
+    id_field: str = "id",
+    fields: list[str] | None = None,
+    template: str | None = None,
+    default_fields: tuple[str, ...] = ("question", "text", "prompt", "input"),
+) -> list[EvalItem]:
     """The items of an eval set. The item text is ``fields`` joined by a newline, or ``template`` filled in
     (``"{question}\\n{answer}"``). Ids come from ``id_field`` when the rows have it, else the row number (1-based).
     A missing field or an empty item is an error naming the row."""
@@ -76,7 +81,9 @@ def load_eval(path: str, id_field: str = "id", fields: list[str] | None = None, 
     elif not fields:
         fields = [next((f for f in default_fields if f in rows[0]), None)]
         if fields[0] is None:
-            raise UsageError(f"{path}: say which fields make up an item with --fields (columns: {', '.join(rows[0])})")
+            raise UsageError(
+                f"{path}: say which fields make up an item with --fields (columns: {', '.join(rows[0])})"
+            )
     items = []
     use_ids = all(id_field in r and r[id_field] not in (None, "") for r in rows)
     seen: set[str] = set()
@@ -85,7 +92,11 @@ def load_eval(path: str, id_field: str = "id", fields: list[str] | None = None, 
         missing = [f for f in need if r.get(f) is None]
         if missing:
             raise BadInputError(f"{path}: row {i} has no field {missing[0]!r}")
-        text = template.format(**{k: r[k] for k in need}) if template is not None else "\n".join(str(r[f]) for f in fields)
+        text = (
+            template.format(**{k: r[k] for k in need})
+            if template is not None
+            else "\n".join(str(r[f]) for f in fields)
+        )
         if not text.strip():
             raise BadInputError(f"{path}: row {i} is an empty item")
         item_id = str(r[id_field]) if use_ids else str(i)

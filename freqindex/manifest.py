@@ -24,17 +24,22 @@ def read_manifest(index_dir: str | Path) -> dict:
         raise IndexNotFoundError(f"no index at {index_dir}: not a directory")
     p = manifest_path(d)
     if not p.is_file():
-        raise IndexNotFoundError(f"{index_dir} is not a complete freqindex index (no {settings.MANIFEST_NAME})")
+        raise IndexNotFoundError(
+            f"{index_dir} is not a complete freqindex index (no {settings.MANIFEST_NAME})"
+        )
     try:
         m = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexNotFoundError(f"unreadable manifest in {index_dir}: {exc}") from None
     if m.get("format") != settings.INDEX_FORMAT:
-        raise IndexNotFoundError(f"{index_dir}: manifest format {m.get('format')!r} is not {settings.INDEX_FORMAT!r}")
+        raise IndexNotFoundError(
+            f"{index_dir}: manifest format {m.get('format')!r} is not {settings.INDEX_FORMAT!r}"
+        )
     if m.get("schema_version", 0) > settings.SCHEMA_VERSION:
         raise IndexNotFoundError(
             f"{index_dir}: manifest schema {m['schema_version']} is newer than this freqindex understands "
-            f"({settings.SCHEMA_VERSION}); upgrade freqindex")
+            f"({settings.SCHEMA_VERSION}); upgrade freqindex"
+        )
     return m
 
 
@@ -53,13 +58,20 @@ def verify(index_dir: str | Path, progress=None) -> dict:
         if not p.is_file():
             raise CheckFailedError(f"verify failed: {rel} is missing")
         if p.stat().st_size != meta["size"]:
-            raise CheckFailedError(f"verify failed: {rel} has {p.stat().st_size} bytes, manifest says {meta['size']}")
+            raise CheckFailedError(
+                f"verify failed: {rel} has {p.stat().st_size} bytes, manifest says {meta['size']}"
+            )
         if sha256_file(p) != meta["sha256"]:
             raise CheckFailedError(f"verify failed: {rel} does not match its sha256 in the manifest")
         checked += 1
         if progress:
             progress(rel, meta["size"])
-    return {"index": str(root), "files_checked": checked, "bytes_checked": sum(v["size"] for v in files.values()), "ok": True}
+    return {
+        "index": str(root),
+        "files_checked": checked,
+        "bytes_checked": sum(v["size"] for v in files.values()),
+        "ok": True,
+    }
 
 
 def publish_stage(index_dir: str | Path, work: Path, name: str, section: dict) -> dict:

@@ -45,8 +45,9 @@ def get_spark(master: str, app_name: str, conf: dict[str, str] | None = None):
     return spark
 
 
-def run_with_progress(spark, description: str, action: Callable[[], Any],
-                      on_progress: Callable[[str, int, int], None] | None) -> Any:
+def run_with_progress(
+    spark, description: str, action: Callable[[], Any], on_progress: Callable[[str, int, int], None] | None
+) -> Any:
     """Run a Spark action in a thread, reporting (description, completed tasks, total tasks) as it goes."""
     if on_progress is None:
         return action()

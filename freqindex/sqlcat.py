@@ -14,22 +14,32 @@ import duckdb
 from freqindex.errors import UsageError
 from freqindex.manifest import read_manifest
 
-_EMPTY_VOCAB = ("(SELECT NULL::BIGINT AS concept_id, NULL::VARCHAR AS concept, NULL::VARCHAR AS benchmark, "
-                "NULL::VARCHAR[] AS forms WHERE false)")
-_EMPTY_HITS = ("(SELECT NULL::BIGINT AS doc_id, NULL::BIGINT AS concept_id, NULL::BIGINT AS occurrences, "
-               "NULL::BOOLEAN AS in_tags WHERE false)")
-_EMPTY_NEIGHBORS = ("(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS item_id, NULL::INTEGER AS rank, NULL::BIGINT AS doc_id, "
-                    "NULL::VARCHAR AS ext_id, NULL::INTEGER AS char_start, NULL::INTEGER AS char_end, "
-                    "NULL::FLOAT AS similarity, NULL::VARCHAR AS snippet WHERE false)")
-_EMPTY_CONTAMINATION = ("(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NULL::VARCHAR AS bucket, "
-                        "NULL::DOUBLE AS coverage, NULL::BIGINT AS longest_match_chars, NULL::BOOLEAN AS gpt3, "
-                        "NULL::BOOLEAN AS palm, NULL::BOOLEAN AS ig_mini, NULL::DOUBLE AS max_similarity, "
-                        "NULL::BIGINT AS evidence_doc_id WHERE false)")
-_EMPTY_ANALYSIS = ("(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NULL::VARCHAR AS model, NULL::DOUBLE AS correct, "
-                   "NULL::VARCHAR[] AS concepts, NULL::VARCHAR AS primary_concept, NULL::DOUBLE AS frequency, "
-                   "NULL::DOUBLE AS log10_frequency, NULL::DOUBLE AS pruned_frequency, NULL::DOUBLE AS similarity, "
-                   "NULL::BIGINT AS similarity_doc_id, NULL::BIGINT AS longest_match_chars, "
-                   "NULL::DOUBLE AS longest_match_fraction WHERE false)")
+_EMPTY_VOCAB = (
+    "(SELECT NULL::BIGINT AS concept_id, NULL::VARCHAR AS concept, NULL::VARCHAR AS benchmark, "
+    "NULL::VARCHAR[] AS forms WHERE false)"
+)
+_EMPTY_HITS = (
+    "(SELECT NULL::BIGINT AS doc_id, NULL::BIGINT AS concept_id, NULL::BIGINT AS occurrences, "
+    "NULL::BOOLEAN AS in_tags WHERE false)"
+)
+_EMPTY_NEIGHBORS = (
+    "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS item_id, NULL::INTEGER AS rank, NULL::BIGINT AS doc_id, "
+    "NULL::VARCHAR AS ext_id, NULL::INTEGER AS char_start, NULL::INTEGER AS char_end, "
+    "NULL::FLOAT AS similarity, NULL::VARCHAR AS snippet WHERE false)"
+)
+_EMPTY_CONTAMINATION = (
+    "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NULL::VARCHAR AS bucket, "
+    "NULL::DOUBLE AS coverage, NULL::BIGINT AS longest_match_chars, NULL::BOOLEAN AS gpt3, "
+    "NULL::BOOLEAN AS palm, NULL::BOOLEAN AS ig_mini, NULL::DOUBLE AS max_similarity, "
+    "NULL::BIGINT AS evidence_doc_id WHERE false)"
+)
+_EMPTY_ANALYSIS = (
+    "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NULL::VARCHAR AS model, NULL::DOUBLE AS correct, "
+    "NULL::VARCHAR[] AS concepts, NULL::VARCHAR AS primary_concept, NULL::DOUBLE AS frequency, "
+    "NULL::DOUBLE AS log10_frequency, NULL::DOUBLE AS pruned_frequency, NULL::DOUBLE AS similarity, "
+    "NULL::BIGINT AS similarity_doc_id, NULL::BIGINT AS longest_match_chars, "
+    "NULL::DOUBLE AS longest_match_fraction WHERE false)"
+)
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -52,8 +62,14 @@ def view_statements(index_dir: str | Path) -> list[str]:
     cont = f"read_parquet('{idx}/evals/*/contamination.parquet')" if has_cont else _EMPTY_CONTAMINATION
     has_an = any((root / "evals").glob("*/analysis.parquet")) if (root / "evals").is_dir() else False
     an = f"read_parquet('{idx}/evals/*/analysis.parquet')" if has_an else _EMPTY_ANALYSIS
-    text = (text.replace("{index}", idx).replace("{concept_vocab}", vocab).replace("{concept_hits}", hits)
-            .replace("{neighbors}", nb).replace("{contamination}", cont).replace("{analysis}", an))
+    text = (
+        text.replace("{index}", idx)
+        .replace("{concept_vocab}", vocab)
+        .replace("{concept_hits}", hits)
+        .replace("{neighbors}", nb)
+        .replace("{contamination}", cont)
+        .replace("{analysis}", an)
+    )
     body = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]
 

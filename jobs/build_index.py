@@ -29,7 +29,9 @@ ProgressFn = Callable[[str, int, int], None]
 def _spark_error(exc: BaseException) -> BuildError:
     text = str(exc)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errs = [ln for ln in lines if ln.startswith(("freqindex.errors.", "BuildError", "OSError", "MemoryError"))]
+    errs = [
+        ln for ln in lines if ln.startswith(("freqindex.errors.", "BuildError", "OSError", "MemoryError"))
+    ]
     msg = errs[-1] if errs else (lines[-1] if lines else type(exc).__name__)
     return BuildError(f"a Spark task failed: {msg[:500]}")
 
@@ -40,8 +42,14 @@ class SparkTaskRunner:
     Given a ``master`` instead of a session, the session starts on the first call, so a build that turns out
     to be up to date, or a usage error found while planning, never waits for a JVM."""
 
-    def __init__(self, spark=None, on_progress: ProgressFn | None = None, master: str | None = None,
-                 conf: dict | None = None, app_name: str = "freqindex"):
+    def __init__(
+        self,
+        spark=None,
+        on_progress: ProgressFn | None = None,
+        master: str | None = None,
+        conf: dict | None = None,
+        app_name: str = "freqindex",
+    ):
         self._spark = spark
         self.on_progress = on_progress
         self.master, self.conf, self.app_name = master, conf or {}, app_name
@@ -84,8 +92,13 @@ class SparkTaskRunner:
 
 
 @contextmanager
-def spark_runner(master: str, app_name: str, on_progress: ProgressFn | None = None, conf: dict | None = None,
-                 keep_spark: bool = False):
+def spark_runner(
+    master: str,
+    app_name: str,
+    on_progress: ProgressFn | None = None,
+    conf: dict | None = None,
+    keep_spark: bool = False,
+):
     """A lazily started SparkTaskRunner, stopped on the way out unless ``keep_spark`` (the next job of the
     same command then finds the session running)."""
     runner = SparkTaskRunner(on_progress=on_progress, master=master, conf=conf, app_name=app_name)
@@ -96,8 +109,14 @@ def spark_runner(master: str, app_name: str, on_progress: ProgressFn | None = No
             runner.spark.stop()
 
 
-def run_build(cfg: BuildConfig, *, overwrite: bool = False, on_progress: ProgressFn | None = None,
-              on_message: Callable[[str], None] | None = None, keep_spark: bool = False) -> dict:
+def run_build(
+    cfg: BuildConfig,
+    *,
+    overwrite: bool = False,
+    on_progress: ProgressFn | None = None,
+    on_message: Callable[[str], None] | None = None,
+    keep_spark: bool = False,
+) -> dict:
     """Build the index ``cfg`` describes on the Spark master ``cfg.master``. Returns the build summary."""
     cfg.validate()
     with spark_runner(cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark) as runner:

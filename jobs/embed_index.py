@@ -15,14 +15,36 @@ from freqindex.vectors.stage import DEFAULT_CHUNK_TOKENS, DEFAULT_STRIDE, run_em
 from jobs.build_index import run_entry, spark_runner
 
 
-def run_embed(index_dir: str, *, model: str = "minilm-v1", chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS,
-              stride: int | None = DEFAULT_STRIDE, factory: str | None = None, dtype: str = "float32",
-              master: str = DEFAULT_MASTER, on_progress: Callable | None = None, keep_spark: bool = False,
-              image_root: str | None = None, precomputed: str | None = None, vector_field: str = "embedding",
-              id_field: str = "id") -> dict:
+def run_embed(
+    index_dir: str,
+    *,
+    model: str = "minilm-v1",
+    chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS,
+    stride: int | None = DEFAULT_STRIDE,
+    factory: str | None = None,
+    dtype: str = "float32",
+    master: str = DEFAULT_MASTER,
+    on_progress: Callable | None = None,
+    keep_spark: bool = False,
+    image_root: str | None = None,
+    precomputed: str | None = None,
+    vector_field: str = "embedding",
+    id_field: str = "id",
+) -> dict:
     with spark_runner(master, "freqindex-embed", on_progress, keep_spark=keep_spark) as runner:
-        return run_embedding(index_dir, runner, model, chunk_tokens, stride, factory, dtype, image_root=image_root,
-                             precomputed=precomputed, vector_field=vector_field, id_field=id_field)
+        return run_embedding(
+            index_dir,
+            runner,
+            model,
+            chunk_tokens,
+            stride,
+            factory,
+            dtype,
+            image_root=image_root,
+            precomputed=precomputed,
+            vector_field=vector_field,
+            id_field=id_field,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,8 +18,16 @@ from freqindex.text.normalize import get_normalizer
 from jobs.build_index import run_entry, spark_runner
 
 
-def run_tag(index_dir: str, concepts: str, *, exact: bool = False, label_field: str | None = None,
-            master: str = DEFAULT_MASTER, on_progress: Callable | None = None, keep_spark: bool = False) -> dict:
+def run_tag(
+    index_dir: str,
+    concepts: str,
+    *,
+    exact: bool = False,
+    label_field: str | None = None,
+    master: str = DEFAULT_MASTER,
+    on_progress: Callable | None = None,
+    keep_spark: bool = False,
+) -> dict:
     m = read_manifest(index_dir)
     require_taggable(m)
     vocab = load_vocabulary(concepts, get_normalizer(m["normalization"]["name"]), exact, label_field)

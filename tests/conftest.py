@@ -54,8 +54,14 @@ def cli(*args, check=None, env=None, timeout=600):
 
     e = dict(os.environ)
     e.update(env or {})
-    proc = subprocess.run([sys.executable, "-m", "freqindex.cli", *map(str, args)], capture_output=True,
-                          text=True, env=e, timeout=timeout, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "freqindex.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=timeout,
+        cwd=REPO,
+    )
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}"
     return proc

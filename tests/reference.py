@@ -81,7 +81,7 @@ def count_token_seq(docs: list[list[int]], q: list[int]) -> tuple[int, int]:
     nd = 0
     n = len(q)
     for d in docs:
-        c = sum(1 for i in range(len(d) - n + 1) if d[i:i + n] == q)
+        c = sum(1 for i in range(len(d) - n + 1) if d[i : i + n] == q)
         occ += c
         nd += 1 if c else 0
     return occ, nd

@@ -56,8 +56,13 @@ def make_world(root: Path, kind: str, seed: int, n_concepts: int = 60, per_conce
                 copy = rng.random() < min(0.95, 0.03 + 0.27 * lf)
                 p = 0.85 if copy else 0.15
             if copy:  # a near-copy: lower-cased, punctuation dropped, inside a longer document
-                docs.append(" ".join([rng.choice(filler) for _ in range(5)]) + " " + text.lower().rstrip("?") + " "
-                            + " ".join([rng.choice(filler) for _ in range(5)]))
+                docs.append(
+                    " ".join([rng.choice(filler) for _ in range(5)])
+                    + " "
+                    + text.lower().rstrip("?")
+                    + " "
+                    + " ".join([rng.choice(filler) for _ in range(5)])
+                )
             items.append({"id": iid, "question": text, "concept": c})
             results.append({"id": iid, "model": "m1", "correct": rng.random() < p})
     rng.shuffle(docs)
@@ -65,8 +70,10 @@ def make_world(root: Path, kind: str, seed: int, n_concepts: int = 60, per_conce
     (root / "corpus.txt").write_text("\n".join(docs) + "\n")
     (root / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
     (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
-    build_index(BuildConfig(inputs=(str(root / "corpus.txt"),), output=str(root / "idx"), text_per_line=True),
-                run_in_process)
+    build_index(
+        BuildConfig(inputs=(str(root / "corpus.txt"),), output=str(root / "idx"), text_per_line=True),
+        run_in_process,
+    )
     return {"root": root, "items": items}
 
 
@@ -118,9 +125,28 @@ def cli_world(tmp_path_factory):
     extra = [{"id": r["id"], "model": "m2", "correct": rng.random() < 0.5} for r in rows]
     (root / "w" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows + extra))
     out = root / "w" / "out"
-    r = cli("analyze", str(root / "w" / "idx"), "--eval", str(root / "w" / "eval.jsonl"), "--fields", "question",
-            "--results", str(root / "w" / "results.jsonl"), "--concept-field", "concept", "--out", str(out),
-            "--similarity", "verbatim", "--prune-sweep", "0.6,0.95", "--bootstrap", "100", "--json", check=0)
+    r = cli(
+        "analyze",
+        str(root / "w" / "idx"),
+        "--eval",
+        str(root / "w" / "eval.jsonl"),
+        "--fields",
+        "question",
+        "--results",
+        str(root / "w" / "results.jsonl"),
+        "--concept-field",
+        "concept",
+        "--out",
+        str(out),
+        "--similarity",
+        "verbatim",
+        "--prune-sweep",
+        "0.6,0.95",
+        "--bootstrap",
+        "100",
+        "--json",
+        check=0,
+    )
     return {"root": root / "w", "out": out, "summary": json.loads(r.stdout)}
 
 
@@ -129,19 +155,43 @@ def test_cli_outputs_and_sql_view(cli_world):
     assert set(s["models"]) == {"m1", "m2"}
     assert s["models"]["m1"]["verdict"] == "explained_by_similarity"
     for m in s["models"].values():
-        for key in ("n_items", "accuracy", "frequency", "similarity", "frequency_controlled", "stratified", "pruned",
-                    "verdict"):
+        for key in (
+            "n_items",
+            "accuracy",
+            "frequency",
+            "similarity",
+            "frequency_controlled",
+            "stratified",
+            "pruned",
+            "verdict",
+        ):
             assert key in m
         assert [p["threshold"] for p in m["pruned_sweep"]] == [0.6, 0.9, 0.95]
-    for f in ("summary.json", "items.parquet", "report.html", "accuracy_vs_frequency.png",
-              "similarity_vs_frequency.png", "slopes.png"):
+    for f in (
+        "summary.json",
+        "items.parquet",
+        "report.html",
+        "accuracy_vs_frequency.png",
+        "similarity_vs_frequency.png",
+        "slopes.png",
+    ):
         assert (out / f).stat().st_size > 0, f
     html = (out / "report.html").read_text()
     for section in ("Question", "Data", "Figures", "Numbers", "Verdict", "Caveats"):
         assert f"<h2>{section}</h2>" in html
-    r = cli("sql", str(cli_world["root"] / "idx"), "SELECT model, count(*) AS n, avg(correct) AS acc FROM analysis_items "
-            "GROUP BY model ORDER BY model", "--format", "json", check=0)
-    got = json.loads(r.stdout) if r.stdout.lstrip().startswith("[") else [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    r = cli(
+        "sql",
+        str(cli_world["root"] / "idx"),
+        "SELECT model, count(*) AS n, avg(correct) AS acc FROM analysis_items GROUP BY model ORDER BY model",
+        "--format",
+        "json",
+        check=0,
+    )
+    got = (
+        json.loads(r.stdout)
+        if r.stdout.lstrip().startswith("[")
+        else [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    )
     t = pq.read_table(out / "items.parquet").to_pandas()
     assert [g["n"] for g in got] == t.groupby("model").size().sort_index().tolist()
 
@@ -175,14 +225,17 @@ def test_statistics_equal_direct_fits(cli_world):
         assert m["pruned"]["slope"] == pytest.approx(pr.params[1], rel=1e-4, abs=1e-6)
         edges = np.unique(np.quantile(sim, [0, 1 / 3, 2 / 3, 1]))
         for st in m["stratified"]:
-            sel = (sim >= st["similarity_lo"]) & ((sim < st["similarity_hi"]) | (st["similarity_hi"] == edges[-1]))
+            sel = (sim >= st["similarity_lo"]) & (
+                (sim < st["similarity_hi"]) | (st["similarity_hi"] == edges[-1])
+            )
             assert st["n"] == int(sel.sum())
             if st["slope"] is not None:
                 fs = sm.Logit(y[sel], sm.add_constant(lf[sel])).fit(disp=0)
                 assert st["slope"] == pytest.approx(fs.params[1], rel=1e-3, abs=1e-5)
         # the bootstrap-over-concepts interval agrees with a cluster-robust (by concept) Wald interval
-        cr = sm.Logit(y, sm.add_constant(lf)).fit(disp=0, cov_type="cluster",
-                                                   cov_kwds={"groups": g["primary_concept"].astype("category").cat.codes})
+        cr = sm.Logit(y, sm.add_constant(lf)).fit(
+            disp=0, cov_type="cluster", cov_kwds={"groups": g["primary_concept"].astype("category").cat.codes}
+        )
         lo, hi = cr.conf_int()[1]
         ci = m["frequency"]["ci"]
         width = hi - lo
@@ -196,7 +249,14 @@ def test_statistics_equal_direct_fits(cli_world):
 
 def test_bad_input_errors(cli_world, tmp_path):
     root = cli_world["root"]
-    base = ["analyze", str(root / "idx"), "--eval", str(root / "eval.jsonl"), "--results", str(root / "results.jsonl")]
+    base = [
+        "analyze",
+        str(root / "idx"),
+        "--eval",
+        str(root / "eval.jsonl"),
+        "--results",
+        str(root / "results.jsonl"),
+    ]
     r = cli(*base, check=2)
     assert "exactly one of --concept-field" in r.stderr
     r = cli(*base, "--concept-field", "nope", check=2)
@@ -215,8 +275,12 @@ def test_auto_concepts_are_nouns_without_stop_words():
     from freqindex.analysis.core import auto_concepts
     from freqindex.evals import EvalItem
 
-    items = [EvalItem("1", "Janet's ducks lay 16 eggs per day. She bakes muffins for her friends every morning.", {}),
-             EvalItem("2", "It is what it is.", {})]
+    items = [
+        EvalItem(
+            "1", "Janet's ducks lay 16 eggs per day. She bakes muffins for her friends every morning.", {}
+        ),
+        EvalItem("2", "It is what it is.", {}),
+    ]
     got = auto_concepts(items)
     assert {"ducks", "eggs", "muffins", "friends", "morning", "janet"} <= set(got["1"])
     assert not {"she", "her", "per", "lay", "bakes", "every"} & set(got["1"])

@@ -56,11 +56,20 @@ def test_bad_input_is_quarantined_and_the_build_goes_on(tmp_path):
         by_file.setdefault(Path(r["source"]).name, []).append((r["line"], r["reason"]))
     assert [ln for ln, _ in by_file["a.jsonl"]] == [2, 3, 4, 5, 6, 7, 8]
     reasons = " | ".join(r for _, r in by_file["a.jsonl"])
-    for word in ("malformed JSON", "invalid UTF-8", "missing text field", "not a string", "empty text",
-                 "NUL byte", "after normalization"):
+    for word in (
+        "malformed JSON",
+        "invalid UTF-8",
+        "missing text field",
+        "not a string",
+        "empty text",
+        "NUL byte",
+        "after normalization",
+    ):
         assert word in reasons
     assert "truncated" in by_file["b.jsonl.gz"][0][1] and "truncated" in by_file["c.jsonl.zst"][0][1]
-    assert by_file["d.jsonl"] == [(None, by_file["d.jsonl"][0][1])] and "unreadable" in by_file["d.jsonl"][0][1]
+    assert (
+        by_file["d.jsonl"] == [(None, by_file["d.jsonl"][0][1])] and "unreadable" in by_file["d.jsonl"][0][1]
+    )
     # every good record is in the index: the 2 of a.jsonl plus what the truncated streams still held
     gz_good = summary["documents"] - 2
     assert gz_good > 0
@@ -90,7 +99,9 @@ def small_index(tmp_path_factory):
 
 def test_count_json_file_and_units(small_index, tmp_path):
     one = json.loads(cli("count", small_index, " dog ", "--json", check=0).stdout)
-    assert set(one) == {"query", "count", "unit", "approx"} and one["unit"] == "occurrences" and one["count"] > 0
+    assert (
+        set(one) == {"query", "count", "unit", "approx"} and one["unit"] == "occurrences" and one["count"] > 0
+    )
     docs = json.loads(cli("count", small_index, " dog ", "--unit", "docs", "--json", check=0).stdout)
     assert 0 < docs["count"] <= one["count"]
     f = tmp_path / "queries.txt"
@@ -103,7 +114,10 @@ def test_count_json_file_and_units(small_index, tmp_path):
 
 
 def test_docs_and_info_json(small_index):
-    hits = [json.loads(x) for x in cli("docs", small_index, " frisbee ", "--limit", "3", "--json", check=0).stdout.splitlines()]
+    hits = [
+        json.loads(x)
+        for x in cli("docs", small_index, " frisbee ", "--limit", "3", "--json", check=0).stdout.splitlines()
+    ]
     assert len(hits) == 3
     for h in hits:
         assert h["ext_id"].endswith(tuple(f"#{i}" for i in range(5))) and "frisbee" in h["snippet"]
@@ -149,9 +163,14 @@ def _shard_bytes(idx: Path) -> dict[str, bytes]:
 
 
 def _popen_build(args, env=None):
-    return subprocess.Popen([sys.executable, "-m", "freqindex.cli", "build", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "freqindex.cli", "build", *map(str, args)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _wait_for(pattern_dir: Path, glob: str, proc, at_least=1, timeout=120) -> bool:
@@ -197,12 +216,29 @@ def test_kill_and_rerun_yields_a_complete_identical_index(tmp_path, kill_after):
 
 def test_builds_are_deterministic_across_parallelism(tmp_path):
     a = build([FLICKR], tmp_path / "a", format="tsv", shards=2, chunk_bytes=1 << 20, master="local[1]")
-    b = cli("build", FLICKR, "--format", "tsv", "--shards", "2", "--chunk-mb", "1", "--master", "local[2]",
-            "-o", tmp_path / "b", "--json", check=0)
+    b = cli(
+        "build",
+        FLICKR,
+        "--format",
+        "tsv",
+        "--shards",
+        "2",
+        "--chunk-mb",
+        "1",
+        "--master",
+        "local[2]",
+        "-o",
+        tmp_path / "b",
+        "--json",
+        check=0,
+    )
     assert a["documents"] == json.loads(b.stdout)["documents"]
     assert _shard_bytes(tmp_path / "a") == _shard_bytes(tmp_path / "b")
-    assert (pq.read_table(tmp_path / "a" / "docs").sort_by("doc_id").equals(
-        pq.read_table(tmp_path / "b" / "docs").sort_by("doc_id")))
+    assert (
+        pq.read_table(tmp_path / "a" / "docs")
+        .sort_by("doc_id")
+        .equals(pq.read_table(tmp_path / "b" / "docs").sort_by("doc_id"))
+    )
 
 
 def test_existing_index_of_other_input_needs_overwrite(tmp_path, small_index):

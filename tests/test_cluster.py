@@ -19,7 +19,9 @@ SCRIPT = REPO / "infra" / "spark-standalone.sh"
 def cluster(tmp_path_factory):
     state = tmp_path_factory.mktemp("standalone")
     env = {**os.environ, "FREQINDEX_CLUSTER_DIR": str(state), "PYSPARK_PYTHON": sys.executable}
-    started = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, env=env, timeout=240)
+    started = subprocess.run(
+        ["bash", str(SCRIPT), "start"], capture_output=True, text=True, env=env, timeout=240
+    )
     try:
         assert started.returncode == 0, started.stderr + started.stdout
         url = started.stdout.strip().splitlines()[-1]
@@ -32,14 +34,34 @@ def cluster(tmp_path_factory):
 def test_standalone_build_equals_local_build(cluster, tmp_path):
     url, state = cluster
     args = ["--text-field", "question", "--shards", "2", "--chunk-mb", "1"]
-    p = cli("build", FLICKR, GSM8K_TRAIN, "--text-per-line", *args, "--master", url, "-o", tmp_path / "cluster",
-            "--json", check=0)
+    p = cli(
+        "build",
+        FLICKR,
+        GSM8K_TRAIN,
+        "--text-per-line",
+        *args,
+        "--master",
+        url,
+        "-o",
+        tmp_path / "cluster",
+        "--json",
+        check=0,
+    )
     summary = json.loads(p.stdout)
     assert summary["shards"] == 2 and summary["chunks"] >= 4
-    build([FLICKR, GSM8K_TRAIN], tmp_path / "local", text_per_line=True, text_field="question", shards=2,
-          chunk_bytes=1 << 20, master="local[2]")
+    build(
+        [FLICKR, GSM8K_TRAIN],
+        tmp_path / "local",
+        text_per_line=True,
+        text_field="question",
+        shards=2,
+        chunk_bytes=1 << 20,
+        master="local[2]",
+    )
     for name in sorted(os.listdir(tmp_path / "local" / "sa")):
-        assert (tmp_path / "cluster" / "sa" / name).read_bytes() == (tmp_path / "local" / "sa" / name).read_bytes(), name
+        assert (tmp_path / "cluster" / "sa" / name).read_bytes() == (
+            tmp_path / "local" / "sa" / name
+        ).read_bytes(), name
     # the work really ran in the worker's executor, not in the driver
     apps = list((state / "work").glob("app-*"))
     assert apps and any((a / "0" / "stderr").exists() for a in apps)

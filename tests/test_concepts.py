@@ -27,24 +27,42 @@ SIMPLE = get_normalizer("simple")
 
 # ---------------------------------------------------------------- vocabularies (no Spark)
 
+
 def test_vocabulary_formats_and_inflections(tmp_path):
     (tmp_path / "v.txt").write_text("Dog\nGolden Retriever\n\nmouse\n")
     v = load_vocabulary(str(tmp_path / "v.txt"), SIMPLE)
     forms = {c.concept: c.forms for c in v.concepts}
-    assert forms == {"Dog": ["dog", "dogs"], "Golden Retriever": ["golden retriever", "golden retrievers"],
-                     "mouse": ["mice", "mouse"]}
+    assert forms == {
+        "Dog": ["dog", "dogs"],
+        "Golden Retriever": ["golden retriever", "golden retrievers"],
+        "mouse": ["mice", "mouse"],
+    }
     exact = load_vocabulary(str(tmp_path / "v.txt"), SIMPLE, exact=True)
     assert {c.concept: c.forms for c in exact.concepts}["Dog"] == ["dog"]
     # ids are stable: the same name gives the same id in another file and another run
     (tmp_path / "w.csv").write_text('concept,aliases\n"dog","hound|pup"\ncat,\n')
     w = load_vocabulary(str(tmp_path / "w.csv"), SIMPLE)
-    assert {c.concept: c.concept_id for c in w.concepts}["dog"] == {c.concept: c.concept_id for c in v.concepts}["Dog"]
-    assert {c.concept: c.forms for c in w.concepts}["dog"] == ["dog", "dogs", "hound", "hounds", "pup", "pups"]
+    assert {c.concept: c.concept_id for c in w.concepts}["dog"] == {
+        c.concept: c.concept_id for c in v.concepts
+    }["Dog"]
+    assert {c.concept: c.forms for c in w.concepts}["dog"] == [
+        "dog",
+        "dogs",
+        "hound",
+        "hounds",
+        "pup",
+        "pups",
+    ]
     (tmp_path / "x.jsonl").write_text('{"concept": "cat", "aliases": ["kitty"], "benchmark": "pets"}\n')
     x = load_vocabulary(str(tmp_path / "x.jsonl"), SIMPLE)
     assert x.concepts[0].benchmark == "pets" and "kitties" in x.concepts[0].forms
     pq.write_table(pa.table({"concept": ["owl"], "aliases": [["barn owl"]]}), tmp_path / "y.parquet")
-    assert load_vocabulary(str(tmp_path / "y.parquet"), SIMPLE).concepts[0].forms == ["barn owl", "barn owls", "owl", "owls"]
+    assert load_vocabulary(str(tmp_path / "y.parquet"), SIMPLE).concepts[0].forms == [
+        "barn owl",
+        "barn owls",
+        "owl",
+        "owls",
+    ]
     (tmp_path / "e.jsonl").write_text('{"label": "zebra"}\n{"label": "zebra"}\n{"label": "lion"}\n')
     e = load_vocabulary(str(tmp_path / "e.jsonl"), SIMPLE, label_field="label")
     assert sorted(c.concept for c in e.concepts) == ["lion", "zebra"] and e.warnings
@@ -55,7 +73,9 @@ def test_real_classnames_load_with_benchmarks():
     raw = json.loads(CLASSNAMES.read_text())
     assert {c.benchmark for c in v.concepts} == set(raw)
     # 1,665 names: the one empty CLEVR label is skipped, ImageNet's duplicates merge, both with a warning
-    assert any("empty name" in w for w in v.warnings) and any("duplicate concept 'missile'" in w for w in v.warnings)
+    assert any("empty name" in w for w in v.warnings) and any(
+        "duplicate concept 'missile'" in w for w in v.warnings
+    )
     assert len(v.concepts) == 1665 - 1 - sum(1 for w in v.warnings if w.startswith("duplicate"))
 
 
@@ -81,6 +101,7 @@ def test_malformed_vocabularies(tmp_path):
 
 # ---------------------------------------------------------------- real data, Spark
 
+
 def _brute(docs: list[str], forms: list[str]) -> tuple[int, int]:
     """Whole-word matches with a regular expression (word = run of non-spaces) over normalized documents."""
     pats = [re.compile(r"(?=(?<!\S)" + re.escape(f) + r"(?!\S))") for f in forms]
@@ -97,12 +118,18 @@ def tagged(tmp_path_factory):
     root = tmp_path_factory.mktemp("concepts")
     idx_dir = root / "idx"
     build([FLICKR, WIKITEXT], idx_dir, text_per_line=True, shards=2)
-    before = {p.relative_to(idx_dir): sha256_file(p) for p in idx_dir.rglob("*") if p.is_file()
-              and p.name != "manifest.json"}
+    before = {
+        p.relative_to(idx_dir): sha256_file(p)
+        for p in idx_dir.rglob("*")
+        if p.is_file() and p.name != "manifest.json"
+    }
     p = cli("tag", idx_dir, "--concepts", CLASSNAMES, "--master", "local[2]", "--json", check=0)
     summary = json.loads(p.stdout)
-    after = {p.relative_to(idx_dir): sha256_file(p) for p in idx_dir.rglob("*") if p.is_file()
-             and p.name != "manifest.json" and "concepts" not in p.parts}
+    after = {
+        p.relative_to(idx_dir): sha256_file(p)
+        for p in idx_dir.rglob("*")
+        if p.is_file() and p.name != "manifest.json" and "concepts" not in p.parts
+    }
     assert before == after  # tagging kept every file the index had
     return idx_dir, summary
 
@@ -145,29 +172,48 @@ def test_both_paths_equal_regex_brute_force(tmp_path):
     sample = [r for r in rows if r["doc_frequency"] > 0][:60]
     for r in sample:
         assert (r["occurrences"], r["doc_frequency"]) == _brute(norm_docs, by[r["concept_id"]].forms)
-    dog = next(c for c in infl.concepts if c.forms and c.concept == "dog") if any(
-        c.concept == "dog" for c in infl.concepts) else None
+    dog = (
+        next(c for c in infl.concepts if c.forms and c.concept == "dog")
+        if any(c.concept == "dog" for c in infl.concepts)
+        else None
+    )
     if dog is not None:
         assert "dogs" in dog.forms
 
 
 # ---------------------------------------------------------------- SQL
 
+
 @pytest.mark.spark
 def test_sql_views_equal_the_parquet_they_read(tagged):
     idx_dir, _ = tagged
     n_docs = pq.read_table(idx_dir / "docs").num_rows
-    rows = [json.loads(x) for x in cli("sql", idx_dir, "SELECT count(*) AS n FROM docs", "--format", "json",
-                                       check=0).stdout.splitlines()]
+    rows = [
+        json.loads(x)
+        for x in cli(
+            "sql", idx_dir, "SELECT count(*) AS n FROM docs", "--format", "json", check=0
+        ).stdout.splitlines()
+    ]
     assert rows == [{"n": n_docs}]
     hits = pq.read_table(idx_dir / "concepts" / "hits").to_pandas()
     direct = hits.groupby("concept_id").agg(occ=("occurrences", "sum"), df=("doc_id", "count"))
-    out = cli("sql", idx_dir, "SELECT concept_id, occurrences, doc_frequency FROM concept_freq WHERE doc_frequency > 0",
-              "--format", "json", check=0).stdout.splitlines()
+    out = cli(
+        "sql",
+        idx_dir,
+        "SELECT concept_id, occurrences, doc_frequency FROM concept_freq WHERE doc_frequency > 0",
+        "--format",
+        "json",
+        check=0,
+    ).stdout.splitlines()
     got = {r["concept_id"]: (r["occurrences"], r["doc_frequency"]) for r in map(json.loads, out)}
     assert got == {int(k): (int(v.occ), int(v.df)) for k, v in direct.iterrows()}
-    for name in ("top_concepts", "rarest_concepts", "concept_frequency_bins", "never_occurring_concepts",
-                 "docs_per_source"):
+    for name in (
+        "top_concepts",
+        "rarest_concepts",
+        "concept_frequency_bins",
+        "never_occurring_concepts",
+        "docs_per_source",
+    ):
         p = cli("sql", idx_dir, "--file", f"sql/{name}.sql", "--format", "csv", check=0)
         assert len(p.stdout.splitlines()) > 1, name
 
@@ -177,9 +223,11 @@ def test_exported_catalog_opens_in_a_fresh_duckdb_process(tagged, tmp_path):
     idx_dir, _ = tagged
     cat = tmp_path / "catalog.duckdb"
     cli("sql", idx_dir, "--export", cat, check=0)
-    code = ("import duckdb,sys; c=duckdb.connect(sys.argv[1], read_only=True); "
-            "print(c.execute('select count(*) from docs').fetchone()[0], "
-            "c.execute('select count(*) from concept_freq').fetchone()[0])")
+    code = (
+        "import duckdb,sys; c=duckdb.connect(sys.argv[1], read_only=True); "
+        "print(c.execute('select count(*) from docs').fetchone()[0], "
+        "c.execute('select count(*) from concept_freq').fetchone()[0])"
+    )
     p = subprocess.run([sys.executable, "-c", code, str(cat)], capture_output=True, text=True, check=True)
     n_docs, n_concepts = map(int, p.stdout.split())
     assert n_docs == pq.read_table(idx_dir / "docs").num_rows and n_concepts > 1000

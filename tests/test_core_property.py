@@ -20,26 +20,40 @@ from tests.reference import BruteCorpus, ref_normalize
 # A small alphabet makes repeated substrings (and so interesting counts) likely; the rest covers unicode.
 small = st.sampled_from(list("ab ,.Aé\u00df\u0130\ufb01\u3000-'"))
 docs_strategy = st.lists(
-    st.text(alphabet=st.one_of(small, st.characters(blacklist_categories=("Cs", "Cc"))), min_size=1, max_size=40),
-    min_size=1, max_size=25,
+    st.text(
+        alphabet=st.one_of(small, st.characters(blacklist_categories=("Cs", "Cc"))), min_size=1, max_size=40
+    ),
+    min_size=1,
+    max_size=25,
 )
 
 
 def _build(tmp: Path, docs: list[str], normalize: str, shards: int | None) -> Index:
     src = tmp / "corpus.txt"
     # one document per line: newlines inside a document would split it, so keep them out
-    docs = [d.replace("\n", " ").replace("\r", " ").replace("\x85", " ").replace("\u2028", " ").replace("\u2029", " ")
-            for d in docs]
+    docs = [
+        d.replace("\n", " ")
+        .replace("\r", " ")
+        .replace("\x85", " ")
+        .replace("\u2028", " ")
+        .replace("\u2029", " ")
+        for d in docs
+    ]
     src.write_text("\n".join(docs) + "\n", encoding="utf-8")
-    cfg = BuildConfig(inputs=(str(src),), output=str(tmp / "idx"), text_per_line=True, normalize=normalize,
-                      shards=shards)
+    cfg = BuildConfig(
+        inputs=(str(src),), output=str(tmp / "idx"), text_per_line=True, normalize=normalize, shards=shards
+    )
     build_index(cfg, run_in_process)
     return Index.open(tmp / "idx"), docs
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(docs=docs_strategy, normalize=st.sampled_from(["simple", "none"]), shards=st.sampled_from([None, 2, 3]),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    docs=docs_strategy,
+    normalize=st.sampled_from(["simple", "none"]),
+    shards=st.sampled_from([None, 2, 3]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_counts_equal_brute_force_on_random_unicode(docs, normalize, shards, seed):
     tmp = Path(tempfile.mkdtemp(prefix="fqx-prop-"))
     try:
@@ -68,7 +82,7 @@ def test_counts_equal_brute_force_on_random_unicode(docs, normalize, shards, see
         queries.append(kept[0].decode()[-2:] + kept[-1].decode()[:2])  # across a boundary
         queries.append("zq\u2603zq")  # absent
         for q in queries:
-            qn = (ref_normalize(q, keep_edges=True) if normalize == "simple" else q)
+            qn = ref_normalize(q, keep_edges=True) if normalize == "simple" else q
             if not qn:
                 continue
             qb = qn.encode()
@@ -84,8 +98,9 @@ def test_shard_files_open_with_infini_gram_directly(tmp_path):
     from infini_gram.engine import InfiniGramEngine
 
     idx, _ = _build(tmp_path, ["the cat sat", "a cat, a hat", "no match here"], "simple", 2)
-    eng = InfiniGramEngine(index_dir=str(tmp_path / "idx" / "sa"), eos_token_id=254, vocab_size=255,
-                           token_dtype="u8")
+    eng = InfiniGramEngine(
+        index_dir=str(tmp_path / "idx" / "sa"), eos_token_id=254, vocab_size=255, token_dtype="u8"
+    )
     assert eng.count(input_ids=list(b" cat "))["count"] == 2
     doc = eng.get_doc_by_ix(doc_ix=1, max_disp_len=100)
     assert bytes(doc["token_ids"]).strip(b"\xff") == b" a cat a hat "
@@ -96,5 +111,6 @@ def test_shard_files_open_with_infini_gram_directly(tmp_path):
     t = pq.read_table(tmp_path / "idx" / "docs").sort_by("doc_id")
     assert t.column("doc_id").to_pylist() == [0, 1, 2]
     assert t.column("line").to_pylist() == [1, 2, 3]
-    assert np.array_equal(t.column("n_tokens").to_numpy(), [len(" the cat sat "), len(" a cat a hat "),
-                                                            len(" no match here ")])
+    assert np.array_equal(
+        t.column("n_tokens").to_numpy(), [len(" the cat sat "), len(" a cat a hat "), len(" no match here ")]
+    )

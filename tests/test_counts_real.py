@@ -25,8 +25,14 @@ def real(tmp_path_factory):
     raw = _raw_docs()
     out = {}
     for norm, shards in (("simple", 3), ("none", 1)):
-        summary = build([FLICKR, WIKITEXT, GSM8K_TRAIN], root / norm, text_per_line=True, text_field="question",
-                        normalize=norm, shards=shards)
+        summary = build(
+            [FLICKR, WIKITEXT, GSM8K_TRAIN],
+            root / norm,
+            text_per_line=True,
+            text_field="question",
+            normalize=norm,
+            shards=shards,
+        )
         docs = [f" {ref_normalize(t)} ".encode() if norm == "simple" else t.encode() for t in raw]
         docs = [d for d in docs if d.strip()]
         out[norm] = (Index.open(root / norm), BruteCorpus(docs), summary)
@@ -40,17 +46,17 @@ def _queries(brute: BruteCorpus, rng: random.Random) -> list[tuple[str, str]]:
         d = rng.choice(docs).decode()
         n = rng.choice([1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 30, 40])
         i = rng.randrange(max(1, len(d) - n + 1))
-        qs.append(("random", d[i:i + n]))
+        qs.append(("random", d[i : i + n]))
     for _ in range(40):  # at the start of a document
         d = rng.choice(docs).decode()
         qs.append(("start", d[: rng.randint(2, 25)]))
     for _ in range(40):  # at the end of a document
         d = rng.choice(docs).decode()
-        qs.append(("end", d[-rng.randint(2, 25):]))
+        qs.append(("end", d[-rng.randint(2, 25) :]))
     for _ in range(30):  # across the boundary between two consecutive documents
         k = rng.randrange(len(docs) - 1)
         a, b = docs[k].decode(), docs[k + 1].decode()
-        qs.append(("cross", a[-rng.randint(3, 12):] + b[: rng.randint(3, 12)]))
+        qs.append(("cross", a[-rng.randint(3, 12) :] + b[: rng.randint(3, 12)]))
     for _ in range(30):  # absent
         qs.append(("absent", "".join(rng.choice("qxzjv") for _ in range(rng.randint(6, 12)))))
     return qs
@@ -103,7 +109,9 @@ def test_whole_word_semantics(real):
     whole = count(idx, " dog ").count
     part = count(idx, "dog").count
     assert whole == brute.count(b" dog ") and part == brute.count(b"dog") and part > whole > 0
-    assert count(idx, "DOG!!").count == brute.count(b"dog ")  # case and punctuation normalized like the corpus
+    assert count(idx, "DOG!!").count == brute.count(
+        b"dog "
+    )  # case and punctuation normalized like the corpus
 
 
 def test_cnf_queries(real):

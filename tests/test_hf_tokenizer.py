@@ -41,7 +41,7 @@ def _check(idx: Index, tok: Tokenizer, texts: list[str], rng: random.Random, n_q
     for _ in range(n_queries):
         words = rng.choice(texts).split(" ")
         i = rng.randrange(len(words))
-        span = " ".join(words[i: i + rng.randint(1, 4)]).strip()
+        span = " ".join(words[i : i + rng.randint(1, 4)]).strip()
         if not span:
             continue
         ids = tok.encode(span, add_special_tokens=False).ids
@@ -61,18 +61,22 @@ def _check_matching_statistics(idx: Index, tok: Tokenizer, texts: list[str], rng
         words = rng.choice(texts).split(" ")
         i = rng.randrange(len(words))
         noise = " ".join(rng.choice(rng.choice(texts).split(" ")) for _ in range(rng.randint(0, 6)))
-        items.append((noise + " " + " ".join(words[i:i + rng.randint(3, 40)]) + " " + noise).strip())
+        items.append((noise + " " + " ".join(words[i : i + rng.randint(3, 40)]) + " " + noise).strip())
     ids = [np.frombuffer(idx.tokenizer.encode(t), dtype=idx.dtype).tolist() for t in items if t]
     batch = matching_statistics_batch(idx, [np.asarray(x, dtype=idx.dtype).tobytes() for x in ids], window=8)
     for x, got in zip(ids, batch):
         assert got.tolist() == matching_statistics(idx, x).tolist()
     assert max(int(g.max()) for g in batch if g.size) > 8  # the window was outgrown and searched again
     # batched suffix-array ranges == the engine's find, for spans that occur and spans that do not
-    spans = [x[i:i + n] for x in ids if x for i, n in ((len(x) // 3, 1), (0, 3), (len(x) // 2, 9), (0, len(x)))]
+    spans = [
+        x[i : i + n] for x in ids if x for i, n in ((len(x) // 3, 1), (0, 3), (len(x) // 2, 9), (0, len(x)))
+    ]
     spans = [s for s in spans if s]
     got = find_batch(idx, [np.asarray(x, dtype=idx.dtype).tobytes() for x in spans])
     for x, g in zip(spans, got):
-        assert [tuple(r) for r in g] == [tuple(r) for r in idx.engine.find(input_ids=x)["segment_by_shard"]], x
+        assert [tuple(r) for r in g] == [
+            tuple(r) for r in idx.engine.find(input_ids=x)["segment_by_shard"]
+        ], x
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +90,14 @@ def test_trained_bpe_tokenizer_u16(tmp_path, texts):
     tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=3000, special_tokens=["[UNK]"]))
     tok_path = tmp_path / "tokenizer.json"
     tok.save(str(tok_path))
-    summary = build([WIKITEXT, GSM8K_TRAIN], tmp_path / "idx", tokenizer=str(tok_path), text_per_line=True,
-                    text_field="question", shards=2)
+    summary = build(
+        [WIKITEXT, GSM8K_TRAIN],
+        tmp_path / "idx",
+        tokenizer=str(tok_path),
+        text_per_line=True,
+        text_field="question",
+        shards=2,
+    )
     assert summary["token_dtype"] == "u16" and summary["normalization"] == "none"
     idx = Index.open(tmp_path / "idx")
     assert idx.manifest["tokenizer"]["dtype"] == "u16"

@@ -28,7 +28,13 @@ def test_caption_tag_and_matched_frequencies(tmp_path):
     rng = random.Random(5)
     rows = []
     for i in range(400):
-        cap = "A " + " and a ".join(rng.sample(WORDS, rng.randint(1, 3))) + " in the " + rng.choice(["park", "yard"]) + "."
+        cap = (
+            "A "
+            + " and a ".join(rng.sample(WORDS, rng.randint(1, 3)))
+            + " in the "
+            + rng.choice(["park", "yard"])
+            + "."
+        )
         tags = [t.upper() if rng.random() < 0.3 else t for t in rng.sample(WORDS, rng.randint(0, 3))]
         rows.append({"id": f"img{i}", "text": cap, "tags": tags})
     lines = [json.dumps(r) for r in rows]
@@ -51,13 +57,25 @@ def test_caption_tag_and_matched_frequencies(tmp_path):
         assert r["matched_doc_frequency"] == sum(1 for x, t in zip(cap, tag) if x and t), c.concept
     # the suffix path sees captions only, and agrees on them
     _, suffix = concept_counts(idx, vocab, "suffix")
-    assert [(r["occurrences"], r["doc_frequency"]) for r in suffix] == [(r["occurrences"], r["doc_frequency"]) for r in got]
+    assert [(r["occurrences"], r["doc_frequency"]) for r in suffix] == [
+        (r["occurrences"], r["doc_frequency"]) for r in got
+    ]
     # and the SQL view carries the multimodal columns
-    out = cli("sql", tmp_path / "idx", "SELECT concept, doc_frequency, tag_doc_frequency, matched_doc_frequency "
-              "FROM concept_freq ORDER BY concept", "--format", "json", check=0).stdout.splitlines()
+    out = cli(
+        "sql",
+        tmp_path / "idx",
+        "SELECT concept, doc_frequency, tag_doc_frequency, matched_doc_frequency "
+        "FROM concept_freq ORDER BY concept",
+        "--format",
+        "json",
+        check=0,
+    ).stdout.splitlines()
     sql = {r["concept"]: r for r in map(json.loads, out)}
     for r in got:
         s = sql[r["concept"]]
         assert (s["doc_frequency"], s["tag_doc_frequency"], s["matched_doc_frequency"]) == (
-            r["doc_frequency"], r["tag_doc_frequency"], r["matched_doc_frequency"])
+            r["doc_frequency"],
+            r["tag_doc_frequency"],
+            r["matched_doc_frequency"],
+        )
     assert sql["zebra"]["doc_frequency"] == 0

@@ -51,7 +51,7 @@ def test_invalid_utf8(tmp_path):
 
 def test_missing_and_non_string_text(tmp_path):
     p = tmp_path / "a.jsonl"
-    write_lines(p, [b'{"body": "x"}', b'{"text": 5}', b'[1, 2]', b'{"text": null}', b'{"text": "ok"}'])
+    write_lines(p, [b'{"body": "x"}', b'{"text": 5}', b"[1, 2]", b'{"text": null}', b'{"text": "ok"}'])
     items = read_all(p)
     assert good(items) == [(5, "ok")]
     reasons = dict(bad(items))
@@ -86,7 +86,7 @@ def test_truncated_gzip_keeps_what_came_before(tmp_path):
     g = good(items)
     assert 0 < len(g) < 5000
     assert [line for line, _ in g] == list(range(1, len(g) + 1))
-    (line, reason), = bad(items)
+    ((line, reason),) = bad(items)
     assert line == len(g) + 1 and "truncated" in reason
 
 
@@ -97,7 +97,7 @@ def test_truncated_zstd(tmp_path):
     p.write_bytes(full[: len(full) * 2 // 3])
     items = read_all(p)
     assert len(good(items)) < 20000
-    (line, reason), = bad(items)
+    ((line, reason),) = bad(items)
     assert "truncated" in reason and line == len(good(items)) + 1
 
 
@@ -116,7 +116,7 @@ def test_unreadable_file(tmp_path):
     os.symlink(tmp_path / "does-not-exist", p)  # root ignores permission bits; a dangling link cannot be read
     items = read_all(p)
     assert good(items) == []
-    (line, reason), = bad(items)
+    ((line, reason),) = bad(items)
     assert line is None and reason.startswith("unreadable file")
 
 
@@ -124,8 +124,10 @@ def test_tsv_and_text_formats(tmp_path):
     p = tmp_path / "caps.tsv"
     write_lines(p, [b"img1.jpg#0\tA dog runs.", b"no tab here", b"img2.jpg#0\tA cat sits."])
     items = read_all(p)
-    assert [(r.ext_id, r.text) for r in items if isinstance(r, Record)] == [("img1.jpg#0", "A dog runs."),
-                                                                             ("img2.jpg#0", "A cat sits.")]
+    assert [(r.ext_id, r.text) for r in items if isinstance(r, Record)] == [
+        ("img1.jpg#0", "A dog runs."),
+        ("img2.jpg#0", "A cat sits."),
+    ]
     assert bad(items)[0][0] == 2
     t = tmp_path / "doc.txt"
     t.write_text("line one\nline two\n")
@@ -137,7 +139,10 @@ def test_parquet(tmp_path):
     p = tmp_path / "a.parquet"
     pq.write_table(pa.table({"text": ["a", None, "c"], "id": [10, 11, 12]}), p, row_group_size=2)
     items = read_all(p)
-    assert [(r.line, r.ext_id, r.text) for r in items if isinstance(r, Record)] == [(1, "10", "a"), (3, "12", "c")]
+    assert [(r.line, r.ext_id, r.text) for r in items if isinstance(r, Record)] == [
+        (1, "10", "a"),
+        (3, "12", "c"),
+    ]
     assert bad(items) == [(2, "missing text field 'text'")]
     q = tmp_path / "b.parquet"
     pq.write_table(pa.table({"body": ["a"]}), q)

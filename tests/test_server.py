@@ -40,9 +40,26 @@ class Server:
     def __init__(self, *dirs, host="127.0.0.1", extra=()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, "-m", "freqindex.cli", "serve", *map(str, dirs), "--host", host,
-                                      "--port", str(self.port), "--log-level", "warning", *extra],
-                                     cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "freqindex.cli",
+                "serve",
+                *map(str, dirs),
+                "--host",
+                host,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                *extra,
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -69,13 +86,17 @@ def index_dir(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("serve")
     texts = read_lines_docs(WIKITEXT)[:300] + read_jsonl_docs(GSM8K_TRAIN, "question")[:300]
-    (root / "c.jsonl").write_text("".join(json.dumps({"id": f"d{k}", "text": t}) + "\n" for k, t in enumerate(texts)))
+    (root / "c.jsonl").write_text(
+        "".join(json.dumps({"id": f"d{k}", "text": t}) + "\n" for k, t in enumerate(texts))
+    )
     build_index(BuildConfig(inputs=(str(root / "c.jsonl"),), output=str(root / "main")), run_in_process)
     run_embedding(str(root / "main"), run_in_process)
     (root / "other").mkdir()
     (root / "o.txt").write_text("a second index with its own text\nanother line of it\n")
-    build_index(BuildConfig(inputs=(str(root / "o.txt"),), output=str(root / "other" / "second"), text_per_line=True),
-                run_in_process)
+    build_index(
+        BuildConfig(inputs=(str(root / "o.txt"),), output=str(root / "other" / "second"), text_per_line=True),
+        run_in_process,
+    )
     return root
 
 
@@ -96,7 +117,15 @@ def test_indexes_health_and_metrics(server):
     assert set(names) == {"main", "second"}
     assert names["main"]["has_vectors"] and names["main"]["documents"] == 600
     spec = httpx.get(server.url + "/openapi.json").json()
-    for p in ("/v1/count", "/v1/docs", "/v1/concepts", "/v1/neighbors", "/v1/contamination", "/v1/sql", "/metrics"):
+    for p in (
+        "/v1/count",
+        "/v1/docs",
+        "/v1/concepts",
+        "/v1/neighbors",
+        "/v1/contamination",
+        "/v1/sql",
+        "/metrics",
+    ):
         assert p in spec["paths"], p
     post(server, "/v1/count", {"index": "main", "query": "the"})
     m = httpx.get(server.url + "/metrics").text
@@ -115,14 +144,25 @@ def test_count_docs_concepts_sql_equal_the_cli(server, index_dir):
     got = post(server, "/v1/count", {"index": "second", "query": "line"}).json()["results"][0]["count"]
     assert got == 1
     d = post(server, "/v1/docs", {"index": "main", "query": "how many", "limit": 5}).json()
-    want = [json.loads(ln) for ln in cli("docs", idx, "how many", "--limit", "5", "--json", check=0).stdout.splitlines()]
+    want = [
+        json.loads(ln)
+        for ln in cli("docs", idx, "how many", "--limit", "5", "--json", check=0).stdout.splitlines()
+    ]
     assert d["docs"] == want and d["total_docs"] >= len(want)
-    c = post(server, "/v1/concepts", {"index": "main", "concepts": ["apple", {"concept": "mile", "aliases": ["km"]}]}).json()
+    c = post(
+        server,
+        "/v1/concepts",
+        {"index": "main", "concepts": ["apple", {"concept": "mile", "aliases": ["km"]}]},
+    ).json()
     vocab = index_dir / "v.jsonl"
     vocab.write_text('{"concept": "apple"}\n{"concept": "mile", "aliases": ["km"]}\n')
-    want = [json.loads(ln) for ln in cli("concepts", idx, "--concepts", vocab, "--json", check=0).stdout.splitlines()]
-    assert sorted((r["concept"], r["occurrences"], r["doc_frequency"]) for r in c["concepts"]) == \
-        sorted((r["concept"], r["occurrences"], r["doc_frequency"]) for r in want)
+    want = [
+        json.loads(ln)
+        for ln in cli("concepts", idx, "--concepts", vocab, "--json", check=0).stdout.splitlines()
+    ]
+    assert sorted((r["concept"], r["occurrences"], r["doc_frequency"]) for r in c["concepts"]) == sorted(
+        (r["concept"], r["occurrences"], r["doc_frequency"]) for r in want
+    )
     s = post(server, "/v1/sql", {"index": "main", "sql": "SELECT count(*) AS n FROM docs"}).json()
     want = json.loads(cli("sql", idx, "SELECT count(*) AS n FROM docs", "--format", "json", check=0).stdout)
     assert s["rows"] == [want] and s["columns"] == ["n"] and not s["truncated"]
@@ -138,25 +178,35 @@ def test_neighbors_and_contamination_equal_the_cli(server, index_dir, tmp_path):
     ev = tmp_path / "ev.jsonl"
     ev.write_text("".join(json.dumps(i) + "\n" for i in items))
     n = post(server, "/v1/neighbors", {"index": "main", "items": items, "k": 3}).json()["neighbors"]
-    want = [json.loads(ln) for ln in cli("neighbors", idx, "--eval", ev, "--fields", "text", "-k", "3", "--json",
-                                         check=0).stdout.splitlines()]
+    want = [
+        json.loads(ln)
+        for ln in cli(
+            "neighbors", idx, "--eval", ev, "--fields", "text", "-k", "3", "--json", check=0
+        ).stdout.splitlines()
+    ]
     assert [(r["item_id"], r["doc_id"]) for r in n] == [(r["item_id"], r["doc_id"]) for r in want]
     assert [r["similarity"] for r in n] == pytest.approx([r["similarity"] for r in want], abs=1e-5)
     body = post(server, "/v1/contamination", {"index": "main", "items": items}).json()
     out = tmp_path / "cont"
-    summary = json.loads(cli("contamination", idx, "--eval", ev, "--fields", "text", "--out", out, "--json",
-                             check=0).stdout)
+    summary = json.loads(
+        cli("contamination", idx, "--eval", ev, "--fields", "text", "--out", out, "--json", check=0).stdout
+    )
     recs = [json.loads(ln) for ln in (out / "items.jsonl").read_text().splitlines()]
     assert body["summary"]["buckets"] == summary["buckets"]
-    assert [(r["id"], r["bucket"], r["coverage"]) for r in body["items"]] == [(r["id"], r["bucket"], r["coverage"]) for r in recs]
+    assert [(r["id"], r["bucket"], r["coverage"]) for r in body["items"]] == [
+        (r["id"], r["bucket"], r["coverage"]) for r in recs
+    ]
     assert [r["bucket"] for r in body["items"][:3]] == ["dirty"] * 3  # train questions are in the index
 
 
 def test_concurrent_requests_match_sequential_answers(server):
     """16 threads hammering count/docs/contamination on one index get exactly the sequential answers."""
     words = " ".join(read_lines_docs(WIKITEXT)[:200]).split()
-    queries = [" ".join(words[i:i + 1 + i % 3]) for i in range(0, 600, 7)]
-    want = {q: post(server, "/v1/count", {"index": "main", "query": q}).json()["results"][0]["count"] for q in queries}
+    queries = [" ".join(words[i : i + 1 + i % 3]) for i in range(0, 600, 7)]
+    want = {
+        q: post(server, "/v1/count", {"index": "main", "query": q}).json()["results"][0]["count"]
+        for q in queries
+    }
     want_docs = post(server, "/v1/docs", {"index": "main", "query": "the", "limit": 20}).json()
     item = {"index": "main", "items": [{"id": "a", "text": read_jsonl_docs(GSM8K_TRAIN, "question")[5]}]}
     want_c = post(server, "/v1/contamination", item).json()["items"]
@@ -168,9 +218,18 @@ def test_concurrent_requests_match_sequential_answers(server):
                 r = c.post(server.url + "/v1/count", json={"index": "main", "query": q})
                 if r.json()["results"][0]["count"] != want[q]:
                     bad.append(q)
-                if j % 5 == 0 and c.post(server.url + "/v1/docs", json={"index": "main", "query": "the", "limit": 20}).json() != want_docs:
+                if (
+                    j % 5 == 0
+                    and c.post(
+                        server.url + "/v1/docs", json={"index": "main", "query": "the", "limit": 20}
+                    ).json()
+                    != want_docs
+                ):
                     bad.append("docs")
-                if j % 9 == 0 and c.post(server.url + "/v1/contamination", json=item).json()["items"] != want_c:
+                if (
+                    j % 9 == 0
+                    and c.post(server.url + "/v1/contamination", json=item).json()["items"] != want_c
+                ):
                     bad.append("contamination")
 
     threads = [threading.Thread(target=worker, args=(k % 4,)) for k in range(16)]
@@ -198,12 +257,17 @@ def test_invalid_input_gets_clear_4xx(server):
         r = post(server, "/v1/count", body)
         assert r.status_code == status and r.json()["error"] == code, (body, r.text)
         assert "Traceback" not in r.text
-    r = httpx.post(server.url + "/v1/count", content=b'{"index": "main", "query": "\xff\xfe"}',
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        server.url + "/v1/count",
+        content=b'{"index": "main", "query": "\xff\xfe"}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400 and r.json()["error"] == "malformed_json"
-    r = httpx.post(server.url + "/v1/count", content=b'{"index": ', headers={"content-type": "application/json"})
+    r = httpx.post(
+        server.url + "/v1/count", content=b'{"index": ', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["error"] == "malformed_json"
-    r = httpx.post(server.url + "/v1/count", content=b'index=main', headers={"content-type": "text/plain"})
+    r = httpx.post(server.url + "/v1/count", content=b"index=main", headers={"content-type": "text/plain"})
     assert r.status_code == 415
     r = post(server, "/v1/neighbors", {"index": "second", "items": [{"id": "a", "text": "x"}]})
     assert r.status_code == 400 and "no vectors" in r.json()["message"]
@@ -242,6 +306,7 @@ def test_body_limits(server):
         for _ in range(settings.MAX_BODY_BYTES // 65536 + 2):
             yield b"x" * 65536
         yield b'"}'
+
     r = httpx.post(server.url + "/v1/count", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
     assert httpx.get(server.url + "/healthz").status_code == 200
@@ -257,10 +322,20 @@ def test_token_required_off_loopback(index_dir, tmp_path):
         assert httpx.get(s.url + "/healthz").status_code == 200
         body = {"index": "main", "query": "the"}
         assert httpx.post(s.url + "/v1/count", json=body).status_code == 401
-        assert httpx.post(s.url + "/v1/count", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert httpx.get(s.url + "/v1/indexes", headers={"Authorization": "Basic s3cret-token-0123456789"}).status_code == 401
+        assert (
+            httpx.post(s.url + "/v1/count", json=body, headers={"Authorization": "Bearer wrong"}).status_code
+            == 401
+        )
+        assert (
+            httpx.get(
+                s.url + "/v1/indexes", headers={"Authorization": "Basic s3cret-token-0123456789"}
+            ).status_code
+            == 401
+        )
         assert httpx.get(s.url + "/metrics").status_code == 401
-        ok = httpx.post(s.url + "/v1/count", json=body, headers={"Authorization": "Bearer s3cret-token-0123456789"})
+        ok = httpx.post(
+            s.url + "/v1/count", json=body, headers={"Authorization": "Bearer s3cret-token-0123456789"}
+        )
         assert ok.status_code == 200 and ok.json()["results"][0]["count"] > 0
     finally:
         s.stop()
@@ -282,7 +357,11 @@ def test_runaway_query_504_and_sigterm_finishes_in_flight(index_dir):
     got = {}
 
     def in_flight():  # a few seconds of DuckDB work, then the answer
-        got["r"] = post(s, "/v1/sql", {"index": "main", "sql": "SELECT count(*) AS n FROM range(1000000000) t(x) WHERE x % 7 = 3"})
+        got["r"] = post(
+            s,
+            "/v1/sql",
+            {"index": "main", "sql": "SELECT count(*) AS n FROM range(1000000000) t(x) WHERE x % 7 = 3"},
+        )
 
     th = threading.Thread(target=in_flight)
     th.start()
@@ -302,9 +381,17 @@ def test_openapi_fuzz_no_server_errors(server):
 
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
     ops = [r.ok() for r in schema.get_all_operations()]
-    assert {o.path for o in ops} >= {"/v1/count", "/v1/docs", "/v1/concepts", "/v1/neighbors", "/v1/contamination", "/v1/sql"}
+    assert {o.path for o in ops} >= {
+        "/v1/count",
+        "/v1/docs",
+        "/v1/concepts",
+        "/v1/neighbors",
+        "/v1/contamination",
+        "/v1/sql",
+    }
     statuses: dict[int, int] = {}
     for op in ops:
+
         @given(case=op.as_strategy())
         @hsettings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def run(case):
@@ -313,5 +400,6 @@ def test_openapi_fuzz_no_server_errors(server):
             assert r.status_code < 500, (case.method, case.path, r.status_code, r.text[:300])
             if r.status_code >= 400:
                 assert set(r.json()) == {"error", "message"}
+
         run()
     assert statuses.get(200, 0) > 50  # the generated requests reach the real code, not only validation

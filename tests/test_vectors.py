@@ -42,7 +42,9 @@ def test_default_index_recall_against_exact_search():
 
 def test_eval_loader(tmp_path):
     p = tmp_path / "e.jsonl"
-    p.write_text('{"id": "a", "question": "Q1", "answer": "A1"}\n{"id": "b", "question": "Q2", "answer": "A2"}\n')
+    p.write_text(
+        '{"id": "a", "question": "Q1", "answer": "A1"}\n{"id": "b", "question": "Q2", "answer": "A2"}\n'
+    )
     items = load_eval(str(p), fields=["question", "answer"])
     assert [(i.id, i.text) for i in items] == [("a", "Q1\nA1"), ("b", "Q2\nA2")]
     assert load_eval(str(p), template="Q: {question} A: {answer}")[1].text == "Q: Q2 A: A2"
@@ -53,7 +55,7 @@ def test_eval_loader(tmp_path):
         load_eval(str(p2), fields=["question", "hint"])
     with pytest.raises(BadInputError, match="row 1 is an empty item"):
         p3 = tmp_path / "g.csv"
-        p3.write_text("question\n\" \"\n")
+        p3.write_text('question\n" "\n')
         load_eval(str(p3), fields=["question"])
     with pytest.raises(UsageError):
         load_eval(str(tmp_path / "missing.jsonl"))
@@ -71,25 +73,35 @@ def planted(tmp_path_factory):
     rng = random.Random(0)
     test_items = [json.loads(ln) for ln in GSM8K_TEST.read_text().splitlines()]
     rng.shuffle(test_items)
-    verbatim, edited, inside, unplanted = (test_items[0:15], test_items[15:30], test_items[30:45],
-                                           test_items[45:85])
+    verbatim, edited, inside, unplanted = (
+        test_items[0:15],
+        test_items[15:30],
+        test_items[30:45],
+        test_items[45:85],
+    )
     wiki = [p for p in read_lines_docs(WIKITEXT) if len(p) > 300]
     docs = [{"id": f"wiki-{i}", "text": t} for i, t in enumerate(wiki[:500])]
-    docs += [{"id": f"train-{i}", "text": t} for i, t in enumerate(read_jsonl_docs(GSM8K_TRAIN, "question")[:1200])]
+    docs += [
+        {"id": f"train-{i}", "text": t} for i, t in enumerate(read_jsonl_docs(GSM8K_TRAIN, "question")[:1200])
+    ]
     docs += [{"id": f"verbatim-{i}", "text": r["question"]} for i, r in enumerate(verbatim)]
     docs += [{"id": f"edited-{i}", "text": _edit(r["question"])} for i, r in enumerate(edited)]
-    docs += [{"id": f"inside-{i}", "text": wiki[600 + i] + " " + r["question"] + " " + wiki[700 + i]}
-             for i, r in enumerate(inside)]
+    docs += [
+        {"id": f"inside-{i}", "text": wiki[600 + i] + " " + r["question"] + " " + wiki[700 + i]}
+        for i, r in enumerate(inside)
+    ]
     rng.shuffle(docs)
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     build([root / "corpus.jsonl"], root / "idx", shards=2)
     p = cli("embed", root / "idx", "--master", "local[2]", "--json", check=0, timeout=1200)
     summary = json.loads(p.stdout)
     evals = root / "evals.jsonl"
-    rows = ([{"id": f"verbatim-{i}", "question": r["question"]} for i, r in enumerate(verbatim)]
-            + [{"id": f"edited-{i}", "question": r["question"]} for i, r in enumerate(edited)]
-            + [{"id": f"inside-{i}", "question": r["question"]} for i, r in enumerate(inside)]
-            + [{"id": f"unplanted-{i}", "question": r["question"]} for i, r in enumerate(unplanted)])
+    rows = (
+        [{"id": f"verbatim-{i}", "question": r["question"]} for i, r in enumerate(verbatim)]
+        + [{"id": f"edited-{i}", "question": r["question"]} for i, r in enumerate(edited)]
+        + [{"id": f"inside-{i}", "question": r["question"]} for i, r in enumerate(inside)]
+        + [{"id": f"unplanted-{i}", "question": r["question"]} for i, r in enumerate(unplanted)]
+    )
     evals.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = root / "nb.jsonl"
     cli("neighbors", root / "idx", "--eval", evals, "--fields", "question", "-k", "5", "--out", out, check=0)
@@ -122,11 +134,23 @@ def test_planted_questions_are_their_own_top_neighbour(planted):
 def test_neighbors_sql_view(planted):
     root, _, _ = planted
     cli("neighbors", root / "idx", "--eval", root / "evals.jsonl", "--fields", "question", "-k", "3", check=0)
-    out = cli("sql", root / "idx", "SELECT count(*) AS n, count(DISTINCT item_id) AS items FROM neighbors",
-              "--format", "json", check=0).stdout
+    out = cli(
+        "sql",
+        root / "idx",
+        "SELECT count(*) AS n, count(DISTINCT item_id) AS items FROM neighbors",
+        "--format",
+        "json",
+        check=0,
+    ).stdout
     assert json.loads(out) == {"n": 85 * 3, "items": 85}
-    mx = cli("sql", root / "idx", "SELECT max_similarity FROM neighbor_max WHERE item_id = 'verbatim-0'",
-             "--format", "json", check=0).stdout
+    mx = cli(
+        "sql",
+        root / "idx",
+        "SELECT max_similarity FROM neighbor_max WHERE item_id = 'verbatim-0'",
+        "--format",
+        "json",
+        check=0,
+    ).stdout
     assert json.loads(mx)["max_similarity"] > 0.99
 
 
@@ -143,10 +167,16 @@ def test_spark_embedding_equals_the_pure_core(planted, tmp_path):
     assert a.shape == b.shape and np.allclose(a, b, atol=1e-5)
     import pyarrow.parquet as pq
 
-    ma = pq.read_table(sorted((root / "idx" / "vectors").glob("part-*.parquet"))).to_pylist() if False else None
+    ma = (
+        pq.read_table(sorted((root / "idx" / "vectors").glob("part-*.parquet"))).to_pylist()
+        if False
+        else None
+    )
     del ma
-    for pa_, pb_ in zip(sorted((root / "idx" / "vectors").glob("part-*.parquet")),
-                        sorted((copy / "vectors").glob("part-*.parquet"))):
+    for pa_, pb_ in zip(
+        sorted((root / "idx" / "vectors").glob("part-*.parquet")),
+        sorted((copy / "vectors").glob("part-*.parquet")),
+    ):
         assert pq.read_table(pa_).equals(pq.read_table(pb_))
 
 
@@ -157,11 +187,15 @@ def test_open_clip_images_and_text_end_to_end(tmp_path):
     from PIL import Image
 
     cfg = tmp_path / "tiny-clip-test.json"
-    cfg.write_text(json.dumps({
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "embed_dim": 32,
+                "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16},
+                "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
+            }
+        )
+    )
     open_clip.add_model_config(str(cfg))
     torch.manual_seed(0)
     model = open_clip.create_model("tiny-clip-test")
@@ -178,15 +212,27 @@ def test_open_clip_images_and_text_end_to_end(tmp_path):
     (tmp_path / "caps.tsv").write_text("\n".join(lines) + "\n")
     build([tmp_path / "caps.tsv"], tmp_path / "idx", format="tsv")
     spec = f"clip:{cfg}@{ckpt}"
-    p = cli("embed", tmp_path / "idx", "--model", spec, "--image-root", imgs, "--master", "local[2]", "--json",
-            check=0, timeout=900)
+    p = cli(
+        "embed",
+        tmp_path / "idx",
+        "--model",
+        spec,
+        "--image-root",
+        imgs,
+        "--master",
+        "local[2]",
+        "--json",
+        check=0,
+        timeout=900,
+    )
     summary = json.loads(p.stdout)
     assert summary["vectors"] == 6 and summary["missing_images"] == 1
     # the stored vectors are the model's own normalized image embeddings
     _, _, preprocess = open_clip.create_model_and_transforms("tiny-clip-test", pretrained=str(ckpt))
     with torch.no_grad():
-        ref = model.encode_image(torch.stack([preprocess(Image.open(imgs / f"img{i}.jpg").convert("RGB"))
-                                              for i in range(6)])).float()
+        ref = model.encode_image(
+            torch.stack([preprocess(Image.open(imgs / f"img{i}.jpg").convert("RGB")) for i in range(6)])
+        ).float()
         ref = torch.nn.functional.normalize(ref, dim=-1).numpy()
     got = np.concatenate([np.load(p) for p in sorted((tmp_path / "idx" / "vectors").glob("part-*.npy"))])
     assert np.allclose(got, ref, atol=1e-4)
@@ -198,8 +244,19 @@ def test_open_clip_images_and_text_end_to_end(tmp_path):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 3 and all(-1.0 <= r["similarity"] <= 1.0001 for r in rows)
     # and the text path of the same model (windows of words) runs too
-    p = cli("embed", tmp_path / "idx", "--model", spec, "--chunk-tokens", "8", "--master", "local[1]", "--json",
-            check=0, timeout=900)
+    p = cli(
+        "embed",
+        tmp_path / "idx",
+        "--model",
+        spec,
+        "--chunk-tokens",
+        "8",
+        "--master",
+        "local[1]",
+        "--json",
+        check=0,
+        timeout=900,
+    )
     assert json.loads(p.stdout)["vectors"] >= 7
 
 
@@ -209,7 +266,9 @@ def test_precomputed_vectors(tmp_path):
 
     rows = [json.loads(x) for x in GSM8K_TEST.read_text().splitlines()[:40]]
     src = tmp_path / "c.jsonl"
-    src.write_text("".join(json.dumps({"id": f"d{i}", "text": r["question"]}) + "\n" for i, r in enumerate(rows)))
+    src.write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": r["question"]}) + "\n" for i, r in enumerate(rows))
+    )
     build([src], tmp_path / "idx")
     emb = load_embedder("minilm-v1")
     vecs = emb.encode([r["question"] for r in rows]) * 3.0  # not normalized on purpose
@@ -220,8 +279,11 @@ def test_precomputed_vectors(tmp_path):
     before = {p: sha256_file(p) for p in idx_dir.rglob("*") if p.is_file() and p.name != "manifest.json"}
     p = cli("embed", tmp_path / "idx", "--precomputed", tmp_path / "v.npy", "--json", check=0)
     assert json.loads(p.stdout)["vectors"] == 40
-    after = {p: sha256_file(p) for p in idx_dir.rglob("*") if p.is_file() and p.name != "manifest.json"
-             and "vectors" not in p.parts}
+    after = {
+        p: sha256_file(p)
+        for p in idx_dir.rglob("*")
+        if p.is_file() and p.name != "manifest.json" and "vectors" not in p.parts
+    }
     assert before == after  # the embed stage keeps every file the index had
     assert cli("verify", idx_dir).returncode == 0  # and the manifest now vouches for the vectors too
     got = np.load(tmp_path / "idx" / "vectors" / "part-00000.npy")
@@ -229,8 +291,15 @@ def test_precomputed_vectors(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"id": [f"d{i}" for i in range(39, -1, -1)] + ["nope"],
-                             "embedding": [v.tolist() for v in vecs[::-1]] + [vecs[0].tolist()]}), tmp_path / "v.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "id": [f"d{i}" for i in range(39, -1, -1)] + ["nope"],
+                "embedding": [v.tolist() for v in vecs[::-1]] + [vecs[0].tolist()],
+            }
+        ),
+        tmp_path / "v.parquet",
+    )
     p = cli("embed", tmp_path / "idx", "--precomputed", tmp_path / "v.parquet", "--json", check=0)
     got2 = np.load(tmp_path / "idx" / "vectors" / "part-00000.npy")
     assert np.allclose(got2, vecs / 3.0, atol=1e-5)  # re-ordered by document
@@ -239,7 +308,9 @@ def test_precomputed_vectors(tmp_path):
     out = tmp_path / "nb.jsonl"
     cli("neighbors", tmp_path / "idx", "--eval", ev, "-k", "1", "--out", out, check=0)
     r = json.loads(out.read_text())
-    assert r["ext_id"] == "d7" and r["similarity"] > 0.9  # the item is normalized, the supplied vector was not
+    assert (
+        r["ext_id"] == "d7" and r["similarity"] > 0.9
+    )  # the item is normalized, the supplied vector was not
     bad = tmp_path / "short.npy"
     np.save(bad, vecs[:5])
     p = cli("embed", tmp_path / "idx", "--precomputed", bad)

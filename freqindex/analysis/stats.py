@@ -47,7 +47,9 @@ def _glm(y: np.ndarray, X: np.ndarray, w: np.ndarray | None = None, start=None) 
         warnings.simplefilter("ignore", PerfectSeparationWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            r = sm.GLM(y, X, family=sm.families.Binomial(), freq_weights=w).fit(start_params=start, maxiter=50)
+            r = sm.GLM(y, X, family=sm.families.Binomial(), freq_weights=w).fit(
+                start_params=start, maxiter=50
+            )
         except (ValueError, np.linalg.LinAlgError):
             return Fit(np.full(X.shape[1], np.nan), float("nan"), False)
     params = np.asarray(r.params, dtype=float)
@@ -66,8 +68,14 @@ class ConceptBootstrap:
         _, self.codes = np.unique(groups, return_inverse=True)
         self.n_groups = int(self.codes.max()) + 1 if len(self.codes) else 0
         rng = np.random.default_rng(seed)
-        self.draws = [np.bincount(rng.integers(0, self.n_groups, self.n_groups), minlength=self.n_groups)
-                      for _ in range(n_boot)] if self.n_groups else []
+        self.draws = (
+            [
+                np.bincount(rng.integers(0, self.n_groups, self.n_groups), minlength=self.n_groups)
+                for _ in range(n_boot)
+            ]
+            if self.n_groups
+            else []
+        )
 
     def weights(self, mask: np.ndarray | None = None):
         for d in self.draws:
@@ -75,8 +83,9 @@ class ConceptBootstrap:
             yield w if mask is None else w[mask]
 
 
-def coef_with_ci(y: np.ndarray, X: np.ndarray, boot: ConceptBootstrap, which: list[int],
-                 mask: np.ndarray | None = None) -> dict:
+def coef_with_ci(
+    y: np.ndarray, X: np.ndarray, boot: ConceptBootstrap, which: list[int], mask: np.ndarray | None = None
+) -> dict:
     """Coefficients ``which`` of the logistic fit with bootstrap 95% intervals."""
     if mask is not None:
         y, X = y[mask], X[mask]
@@ -97,7 +106,11 @@ def coef_with_ci(y: np.ndarray, X: np.ndarray, boot: ConceptBootstrap, which: li
     s = np.asarray(samples)
     for j in which:
         slope = float(full.params[j]) if full.ok else None
-        ci = [float(np.percentile(s[:, j], 2.5)), float(np.percentile(s[:, j], 97.5))] if len(s) >= 20 else None
+        ci = (
+            [float(np.percentile(s[:, j], 2.5)), float(np.percentile(s[:, j], 97.5))]
+            if len(s) >= 20
+            else None
+        )
         out[j] = {"slope": slope, "ci": ci}
     out["llf"] = full.llf
     out["params"] = full.params.tolist() if full.ok else None
@@ -111,15 +124,29 @@ def binned(x: np.ndarray, y: np.ndarray, n_bins: int = 8) -> list[dict]:
         return []
     edges = np.unique(np.quantile(x, np.linspace(0, 1, n_bins + 1)))
     if len(edges) < 2:
-        return [{"lo": float(x.min()), "hi": float(x.max()), "n": int(len(x)), "accuracy": float(y.mean()),
-                 "x_mean": float(x.mean())}]
+        return [
+            {
+                "lo": float(x.min()),
+                "hi": float(x.max()),
+                "n": int(len(x)),
+                "accuracy": float(y.mean()),
+                "x_mean": float(x.mean()),
+            }
+        ]
     idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
     out = []
     for b in range(len(edges) - 1):
         m = idx == b
         if m.any():
-            out.append({"lo": float(edges[b]), "hi": float(edges[b + 1]), "n": int(m.sum()),
-                        "accuracy": float(y[m].mean()), "x_mean": float(x[m].mean())})
+            out.append(
+                {
+                    "lo": float(edges[b]),
+                    "hi": float(edges[b + 1]),
+                    "n": int(m.sum()),
+                    "accuracy": float(y[m].mean()),
+                    "x_mean": float(x[m].mean()),
+                }
+            )
     return out
 
 
@@ -157,40 +184,73 @@ def verdict(m: dict, alpha: float = 0.05) -> tuple[str, str]:
     if raw.get("ci") is None:
         return "inconclusive", "too little data or no variation to fit the frequency slope"
     if not _sig_pos(raw):
-        return "no_frequency_effect", f"the raw frequency slope's 95% interval {_fmt(raw['ci'])} is not above 0"
+        return (
+            "no_frequency_effect",
+            f"the raw frequency slope's 95% interval {_fmt(raw['ci'])} is not above 0",
+        )
     lr_sig = lr_p is not None and lr_p < alpha
     if _sig_pos(ctl) and lr_sig:
         if pruned.get("ci") is None or _sig_pos(pruned):
             return "frequency_effect_persists", (
                 f"frequency slope {_fmt(raw['ci'])} stays positive controlling for similarity {_fmt(ctl['ci'])}, "
-                f"LR test p={lr_p:.2g}" + (f", and after pruning near-copies {_fmt(pruned['ci'])}" if pruned.get("ci") else ""))
-        return "inconclusive", f"controlled slope {_fmt(ctl['ci'])} persists but pruning near-copies removes it {_fmt(pruned['ci'])}"
+                f"LR test p={lr_p:.2g}"
+                + (f", and after pruning near-copies {_fmt(pruned['ci'])}" if pruned.get("ci") else "")
+            )
+        return (
+            "inconclusive",
+            f"controlled slope {_fmt(ctl['ci'])} persists but pruning near-copies removes it {_fmt(pruned['ci'])}",
+        )
     if (_includes_zero(ctl) or not lr_sig) and _sig_pos(sim):
         return "explained_by_similarity", (
             f"raw frequency slope {_fmt(raw['ci'])} vanishes controlling for similarity {_fmt(ctl['ci'])} "
-            f"(LR test p={lr_p:.2g}), similarity coefficient {_fmt(sim['ci'])}" if lr_p is not None else
-            f"raw frequency slope {_fmt(raw['ci'])} vanishes controlling for similarity {_fmt(ctl['ci'])}")
-    return "inconclusive", (f"raw slope {_fmt(raw['ci'])}, controlled {_fmt(ctl.get('ci'))}, similarity "
-                            f"{_fmt(sim.get('ci'))}: neither rule applies")
+            f"(LR test p={lr_p:.2g}), similarity coefficient {_fmt(sim['ci'])}"
+            if lr_p is not None
+            else f"raw frequency slope {_fmt(raw['ci'])} vanishes controlling for similarity {_fmt(ctl['ci'])}"
+        )
+    return "inconclusive", (
+        f"raw slope {_fmt(raw['ci'])}, controlled {_fmt(ctl.get('ci'))}, similarity "
+        f"{_fmt(sim.get('ci'))}: neither rule applies"
+    )
 
 
 def _fmt(ci) -> str:
     return "[n/a]" if not ci else f"[{ci[0]:.3g}, {ci[1]:.3g}]"
 
 
-def analyze_model(y: np.ndarray, log_freq: np.ndarray, sim: np.ndarray, groups: np.ndarray,
-                  pruned_log_freq: dict[float, np.ndarray], prune_threshold: float, n_boot: int = 200,
-                  seed: int = 0, n_bins: int = 8, alpha: float = 0.05) -> dict:
+def analyze_model(
+    y: np.ndarray,
+    log_freq: np.ndarray,
+    sim: np.ndarray,
+    groups: np.ndarray,
+    pruned_log_freq: dict[float, np.ndarray],
+    prune_threshold: float,
+    n_boot: int = 200,
+    seed: int = 0,
+    n_bins: int = 8,
+    alpha: float = 0.05,
+) -> dict:
     """Every statistic for one model (see the module docstring and the README for the schema)."""
     y = np.asarray(y, dtype=float)
     boot = ConceptBootstrap(groups, n_boot, seed)
-    out: dict = {"n_items": int(len(y)), "n_concepts": boot.n_groups, "accuracy": float(y.mean()) if len(y) else None}
+    out: dict = {
+        "n_items": int(len(y)),
+        "n_concepts": boot.n_groups,
+        "accuracy": float(y.mean()) if len(y) else None,
+    }
     f1 = coef_with_ci(y, design(log_freq), boot, [1])
-    out["frequency"] = {**f1[1], "intercept": (f1.get("params") or [None])[0], "spearman": spearman(log_freq, y),
-                        "bins": binned(log_freq, y, n_bins)}
+    out["frequency"] = {
+        **f1[1],
+        "intercept": (f1.get("params") or [None])[0],
+        "spearman": spearman(log_freq, y),
+        "bins": binned(log_freq, y, n_bins),
+    }
     s1 = coef_with_ci(y, design(sim), boot, [1])
-    out["similarity"] = {**s1[1], "intercept": (s1.get("params") or [None])[0], "spearman": spearman(sim, y),
-                         "bins": binned(sim, y, n_bins)}
+    out["similarity"] = {
+        **s1[1],
+        "intercept": (s1.get("params") or [None])[0],
+        "spearman": spearman(sim, y),
+        "bins": binned(sim, y, n_bins),
+    }
     both = coef_with_ci(y, design(log_freq, sim), boot, [1, 2])
     out["frequency_controlled"] = both[1]
     out["similarity_controlled"] = both[2]
@@ -202,8 +262,15 @@ def analyze_model(y: np.ndarray, log_freq: np.ndarray, sim: np.ndarray, groups: 
         for b in range(max(1, len(edges) - 1)):
             m = idx == b
             st = coef_with_ci(y, design(log_freq), boot, [1], mask=m)
-            strata.append({"similarity_lo": float(edges[b]), "similarity_hi": float(edges[min(b + 1, len(edges) - 1)]),
-                           "n": int(m.sum()), "accuracy": float(y[m].mean()) if m.any() else None, **st[1]})
+            strata.append(
+                {
+                    "similarity_lo": float(edges[b]),
+                    "similarity_hi": float(edges[min(b + 1, len(edges) - 1)]),
+                    "n": int(m.sum()),
+                    "accuracy": float(y[m].mean()) if m.any() else None,
+                    **st[1],
+                }
+            )
     out["stratified"] = strata
     sweep = []
     for t, plf in sorted(pruned_log_freq.items()):
@@ -217,5 +284,14 @@ def analyze_model(y: np.ndarray, log_freq: np.ndarray, sim: np.ndarray, groups: 
     return out
 
 
-__all__ = ["analyze_model", "verdict", "VERDICTS", "coef_with_ci", "design", "ConceptBootstrap", "binned",
-           "spearman", "lr_test"]
+__all__ = [
+    "analyze_model",
+    "verdict",
+    "VERDICTS",
+    "coef_with_ci",
+    "design",
+    "ConceptBootstrap",
+    "binned",
+    "spearman",
+    "lr_test",
+]

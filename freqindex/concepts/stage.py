@@ -24,16 +24,25 @@ from freqindex.errors import UsageError
 from freqindex.manifest import publish_stage, read_manifest
 
 TAG_BLOCK_BYTES = 32 * 1024 * 1024
-HITS_SCHEMA = pa.schema([("doc_id", pa.int64()), ("concept_id", pa.int64()), ("occurrences", pa.int64()),
-                         ("in_tags", pa.bool_())])
-VOCAB_SCHEMA = pa.schema([("concept_id", pa.int64()), ("concept", pa.string()), ("benchmark", pa.string()),
-                          ("forms", pa.list_(pa.string()))])
+HITS_SCHEMA = pa.schema(
+    [("doc_id", pa.int64()), ("concept_id", pa.int64()), ("occurrences", pa.int64()), ("in_tags", pa.bool_())]
+)
+VOCAB_SCHEMA = pa.schema(
+    [
+        ("concept_id", pa.int64()),
+        ("concept", pa.string()),
+        ("benchmark", pa.string()),
+        ("forms", pa.list_(pa.string())),
+    ]
+)
 
 
 def require_taggable(manifest: dict) -> None:
     if manifest["tokenizer"]["name"] != "bytes" or manifest["normalization"]["name"] != "simple":
-        raise UsageError("tagging needs an index built with --tokenizer bytes and --normalize simple "
-                         "(whole-word matching on normalized text); use `freqindex concepts --source suffix`")
+        raise UsageError(
+            "tagging needs an index built with --tokenizer bytes and --normalize simple "
+            "(whole-word matching on normalized text); use `freqindex concepts --source suffix`"
+        )
 
 
 def vocab_payload(vocab: Vocabulary) -> list[tuple[int, str, str | None, list[str]]]:
@@ -75,12 +84,15 @@ def tag_block(index_dir: str, payload, task_id: int, shard: int, lo: int, hi: in
         for d, c in zip(tdoc.tolist(), tcid.tolist()):
             pairs.setdefault((d, c), [0, False])[1] = True
     keys = sorted(pairs)
-    table = pa.table({
-        "doc_id": [d + info["doc_start"] + lo for d, _ in keys],
-        "concept_id": [c for _, c in keys],
-        "occurrences": [pairs[k][0] for k in keys],
-        "in_tags": [pairs[k][1] for k in keys],
-    }, schema=HITS_SCHEMA)
+    table = pa.table(
+        {
+            "doc_id": [d + info["doc_start"] + lo for d, _ in keys],
+            "concept_id": [c for _, c in keys],
+            "occurrences": [pairs[k][0] for k in keys],
+            "in_tags": [pairs[k][1] for k in keys],
+        },
+        schema=HITS_SCHEMA,
+    )
     out = Path(out_dir) / "hits" / f"part-{task_id:05d}.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, str(out) + ".tmp")
@@ -121,22 +133,35 @@ def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_p
         return tag_block(root_s, payload, i, s, lo, hi, work_s)
 
     results = run_tasks("tag concepts", task, len(tasks))
-    vt = pa.table({
-        "concept_id": [c.concept_id for c in vocab.concepts],
-        "concept": [c.concept for c in vocab.concepts],
-        "benchmark": [c.benchmark for c in vocab.concepts],
-        "forms": [c.forms for c in vocab.concepts],
-    }, schema=VOCAB_SCHEMA)
+    vt = pa.table(
+        {
+            "concept_id": [c.concept_id for c in vocab.concepts],
+            "concept": [c.concept for c in vocab.concepts],
+            "benchmark": [c.benchmark for c in vocab.concepts],
+            "forms": [c.forms for c in vocab.concepts],
+        },
+        schema=VOCAB_SCHEMA,
+    )
     pq.write_table(vt, work / "vocab.parquet")
-    m = publish_stage(root, work, "concepts", {
-        "vocabulary": vocab.name,
-        "source": str(Path(source_path).resolve()),
-        "key": vocab.key,
-        "exact": vocab.exact,
-        "n_concepts": len(vocab.concepts),
-        "n_pairs": sum(r["pairs"] for r in results),
-        "tags_field": m["config"].get("tags_field"),
-    })
-    return {"index": str(root), "concepts": len(vocab.concepts), "tasks": len(tasks),
-            "doc_concept_pairs": m["concepts"]["n_pairs"], "seconds": round(time.monotonic() - t0, 3),
-            "warnings": vocab.warnings}
+    m = publish_stage(
+        root,
+        work,
+        "concepts",
+        {
+            "vocabulary": vocab.name,
+            "source": str(Path(source_path).resolve()),
+            "key": vocab.key,
+            "exact": vocab.exact,
+            "n_concepts": len(vocab.concepts),
+            "n_pairs": sum(r["pairs"] for r in results),
+            "tags_field": m["config"].get("tags_field"),
+        },
+    )
+    return {
+        "index": str(root),
+        "concepts": len(vocab.concepts),
+        "tasks": len(tasks),
+        "doc_concept_pairs": m["concepts"]["n_pairs"],
+        "seconds": round(time.monotonic() - t0, 3),
+        "warnings": vocab.warnings,
+    }

@@ -52,7 +52,11 @@ class Matcher:
         doc = np.searchsorted(doc_starts, np.asarray(ends, dtype=np.int64), side="right") - 1
         key = doc.astype(np.int64) * len(self.concept_ids) + np.asarray(owners, dtype=np.int64)
         uniq, counts = np.unique(key, return_counts=True)
-        return uniq // len(self.concept_ids), self.concept_ids[uniq % len(self.concept_ids)], counts.astype(np.int64)
+        return (
+            uniq // len(self.concept_ids),
+            self.concept_ids[uniq % len(self.concept_ids)],
+            counts.astype(np.int64),
+        )
 
 
 def decode_block(ds: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> tuple[str, np.ndarray]:

@@ -95,7 +95,7 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
             v = row.get(label_field)
             if v is None:
                 raise BadInputError(f"{path}: row {i} has no field {label_field!r}")
-            for lab in (v if isinstance(v, list) else [v]):
+            for lab in v if isinstance(v, list) else [v]:
                 rows.append((None, str(lab), []))
         return rows
     if name.endswith(".json"):
@@ -132,7 +132,9 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
             if not reader.fieldnames or "concept" not in reader.fieldnames:
                 raise BadInputError(f"{path}: CSV needs a 'concept' column")
             for r in reader:
-                rows.append((r.get("benchmark") or None, r.get("concept"), aliases_of(r.get("aliases") or None)))
+                rows.append(
+                    (r.get("benchmark") or None, r.get("concept"), aliases_of(r.get("aliases") or None))
+                )
         return rows
     if name.endswith(".parquet"):
         import pyarrow.parquet as pq
@@ -150,13 +152,19 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
     return rows
 
 
-def load_vocabulary(path: str, normalizer: Normalizer, exact: bool = False, label_field: str | None = None) -> Vocabulary:
+def load_vocabulary(
+    path: str, normalizer: Normalizer, exact: bool = False, label_field: str | None = None
+) -> Vocabulary:
     """Load, normalize and merge a vocabulary. Empty names are an error; duplicates merge with a warning."""
     return vocabulary_from_rows(_rows_from_file(path, label_field), normalizer, exact, path)
 
 
-def vocabulary_from_rows(rows: list[tuple[str | None, str, list[str]]], normalizer: Normalizer, exact: bool = False,
-                         path: str = "request") -> Vocabulary:
+def vocabulary_from_rows(
+    rows: list[tuple[str | None, str, list[str]]],
+    normalizer: Normalizer,
+    exact: bool = False,
+    path: str = "request",
+) -> Vocabulary:
     """A vocabulary from (benchmark, name, aliases) rows (what the server receives in a request body)."""
     if not rows:
         raise BadInputError(f"{path}: no concepts found")

@@ -94,12 +94,14 @@ def bucket_of(coverage: float | None, p: Policy) -> str:
     return "clean"
 
 
-def _boilerplate_filter(index: Index, ids: list[int], ms: np.ndarray, p: Policy, cache: dict) -> tuple[np.ndarray, int]:
+def _boilerplate_filter(
+    index: Index, ids: list[int], ms: np.ndarray, p: Policy, cache: dict
+) -> tuple[np.ndarray, int]:
     """Matching statistics with boilerplate matches removed (set to 0), and how many were removed."""
     out = ms.copy()
     removed = 0
     for s in np.nonzero(ms >= p.min_len)[0].tolist():
-        key = tuple(ids[s:s + p.min_len])
+        key = tuple(ids[s : s + p.min_len])
         if key not in cache:
             with index._lock:
                 occ = int(index.engine.count(input_ids=list(key))["count"])
@@ -127,8 +129,15 @@ def _evidence(index: Index, text: str, tok_to_char: np.ndarray, start: int, leng
     if not hits:
         return None
     h = hits[0]
-    return {"doc_id": h.doc_id, "ext_id": h.ext_id, "source": h.source, "line": h.line, "span": span.strip(),
-            "documents_with_span": n, "snippet": h.snippet}
+    return {
+        "doc_id": h.doc_id,
+        "ext_id": h.ext_id,
+        "source": h.source,
+        "line": h.line,
+        "span": span.strip(),
+        "documents_with_span": n,
+        "snippet": h.snippet,
+    }
 
 
 def parse_definitions(spec: str | None) -> tuple[str, ...]:
@@ -138,17 +147,27 @@ def parse_definitions(spec: str | None) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in spec.split(",") if n.strip()))
     unknown = [n for n in names if n not in DEFINITIONS]
     if unknown:
-        raise UsageError(f"unknown definition(s) {', '.join(unknown)}; choose from {', '.join(DEFINITIONS)} or all")
+        raise UsageError(
+            f"unknown definition(s) {', '.join(unknown)}; choose from {', '.join(DEFINITIONS)} or all"
+        )
     return names
 
 
-def check_items(index: Index, items: list[EvalItem], fields: list[str], policy: Policy,
-                semantic: dict[str, tuple[float, int]] | None = None, progress=None,
-                definitions: tuple[str, ...] | None = None) -> tuple[list[dict], dict]:
+def check_items(
+    index: Index,
+    items: list[EvalItem],
+    fields: list[str],
+    policy: Policy,
+    semantic: dict[str, tuple[float, int]] | None = None,
+    progress=None,
+    definitions: tuple[str, ...] | None = None,
+) -> tuple[list[dict], dict]:
     """Per-item records and the summary. ``semantic``: item id -> (max similarity, doc_id), when available.
     ``definitions``: the classic definitions to compute (default: all of ``DEFINITIONS``)."""
     definitions = tuple(DEFINITIONS) if definitions is None else definitions
-    word_counts = [len(it.row.get(f, "").split()) for it in items for f in fields if isinstance(it.row.get(f), str)]
+    word_counts = [
+        len(it.row.get(f, "").split()) for it in items for f in fields if isinstance(it.row.get(f), str)
+    ]
     gpt3_n = gpt3_ngram_size(word_counts)
     cache: dict = {}
     records = []
@@ -171,18 +190,33 @@ def check_items(index: Index, items: list[EvalItem], fields: list[str], policy: 
         flags: dict[str, bool | None] = {}
         for f in fields:
             p = policy.for_field(f, index)
-            m, itx, ms = field_metrics(index, "", p.min_len, p.skip, gpt3_n, it=texts[(k, f)],
-                                       ms=all_ms[(k, f)], definitions=definitions)
+            m, itx, ms = field_metrics(
+                index,
+                "",
+                p.min_len,
+                p.skip,
+                gpt3_n,
+                it=texts[(k, f)],
+                ms=all_ms[(k, f)],
+                definitions=definitions,
+            )
             ms_clean, removed = _boilerplate_filter(index, itx.ids, ms, p, cache)
             boiler_total += removed
             if m.checkable:
                 pad = 1 if index.normalizer.pad else 0
                 body = slice(pad, max(pad, itx.n - pad))
-                m.coverage = float(covered_mask(ms_clean, p.min_len, p.skip, body.start, body.stop).sum()
-                                   / max(1, body.stop - body.start))
-            per_field[f] = {"coverage": m.coverage, "bucket": bucket_of(m.coverage, p),
-                            "longest_match_tokens": m.longest_match_tokens, "longest_match_chars": m.longest_match_chars,
-                            "boilerplate_matches": removed, "definitions": m.definitions}
+                m.coverage = float(
+                    covered_mask(ms_clean, p.min_len, p.skip, body.start, body.stop).sum()
+                    / max(1, body.stop - body.start)
+                )
+            per_field[f] = {
+                "coverage": m.coverage,
+                "bucket": bucket_of(m.coverage, p),
+                "longest_match_tokens": m.longest_match_tokens,
+                "longest_match_chars": m.longest_match_chars,
+                "boilerplate_matches": removed,
+                "definitions": m.definitions,
+            }
             if m.coverage is not None and (best[0] is None or m.coverage > best[0]):
                 best = (m.coverage, f)
             if m.longest_match_tokens > longest["tokens"]:
@@ -201,8 +235,15 @@ def check_items(index: Index, items: list[EvalItem], fields: list[str], policy: 
             "longest_match": longest,
             "definitions": flags,
             "fields": per_field,
-            "evidence": _evidence(index, evidence[0].text, evidence[0].tok_to_char, evidence[1].longest_match_start,
-                                  evidence[1].longest_match_tokens) if evidence else None,
+            "evidence": _evidence(
+                index,
+                evidence[0].text,
+                evidence[0].tok_to_char,
+                evidence[1].longest_match_start,
+                evidence[1].longest_match_tokens,
+            )
+            if evidence
+            else None,
         }
         if semantic is not None and it.id in semantic:
             sim, doc = semantic[it.id]
@@ -216,21 +257,45 @@ def check_items(index: Index, items: list[EvalItem], fields: list[str], policy: 
         "n_items": n,
         "buckets": counts,
         "dirty_fraction": counts["dirty"] / n if n else 0.0,
-        "definitions": {name: {"flagged": sum(1 for r in records if r["definitions"].get(name)),
-                               "not_applicable": sum(1 for r in records if r["definitions"].get(name) is None)}
-                        for name in definitions if any(name in r["definitions"] for r in records)},
+        "definitions": {
+            name: {
+                "flagged": sum(1 for r in records if r["definitions"].get(name)),
+                "not_applicable": sum(1 for r in records if r["definitions"].get(name) is None),
+            }
+            for name in definitions
+            if any(name in r["definitions"] for r in records)
+        },
         "gpt3_ngram_words": gpt3_n,
         "boilerplate_matches_ignored": boiler_total,
-        "settings": {**asdict(policy), "fields_checked": fields, "definitions": list(definitions),
-                     "min_len_resolved": {f: policy.for_field(f, index).min_len for f in fields}},
-        "index": {"path": str(index.path), "manifest_sha256": hashlib.sha256(
-            json.dumps(index.manifest, sort_keys=True).encode()).hexdigest()},
+        "settings": {
+            **asdict(policy),
+            "fields_checked": fields,
+            "definitions": list(definitions),
+            "min_len_resolved": {f: policy.for_field(f, index).min_len for f in fields},
+        },
+        "index": {
+            "path": str(index.path),
+            "manifest_sha256": hashlib.sha256(
+                json.dumps(index.manifest, sort_keys=True).encode()
+            ).hexdigest(),
+        },
     }
     if semantic is not None:
         sims = [r["semantic"]["max_similarity"] for r in records if "semantic" in r]
-        summary["semantic"] = {"items": len(sims), "median_max_similarity": float(np.median(sims)) if sims else None,
-                               "at_least_0.9": sum(s >= 0.9 for s in sims)}
+        summary["semantic"] = {
+            "items": len(sims),
+            "median_max_similarity": float(np.median(sims)) if sims else None,
+            "at_least_0.9": sum(s >= 0.9 for s in sims),
+        }
     return records, summary
 
 
-__all__ = ["Policy", "load_policy", "check_items", "parse_definitions", "bucket_of", "BUCKETS", "FieldMetrics"]
+__all__ = [
+    "Policy",
+    "load_policy",
+    "check_items",
+    "parse_definitions",
+    "bucket_of",
+    "BUCKETS",
+    "FieldMetrics",
+]

@@ -13,7 +13,9 @@ from freqindex.errors import BadInputError
 from freqindex.evals import EvalItem, load_eval_rows
 
 
-def load_results(path: str, items: list[EvalItem], key_field: str = "question") -> dict[str, dict[str, float]]:
+def load_results(
+    path: str, items: list[EvalItem], key_field: str = "question"
+) -> dict[str, dict[str, float]]:
     """model -> item id -> correctness (0..1)."""
     rows = load_eval_rows(path)
     if not rows:
@@ -37,8 +39,10 @@ def load_results(path: str, items: list[EvalItem], key_field: str = "question") 
             if isinstance(v, dict) and "is_correct" in v:
                 out.setdefault(model, {})[item_id] = float(bool(v["is_correct"]))
     if not out:
-        raise BadInputError(f"{path}: no result matched an eval item (long layout needs id, model, correct; "
-                            f"the wide layout is matched by {key_field!r})")
+        raise BadInputError(
+            f"{path}: no result matched an eval item (long layout needs id, model, correct; "
+            f"the wide layout is matched by {key_field!r})"
+        )
     return out
 
 
@@ -56,7 +60,9 @@ def _as_score(v, path: str, row: int) -> float:
         raise BadInputError(f"{path}: row {row}: correctness {v!r} is not a boolean or a number") from None
 
 
-def _gain_ci(all_v: np.ndarray, clean_mask: np.ndarray, rng_seed: int = 0, n_resamples: int = 2000) -> tuple[float, float]:
+def _gain_ci(
+    all_v: np.ndarray, clean_mask: np.ndarray, rng_seed: int = 0, n_resamples: int = 2000
+) -> tuple[float, float]:
     """Bootstrap 95% interval of mean(all) - mean(clean), resampling items (scipy.stats.bootstrap)."""
     from scipy.stats import bootstrap
 
@@ -69,13 +75,23 @@ def _gain_ci(all_v: np.ndarray, clean_mask: np.ndarray, rng_seed: int = 0, n_res
 
     if clean_mask.all() or not clean_mask.any():
         return (0.0, 0.0)
-    res = bootstrap((all_v, clean_mask.astype(float)), stat, paired=True, vectorized=True, n_resamples=n_resamples,
-                    method="percentile", random_state=rng_seed)
+    res = bootstrap(
+        (all_v, clean_mask.astype(float)),
+        stat,
+        paired=True,
+        vectorized=True,
+        n_resamples=n_resamples,
+        method="percentile",
+        random_state=rng_seed,
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def impact(records: list[dict], results: dict[str, dict[str, float]],
-           thresholds: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)) -> dict:
+def impact(
+    records: list[dict],
+    results: dict[str, dict[str, float]],
+    thresholds: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8),
+) -> dict:
     """Per model: accuracy on all items and on clean items (bucket != dirty), gain with a bootstrap 95% CI,
     and a sweep: accuracy on items with coverage below each threshold."""
     cov = {r["id"]: r["coverage"] for r in records}
@@ -91,12 +107,22 @@ def impact(records: list[dict], results: dict[str, dict[str, float]],
         sweep = []
         for t in thresholds:
             keep = np.array([(cov[i] is None) or cov[i] < t for i in ids])
-            sweep.append({"coverage_below": t, "n": int(keep.sum()),
-                          "accuracy": float(v[keep].mean()) if keep.any() else None})
-        models[model] = {"n_all": len(ids), "accuracy_all": float(v.mean()), "n_clean": int(clean.sum()),
-                         "accuracy_clean": float(v[clean].mean()) if clean.any() else float("nan"),
-                         "gain": float(v.mean() - (v[clean].mean() if clean.any() else v.mean())),
-                         "gain_ci": [lo, hi], "sweep": sweep}
+            sweep.append(
+                {
+                    "coverage_below": t,
+                    "n": int(keep.sum()),
+                    "accuracy": float(v[keep].mean()) if keep.any() else None,
+                }
+            )
+        models[model] = {
+            "n_all": len(ids),
+            "accuracy_all": float(v.mean()),
+            "n_clean": int(clean.sum()),
+            "accuracy_clean": float(v[clean].mean()) if clean.any() else float("nan"),
+            "gain": float(v.mean() - (v[clean].mean() if clean.any() else v.mean())),
+            "gain_ci": [lo, hi],
+            "sweep": sweep,
+        }
     return {"models": models}
 
 

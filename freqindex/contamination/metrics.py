@@ -45,13 +45,17 @@ def item_text(index: Index, raw: str) -> ItemText:
     data = index.tokenizer.encode(stored) if stored else b""
     if index.width == 1:
         ids = list(data)
-        tok_to_char = [c for c, ch in enumerate(stored) for _ in range(len(ch.encode("utf-8")))] + [len(stored)]
+        tok_to_char = [c for c, ch in enumerate(stored) for _ in range(len(ch.encode("utf-8")))] + [
+            len(stored)
+        ]
         char_to_tok = np.cumsum([0] + [len(ch.encode("utf-8")) for ch in stored])
     else:  # Hugging Face tokens: character offsets are spread evenly (approximate)
         ids = np.frombuffer(data, dtype=index.dtype).tolist()
         tok_to_char = np.linspace(0, len(stored), len(ids) + 1).astype(np.int64)
         char_to_tok = np.searchsorted(tok_to_char, np.arange(len(stored) + 1))
-    return ItemText(stored, ids, np.asarray(tok_to_char, dtype=np.int64), np.asarray(char_to_tok, dtype=np.int64))
+    return ItemText(
+        stored, ids, np.asarray(tok_to_char, dtype=np.int64), np.asarray(char_to_tok, dtype=np.int64)
+    )
 
 
 def matching_statistics(index: Index, ids: list[int]) -> np.ndarray:
@@ -65,7 +69,9 @@ def matching_statistics(index: Index, ids: list[int]) -> np.ndarray:
     return np.asarray(rs, dtype=np.int64) - np.arange(len(ids), dtype=np.int64)
 
 
-def covered_mask(ms: np.ndarray, min_len: int, skip: int = 0, lo: int = 0, hi: int | None = None) -> np.ndarray:
+def covered_mask(
+    ms: np.ndarray, min_len: int, skip: int = 0, lo: int = 0, hi: int | None = None
+) -> np.ndarray:
     """Tokens inside a match of at least ``min_len`` tokens; gaps of <= ``skip`` tokens between two covered
     runs are bridged. Only tokens in [lo, hi) count (the padding spaces of a stored item are left out)."""
     n = len(ms)
@@ -79,7 +85,7 @@ def covered_mask(ms: np.ndarray, min_len: int, skip: int = 0, lo: int = 0, hi: i
         idx = np.nonzero(mask)[0]
         for a, b in zip(idx[:-1], idx[1:]):
             if 1 < b - a <= skip + 1:
-                mask[a + 1:b] = True
+                mask[a + 1 : b] = True
     out = np.zeros(n, dtype=bool)
     out[lo:hi] = mask[lo:hi]
     return out
@@ -113,9 +119,16 @@ def item_bytes(index: Index, it: ItemText) -> bytes:
     return bytes(it.ids) if index.width == 1 else np.asarray(it.ids, dtype=index.dtype).tobytes()
 
 
-def field_metrics(index: Index, raw: str, min_len: int, skip: int, gpt3_n: int,
-                  it: ItemText | None = None, ms: np.ndarray | None = None,
-                  definitions: tuple[str, ...] | None = None) -> tuple[FieldMetrics, ItemText, np.ndarray]:
+def field_metrics(
+    index: Index,
+    raw: str,
+    min_len: int,
+    skip: int,
+    gpt3_n: int,
+    it: ItemText | None = None,
+    ms: np.ndarray | None = None,
+    definitions: tuple[str, ...] | None = None,
+) -> tuple[FieldMetrics, ItemText, np.ndarray]:
     """Metrics of one field. ``it``/``ms`` may be precomputed (the batched path); by default ``ms`` comes
     from the engine's ``creativity``."""
     it = it if it is not None else item_text(index, raw)
@@ -131,9 +144,16 @@ def field_metrics(index: Index, raw: str, min_len: int, skip: int, gpt3_n: int,
     defs: dict = {}
     if index.width == 1 and index.normalizer.name == "simple":
         ws = word_starts(it.text)
-        defs = {name: fn(it, ms, ws, gpt3_n) for name, fn in DEFINITIONS.items()
-                if definitions is None or name in definitions}
-    return FieldMetrics(body, len(it.text.strip()), checkable, coverage, longest, lm_chars, start, defs), it, ms
+        defs = {
+            name: fn(it, ms, ws, gpt3_n)
+            for name, fn in DEFINITIONS.items()
+            if definitions is None or name in definitions
+        }
+    return (
+        FieldMetrics(body, len(it.text.strip()), checkable, coverage, longest, lm_chars, start, defs),
+        it,
+        ms,
+    )
 
 
 def _ngram_hits(it: ItemText, ms, ws, n: int) -> list[bool]:

@@ -112,7 +112,9 @@ def expand_inputs(inputs: list[str], fmt: str) -> tuple[list[tuple[str, str, str
                             continue
                         p = os.path.join(root, name)
                         det = detect_format(p, fmt if fmt != "auto" else "auto")
-                        if det is None or (fmt != "auto" and _EXT_FORMATS.get(split_compression(p)[0]) not in (None, fmt)):
+                        if det is None or (
+                            fmt != "auto" and _EXT_FORMATS.get(split_compression(p)[0]) not in (None, fmt)
+                        ):
                             skipped.append(os.path.abspath(p))
                             continue
                         found[os.path.abspath(p)] = det
@@ -122,7 +124,9 @@ def expand_inputs(inputs: list[str], fmt: str) -> tuple[list[tuple[str, str, str
                     raise UsageError(f"cannot tell the format of {m}; pass --format jsonl|parquet|text|tsv")
                 found[os.path.abspath(m)] = det
     if not found:
-        raise UsageError("no input files found" + (f" ({len(skipped)} files of unknown format skipped)" if skipped else ""))
+        raise UsageError(
+            "no input files found" + (f" ({len(skipped)} files of unknown format skipped)" if skipped else "")
+        )
     return [(p, f, c) for p, (f, c) in sorted(found.items())], skipped
 
 
@@ -140,7 +144,9 @@ def plan_chunks(files: list[tuple[str, str, str]], opts: ReadOptions, chunk_byte
             if n_groups is None:  # unreadable: one chunk that reports it
                 chunks.append(ChunkSpec(len(chunks), path, fmt, comp, 0, -1))
                 continue
-            groups_per_chunk = max(1, n_groups * chunk_bytes // max(size, 1)) if size > chunk_bytes else max(n_groups, 1)
+            groups_per_chunk = (
+                max(1, n_groups * chunk_bytes // max(size, 1)) if size > chunk_bytes else max(n_groups, 1)
+            )
             for g in range(0, max(n_groups, 1), groups_per_chunk):
                 chunks.append(ChunkSpec(len(chunks), path, fmt, comp, g, min(g + groups_per_chunk, n_groups)))
         elif line_oriented and comp == "none" and size > chunk_bytes:
@@ -171,8 +177,10 @@ def _decompressed_blocks(f, comp: str) -> Iterator[bytes]:
             yield block
         return
     if comp == "gz":
+
         def new():
             return zlib.decompressobj(47)
+
         errors: tuple[type[BaseException], ...] = (zlib.error,)
     else:
         import zstandard
@@ -181,6 +189,7 @@ def _decompressed_blocks(f, comp: str) -> Iterator[bytes]:
 
         def new():
             return dctx.decompressobj()
+
         errors = (zstandard.ZstdError,)
     d = new()
     in_frame = False
@@ -387,7 +396,9 @@ def _read_parquet(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
         return
     id_field = opts.id_field or "id"
     tags_field = opts.tags_field if opts.tags_field in names else None
-    columns = [opts.text_field] + ([id_field] if id_field in names else []) + ([tags_field] if tags_field else [])
+    columns = (
+        [opts.text_field] + ([id_field] if id_field in names else []) + ([tags_field] if tags_field else [])
+    )
     row = sum(pf.metadata.row_group(g).num_rows for g in range(spec.start))
     end = spec.end if spec.end >= 0 else pf.num_row_groups
     for g in range(spec.start, end):

@@ -20,7 +20,9 @@ def resolve_source(index: Index, vocab: Vocabulary, source: str) -> str:
     if source == "auto":
         return "tags" if tagged == vocab.key else "suffix"
     if source == "tags" and tagged != vocab.key:
-        raise UsageError("this index has no tags for that vocabulary; run `freqindex tag` first or use --source suffix")
+        raise UsageError(
+            "this index has no tags for that vocabulary; run `freqindex tag` first or use --source suffix"
+        )
     return source
 
 
@@ -37,16 +39,28 @@ def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tup
         hits = hits.append_column("cap", pc.cast(in_caption, "int64"))
         hits = hits.append_column("tag", pc.cast(in_tags, "int64"))
         hits = hits.append_column("both", pc.cast(pc.and_(in_caption, in_tags), "int64"))
-        agg = hits.group_by("concept_id").aggregate([("occurrences", "sum"), ("cap", "sum"), ("tag", "sum"),
-                                                     ("both", "sum")])
-        stats = {cid: (o, c, t, b) for cid, o, c, t, b in zip(*(agg.column(k).to_pylist() for k in (
-            "concept_id", "occurrences_sum", "cap_sum", "tag_sum", "both_sum")))}
+        agg = hits.group_by("concept_id").aggregate(
+            [("occurrences", "sum"), ("cap", "sum"), ("tag", "sum"), ("both", "sum")]
+        )
+        stats = {
+            cid: (o, c, t, b)
+            for cid, o, c, t, b in zip(
+                *(
+                    agg.column(k).to_pylist()
+                    for k in ("concept_id", "occurrences_sum", "cap_sum", "tag_sum", "both_sum")
+                )
+            )
+        }
         multimodal = bool(index.manifest.get("concepts", {}).get("tags_field"))
         for c in vocab.concepts:
             o, cap, tag, both = stats.get(c.concept_id, (0, 0, 0, 0))
             row = _row(c, o, cap)
             if multimodal:
-                row.update(caption_doc_frequency=int(cap), tag_doc_frequency=int(tag), matched_doc_frequency=int(both))
+                row.update(
+                    caption_doc_frequency=int(cap),
+                    tag_doc_frequency=int(tag),
+                    matched_doc_frequency=int(both),
+                )
             rows.append(row)
         return src, rows
     if index.normalizer.name != "simple":
@@ -70,7 +84,10 @@ def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tup
 
 
 def _row(c, occurrences: int, doc_frequency: int) -> dict:
-    return {"concept_id": c.concept_id, "concept": c.concept, "benchmark": c.benchmark,
-            "occurrences": int(occurrences), "doc_frequency": int(doc_frequency)}
-
-
+    return {
+        "concept_id": c.concept_id,
+        "concept": c.concept,
+        "benchmark": c.benchmark,
+        "occurrences": int(occurrences),
+        "doc_frequency": int(doc_frequency),
+    }

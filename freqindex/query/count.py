@@ -79,8 +79,14 @@ def union_size(per_shard: list[list[np.ndarray]]) -> int:
     return total
 
 
-def count(index: Index, query: str, unit: str = "occurrences", literal: bool = False,
-          max_clause_freq: int = settings.MAX_CLAUSE_FREQ, max_diff_tokens: int = settings.MAX_DIFF_TOKENS) -> CountResult:
+def count(
+    index: Index,
+    query: str,
+    unit: str = "occurrences",
+    literal: bool = False,
+    max_clause_freq: int = settings.MAX_CLAUSE_FREQ,
+    max_diff_tokens: int = settings.MAX_DIFF_TOKENS,
+) -> CountResult:
     """Count ``query`` in ``index`` (normalized and tokenized exactly as the index was)."""
     if unit not in UNITS:
         raise UsageError(f"unknown unit {unit!r}; choose occurrences or docs")
@@ -95,11 +101,15 @@ def count(index: Index, query: str, unit: str = "occurrences", literal: bool = F
         n = union_size([[pt[s] for pt in per_term] for s in range(len(index.shards))])
         return CountResult(query, n, unit, False)
     if unit == "occurrences":
-        res = _check_engine(index.engine.count_cnf(cnf=encoded, max_clause_freq=max_clause_freq,
-                                                   max_diff_tokens=max_diff_tokens))
+        res = _check_engine(
+            index.engine.count_cnf(
+                cnf=encoded, max_clause_freq=max_clause_freq, max_diff_tokens=max_diff_tokens
+            )
+        )
         return CountResult(query, int(res["count"]), unit, bool(res["approx"]))
-    res = _check_engine(index.engine.find_cnf(cnf=encoded, max_clause_freq=max_clause_freq,
-                                              max_diff_tokens=max_diff_tokens))
+    res = _check_engine(
+        index.engine.find_cnf(cnf=encoded, max_clause_freq=max_clause_freq, max_diff_tokens=max_diff_tokens)
+    )
     n = 0
     for sh, ptrs in zip(index.shards, res.get("ptrs_by_shard") or []):
         if ptrs:

@@ -44,12 +44,27 @@ def _snippet(index: Index, shard, local_ix: int, ptr: int, n_bytes: int, context
     after = part(ptr + n_bytes, b, True)
     lead = " " if hit[:1].isspace() else ""
     trail = " " if hit[-1:].isspace() else ""
-    text = ("…" if a > start else "") + before + lead + "«" + hit.strip() + "»" + trail + after + ("…" if b < end else "")
+    text = (
+        ("…" if a > start else "")
+        + before
+        + lead
+        + "«"
+        + hit.strip()
+        + "»"
+        + trail
+        + after
+        + ("…" if b < end else "")
+    )
     return " ".join(text.split())
 
 
-def find_docs(index: Index, query: str, limit: int = settings.DEFAULT_DOCS_LIMIT, literal: bool = False,
-              context: int = settings.SNIPPET_CONTEXT_CHARS) -> tuple[int, list[DocHit]]:
+def find_docs(
+    index: Index,
+    query: str,
+    limit: int = settings.DEFAULT_DOCS_LIMIT,
+    literal: bool = False,
+    context: int = settings.SNIPPET_CONTEXT_CHARS,
+) -> tuple[int, list[DocHit]]:
     """(number of matching documents, the first ``limit`` of them by doc_id). One term (or OR-alternatives)."""
     if limit < 1 or limit > settings.MAX_DOCS_LIMIT:
         raise UsageError(f"--limit must be between 1 and {settings.MAX_DOCS_LIMIT}")
@@ -83,12 +98,14 @@ def find_docs(index: Index, query: str, limit: int = settings.DEFAULT_DOCS_LIMIT
                 if hi > lo and (first is None or int(ptrs[lo]) < first[0]):
                     first = (int(ptrs[lo]), nb)
             meta = sh.meta(ix)
-            hits.append(DocHit(
-                doc_id=sh.doc_start + ix,
-                ext_id=meta.get("id"),
-                source=meta.get("source"),
-                line=meta.get("line"),
-                occurrences=occ,
-                snippet=_snippet(index, sh, ix, first[0], first[1], context),
-            ))
+            hits.append(
+                DocHit(
+                    doc_id=sh.doc_start + ix,
+                    ext_id=meta.get("id"),
+                    source=meta.get("source"),
+                    line=meta.get("line"),
+                    occurrences=occ,
+                    snippet=_snippet(index, sh, ix, first[0], first[1], context),
+                )
+            )
     return n_docs, hits

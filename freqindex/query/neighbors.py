@@ -16,11 +16,19 @@ from freqindex.suffix.index import Index
 from freqindex.vectors import ann
 from freqindex.vectors.embedders import load_embedder
 
-NEIGHBOR_SCHEMA = pa.schema([
-    ("eval", pa.string()), ("item_id", pa.string()), ("rank", pa.int32()), ("doc_id", pa.int64()),
-    ("ext_id", pa.string()), ("char_start", pa.int32()), ("char_end", pa.int32()), ("similarity", pa.float32()),
-    ("snippet", pa.string()),
-])
+NEIGHBOR_SCHEMA = pa.schema(
+    [
+        ("eval", pa.string()),
+        ("item_id", pa.string()),
+        ("rank", pa.int32()),
+        ("doc_id", pa.int64()),
+        ("ext_id", pa.string()),
+        ("char_start", pa.int32()),
+        ("char_end", pa.int32()),
+        ("similarity", pa.float32()),
+        ("snippet", pa.string()),
+    ]
+)
 
 
 @lru_cache(maxsize=8)
@@ -29,11 +37,22 @@ def _load(index_path: str):
     index = faiss.read_index(f"{index_path}/vectors/index.faiss")
     parts = sorted(Path(index_path, "vectors").glob("part-*.parquet"))
     meta = ds.dataset([str(p) for p in parts], format="parquet").to_table()
-    return index, meta.column("doc_id").to_numpy(), meta.column("char_start").to_numpy(), meta.column("char_end").to_numpy()
+    return (
+        index,
+        meta.column("doc_id").to_numpy(),
+        meta.column("char_start").to_numpy(),
+        meta.column("char_end").to_numpy(),
+    )
 
 
-def neighbors(idx: Index, items: list[EvalItem], k: int = 10, eval_name: str = "eval", nprobe: int | None = None,
-              snippet_chars: int = 240) -> list[dict]:
+def neighbors(
+    idx: Index,
+    items: list[EvalItem],
+    k: int = 10,
+    eval_name: str = "eval",
+    nprobe: int | None = None,
+    snippet_chars: int = 240,
+) -> list[dict]:
     """Top-``k`` documents for every item (cosine similarity of the best window of each document)."""
     vec = idx.manifest.get("vectors")
     if not vec:
@@ -57,15 +76,36 @@ def neighbors(idx: Index, items: list[EvalItem], k: int = 10, eval_name: str = "
         top = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
         for rank, (d, (s, v)) in enumerate(top, 1):
             if not snippet_chars:  # ids and similarities only (the analysis path): no document reads
-                rows.append({"eval": eval_name, "item_id": it.id, "rank": rank, "doc_id": d, "ext_id": None,
-                             "char_start": int(cs[v]), "char_end": int(ce[v]), "similarity": float(s), "snippet": None})
+                rows.append(
+                    {
+                        "eval": eval_name,
+                        "item_id": it.id,
+                        "rank": rank,
+                        "doc_id": d,
+                        "ext_id": None,
+                        "char_start": int(cs[v]),
+                        "char_end": int(ce[v]),
+                        "similarity": float(s),
+                        "snippet": None,
+                    }
+                )
                 continue
             sh, ix = idx.doc_location(d)
             meta = sh.meta(ix)
             text = idx.doc_text(d)
-            rows.append({"eval": eval_name, "item_id": it.id, "rank": rank, "doc_id": d, "ext_id": meta.get("id"),
-                         "char_start": int(cs[v]), "char_end": int(ce[v]), "similarity": float(s),
-                         "snippet": " ".join(text[int(cs[v]):int(ce[v])].split())[:snippet_chars]})
+            rows.append(
+                {
+                    "eval": eval_name,
+                    "item_id": it.id,
+                    "rank": rank,
+                    "doc_id": d,
+                    "ext_id": meta.get("id"),
+                    "char_start": int(cs[v]),
+                    "char_end": int(ce[v]),
+                    "similarity": float(s),
+                    "snippet": " ".join(text[int(cs[v]) : int(ce[v])].split())[:snippet_chars],
+                }
+            )
     return rows
 
 
@@ -74,5 +114,3 @@ def max_similarity(rows: list[dict]) -> dict[str, float]:
     for r in rows:
         out[r["item_id"]] = max(out.get(r["item_id"], -1.0), r["similarity"])
     return out
-
-

@@ -48,7 +48,9 @@ class ApiError(Exception):
 # --- request / response models ------------------------------------------------------------------------
 
 Query = Annotated[str, Field(min_length=1, max_length=settings.MAX_QUERY_CHARS)]
-IndexName = Annotated[str, Field(min_length=1, max_length=128, description="Index name, as listed by /v1/indexes.")]
+IndexName = Annotated[
+    str, Field(min_length=1, max_length=128, description="Index name, as listed by /v1/indexes.")
+]
 
 
 class Strict(BaseModel):
@@ -58,7 +60,9 @@ class Strict(BaseModel):
 class CountRequest(Strict):
     index: IndexName
     query: Query | None = Field(None, description="One query (CNF: ' AND ' between clauses, ' OR ' inside).")
-    queries: Annotated[list[Query], Field(min_length=1, max_length=settings.MAX_QUERIES_PER_REQUEST)] | None = None
+    queries: (
+        Annotated[list[Query], Field(min_length=1, max_length=settings.MAX_QUERIES_PER_REQUEST)] | None
+    ) = None
     unit: Literal["occurrences", "docs"] = "occurrences"
     literal: bool = Field(False, description="Count the string as written (no AND/OR parsing).")
 
@@ -84,14 +88,18 @@ class DocsResponse(BaseModel):
 
 class ConceptSpec(Strict):
     concept: Annotated[str, Field(min_length=1, max_length=settings.MAX_QUERY_CHARS)]
-    aliases: Annotated[list[Annotated[str, Field(max_length=settings.MAX_QUERY_CHARS)]], Field(max_length=100)] = []
+    aliases: Annotated[
+        list[Annotated[str, Field(max_length=settings.MAX_QUERY_CHARS)]], Field(max_length=100)
+    ] = []
     benchmark: str | None = None
 
 
 class ConceptsRequest(Strict):
     index: IndexName
-    concepts: Annotated[list[Annotated[str, Field(min_length=1, max_length=settings.MAX_QUERY_CHARS)] | ConceptSpec],
-                        Field(min_length=1, max_length=settings.MAX_QUERIES_PER_REQUEST)]
+    concepts: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=settings.MAX_QUERY_CHARS)] | ConceptSpec],
+        Field(min_length=1, max_length=settings.MAX_QUERIES_PER_REQUEST),
+    ]
     exact: bool = Field(False, description="No singular/plural forms.")
     source: Literal["auto", "tags", "suffix"] = "auto"
 
@@ -191,16 +199,25 @@ class ErrorBody(BaseModel):
 
 # --- the app -------------------------------------------------------------------------------------------
 
+
 class Metrics:
     def __init__(self):
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()
-        self.requests = Counter("freqindex_http_requests", "HTTP requests by route and status",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("freqindex_http_request_seconds", "Request latency by route", ["route"],
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-                                 registry=self.registry)
+        self.requests = Counter(
+            "freqindex_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "freqindex_http_request_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
 
     def text(self) -> bytes:
         from prometheus_client import generate_latest
@@ -214,28 +231,46 @@ def _open_indexes(dirs: list[str]) -> dict[str, Index]:
         idx = Index.open(d)
         name = idx.path.name
         if not NAME_RE.match(name):
-            raise FreqindexError(f"index directory name {name!r} is not a valid index name (letters, digits, . _ -)")
+            raise FreqindexError(
+                f"index directory name {name!r} is not a valid index name (letters, digits, . _ -)"
+            )
         if name in out:
-            raise FreqindexError(f"two served indexes are both named {name!r}; serve directories with distinct names")
+            raise FreqindexError(
+                f"two served indexes are both named {name!r}; serve directories with distinct names"
+            )
         out[name] = idx
     return out
 
 
-def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float = settings.REQUEST_TIMEOUT_S) -> FastAPI:
+def create_app(
+    index_dirs: list[str], token: str | None = None, timeout_s: float = settings.REQUEST_TIMEOUT_S
+) -> FastAPI:
     indexes = _open_indexes(index_dirs)
     metrics = Metrics()
-    app = FastAPI(title="freqindex", version="1",
-                  description="Exact n-gram counts, documents, concept frequencies, nearest neighbours, contamination "
-                              "checks and read-only SQL over pretraining-corpus indexes.",
-                  responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
-                             413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 422: {"model": ErrorBody}, 504: {"model": ErrorBody}})
+    app = FastAPI(
+        title="freqindex",
+        version="1",
+        description="Exact n-gram counts, documents, concept frequencies, nearest neighbours, contamination "
+        "checks and read-only SQL over pretraining-corpus indexes.",
+        responses={
+            400: {"model": ErrorBody},
+            401: {"model": ErrorBody},
+            404: {"model": ErrorBody},
+            413: {"model": ErrorBody},
+            415: {"model": ErrorBody},
+            422: {"model": ErrorBody},
+            504: {"model": ErrorBody},
+        },
+    )
     app.state.indexes = indexes
 
     def openapi():  # the spec lists the served index names, so clients (and fuzzers) see what exists
         if app.openapi_schema is None:
             from fastapi.openapi.utils import get_openapi
 
-            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            spec = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             for comp in spec.get("components", {}).get("schemas", {}).values():
                 prop = comp.get("properties", {}).get("index")
                 if prop is not None:
@@ -262,8 +297,16 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
         if request.method == "POST":
             ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype != "application/json":
-                return _observe(metrics, request, err(415, "unsupported_media_type",
-                                                      "send the body as JSON with Content-Type: application/json"), t)
+                return _observe(
+                    metrics,
+                    request,
+                    err(
+                        415,
+                        "unsupported_media_type",
+                        "send the body as JSON with Content-Type: application/json",
+                    ),
+                    t,
+                )
         try:
             resp = await call_next(request)
         except Exception:  # never a stack trace on the wire
@@ -287,7 +330,11 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
         if first.get("type") == "json_invalid":
             return err(400, "malformed_json", "the body is not valid JSON (or not UTF-8)")
         loc = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        return err(422, "invalid_request", f"{loc}: {first.get('msg', 'invalid')}" if loc else first.get("msg", "invalid"))
+        return err(
+            422,
+            "invalid_request",
+            f"{loc}: {first.get('msg', 'invalid')}" if loc else first.get("msg", "invalid"),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
@@ -308,17 +355,21 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
 
     async def call(idx: Index | None, fn, on_timeout=None):
         """Run library work in a thread under the index's lock and the request time limit."""
+
         def work():
             if idx is None:
                 return fn()
             with idx._lock:  # noqa: SLF001
                 return fn()
+
         try:
             return await asyncio.wait_for(run_in_threadpool(work), timeout_s)
         except TimeoutError:
             if on_timeout is not None:
                 on_timeout()
-            raise ApiError(504, "timeout", f"the request took longer than {timeout_s:g} s and was cancelled") from None
+            raise ApiError(
+                504, "timeout", f"the request took longer than {timeout_s:g} s and was cancelled"
+            ) from None
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict:
@@ -353,14 +404,19 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
         from freqindex.query.concepts import concept_counts
 
         idx = get_index(req.index)
-        rows = [(None, c, []) if isinstance(c, str) else (c.benchmark, c.concept, c.aliases) for c in req.concepts]
+        rows = [
+            (None, c, []) if isinstance(c, str) else (c.benchmark, c.concept, c.aliases) for c in req.concepts
+        ]
 
         def work():
             vocab = vocabulary_from_rows(rows, idx.normalizer, req.exact)
             src, out = concept_counts(idx, vocab, req.source)
             return src, out, vocab.warnings
+
         src, out, warns = await call(idx, work)
-        return ConceptsResponse(index=req.index, source=src, warnings=warns, concepts=[ConceptRow(**r) for r in out])
+        return ConceptsResponse(
+            index=req.index, source=src, warnings=warns, concepts=[ConceptRow(**r) for r in out]
+        )
 
     @app.post("/v1/neighbors", tags=["queries"])
     async def neighbors_endpoint(req: NeighborsRequest) -> NeighborsResponse:
@@ -371,8 +427,10 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
         _unique_ids(req.items)
         items = [EvalItem(i.id, i.text, {"text": i.text}) for i in req.items]
         rows = await call(idx, lambda: neighbors(idx, items, req.k, "request"))
-        return NeighborsResponse(index=req.index, neighbors=[NeighborRow(**{k: r[k] for k in NeighborRow.model_fields})
-                                                             for r in rows])
+        return NeighborsResponse(
+            index=req.index,
+            neighbors=[NeighborRow(**{k: r[k] for k in NeighborRow.model_fields}) for r in rows],
+        )
 
     @app.post("/v1/contamination", tags=["queries"])
     async def contamination_endpoint(req: ContaminationRequest) -> ContaminationResponse:
@@ -381,11 +439,18 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
 
         idx = get_index(req.index)
         _unique_ids(req.items)
-        policy = Policy(min_len=req.min_len, skip=req.skip, clean_below=req.clean_below, dirty_at=req.dirty_at,
-                        boilerplate_ceiling=req.boilerplate_ceiling).validate()
+        policy = Policy(
+            min_len=req.min_len,
+            skip=req.skip,
+            clean_below=req.clean_below,
+            dirty_at=req.dirty_at,
+            boilerplate_ceiling=req.boilerplate_ceiling,
+        ).validate()
         items = [EvalItem(i.id, i.text, {"text": i.text}) for i in req.items]
         defs = tuple(dict.fromkeys(req.definitions)) if req.definitions is not None else None
-        records, summary = await call(idx, lambda: check_items(idx, items, ["text"], policy, None, definitions=defs))
+        records, summary = await call(
+            idx, lambda: check_items(idx, items, ["text"], policy, None, definitions=defs)
+        )
         return ContaminationResponse(index=req.index, items=records, summary=summary)
 
     @app.post("/v1/sql", tags=["queries"])
@@ -394,9 +459,11 @@ def create_app(index_dirs: list[str], token: str | None = None, timeout_s: float
 
         idx = get_index(req.index)
         holder: dict = {}
-        table = await call(None, lambda: run_query(idx.path, req.sql, req.max_rows,
-                                                   on_open=lambda c: holder.setdefault("con", c)),
-                           on_timeout=lambda: holder.get("con") and holder["con"].interrupt())
+        table = await call(
+            None,
+            lambda: run_query(idx.path, req.sql, req.max_rows, on_open=lambda c: holder.setdefault("con", c)),
+            on_timeout=lambda: holder.get("con") and holder["con"].interrupt(),
+        )
         truncated = table.num_rows > req.max_rows
         table = table.slice(0, req.max_rows)
         rows = json.loads(json.dumps(table.to_pylist(), default=str))
@@ -414,8 +481,16 @@ class BodyLimit:
 
     async def _reply(self, send, status: int, code: str, message: str) -> None:
         body = json.dumps({"error": code, "message": message}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send):
@@ -451,6 +526,7 @@ class BodyLimit:
                 sent = True
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
+
         return await self.app(scope, replay, send)
 
 
@@ -466,10 +542,17 @@ def _info(name: str, idx: Index) -> IndexInfo:
     import hashlib
 
     m = idx.manifest
-    return IndexInfo(name=name, documents=int(m["counts"]["documents"]), tokens=int(m["counts"]["tokens"]),
-                     shards=len(m["shards"]), tokenizer=m["tokenizer"]["name"], normalization=m["normalization"]["name"],
-                     has_vectors=bool(m.get("vectors")), has_concepts=bool(m.get("concepts")),
-                     manifest_sha256=hashlib.sha256(json.dumps(m, sort_keys=True).encode()).hexdigest())
+    return IndexInfo(
+        name=name,
+        documents=int(m["counts"]["documents"]),
+        tokens=int(m["counts"]["tokens"]),
+        shards=len(m["shards"]),
+        tokenizer=m["tokenizer"]["name"],
+        normalization=m["normalization"]["name"],
+        has_vectors=bool(m.get("vectors")),
+        has_concepts=bool(m.get("concepts")),
+        manifest_sha256=hashlib.sha256(json.dumps(m, sort_keys=True).encode()).hexdigest(),
+    )
 
 
 def _observe(metrics: Metrics, request: Request, resp, t0: float):

@@ -44,7 +44,7 @@ class Shard:
     def pointers(self, lo: int, hi: int) -> np.ndarray:
         """Suffix-array entries [lo, hi) as byte offsets into ``tokenized``."""
         ps = self.ptr_size
-        raw = np.asarray(self.table[lo * ps: hi * ps]).reshape(-1, ps)
+        raw = np.asarray(self.table[lo * ps : hi * ps]).reshape(-1, ps)
         buf = np.zeros((hi - lo, 8), dtype=np.uint8)
         buf[:, :ps] = raw
         return buf.view("<u8").ravel()
@@ -96,17 +96,19 @@ class Index:
             ds = np.memmap(sa / f"tokenized.{s}", dtype=np.uint8, mode="r")
             table = np.memmap(sa / f"table.{s}", dtype=np.uint8, mode="r")
             tok_cnt = ds.shape[0] // self.width
-            out.append(Shard(
-                shard=s,
-                doc_start=info["doc_start"],
-                n_docs=info["n_docs"],
-                ds=ds,
-                offsets=np.fromfile(sa / f"offset.{s}", dtype="<u8"),
-                table=table,
-                ptr_size=table.shape[0] // tok_cnt,
-                metadata=np.memmap(sa / f"metadata.{s}", dtype=np.uint8, mode="r"),
-                metaoff=np.fromfile(sa / f"metaoff.{s}", dtype="<u8"),
-            ))
+            out.append(
+                Shard(
+                    shard=s,
+                    doc_start=info["doc_start"],
+                    n_docs=info["n_docs"],
+                    ds=ds,
+                    offsets=np.fromfile(sa / f"offset.{s}", dtype="<u8"),
+                    table=table,
+                    ptr_size=table.shape[0] // tok_cnt,
+                    metadata=np.memmap(sa / f"metadata.{s}", dtype=np.uint8, mode="r"),
+                    metaoff=np.fromfile(sa / f"metaoff.{s}", dtype="<u8"),
+                )
+            )
         return out
 
     def _engine_dir(self) -> str:

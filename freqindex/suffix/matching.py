@@ -88,7 +88,7 @@ def _pointers_at(sh: Shard, rank: np.ndarray) -> np.ndarray:
         out[ok] = (view[rank[ok]] & mask).astype(np.int64)
         for i in np.nonzero(~ok)[0]:
             r = int(rank[i])
-            out[i] = int.from_bytes(bytes(sh.table[r * ps:(r + 1) * ps]), "little")
+            out[i] = int.from_bytes(bytes(sh.table[r * ps : (r + 1) * ps]), "little")
         return out
     return (view[rank] & mask).astype(np.int64)
 
@@ -112,8 +112,15 @@ def _leading_equal_bytes(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bisect(sh: Shard, qwords: np.ndarray, skip: int, lo: np.ndarray, hi: np.ndarray, upper: bool,
-            qlen: np.ndarray | None = None) -> np.ndarray:
+def _bisect(
+    sh: Shard,
+    qwords: np.ndarray,
+    skip: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    upper: bool,
+    qlen: np.ndarray | None = None,
+) -> np.ndarray:
     """Per row, the first rank in [lo, hi) whose suffix (from byte ``skip``, over the window's words)
     compares >= the query window (> with ``upper``). Every suffix in [lo, hi) shares the query's first
     ``skip`` bytes, so comparisons start there. With ``qlen`` (bytes per row) only that many bytes of the
@@ -122,8 +129,11 @@ def _bisect(sh: Shard, qwords: np.ndarray, skip: int, lo: np.ndarray, hi: np.nda
     masks = None
     if qlen is not None:
         valid = np.clip(qlen[:, None] - 8 * np.arange(qwords.shape[1])[None, :], 0, 8).astype(np.uint64)
-        masks = np.where(valid >= 8, np.uint64(0xFFFFFFFFFFFFFFFF),
-                         ~((np.uint64(1) << (np.uint64(64) - valid * np.uint64(8)) % np.uint64(64)) - np.uint64(1)))
+        masks = np.where(
+            valid >= 8,
+            np.uint64(0xFFFFFFFFFFFFFFFF),
+            ~((np.uint64(1) << (np.uint64(64) - valid * np.uint64(8)) % np.uint64(64)) - np.uint64(1)),
+        )
         masks = np.where(valid == 0, np.uint64(0), masks)
         qwords = qwords & masks
     n_words = qwords.shape[1]
@@ -149,8 +159,9 @@ def _bisect(sh: Shard, qwords: np.ndarray, skip: int, lo: np.ndarray, hi: np.nda
     return lo
 
 
-def _search_shard(sh: Shard, qwords: np.ndarray, qlen: np.ndarray, skip: int, lo0: np.ndarray,
-                  hi0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _search_shard(
+    sh: Shard, qwords: np.ndarray, qlen: np.ndarray, skip: int, lo0: np.ndarray, hi0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Byte LCP of every query window with the shard, capped at ``skip`` + the window; the search runs in
     [lo0, hi0), the block of suffixes already known to share the query's first ``skip`` bytes. Also returns
     the block of suffixes that share the whole window (for rows whose LCP fills it: the next, longer search
@@ -221,7 +232,9 @@ def _gallop_upper(sh: Shard, qwords: np.ndarray, skip: int, lo: np.ndarray, hi0:
     return _bisect(sh, qwords, skip, left, right, upper=True)
 
 
-def _ms_at(index: Index, queries: list[bytes], owner: np.ndarray, local: np.ndarray, window: int) -> np.ndarray:
+def _ms_at(
+    index: Index, queries: list[bytes], owner: np.ndarray, local: np.ndarray, window: int
+) -> np.ndarray:
     """Byte length of the longest corpus match starting at each (query ``owner``, byte offset ``local``)."""
     lengths = np.array([len(q) for q in queries], dtype=np.int64)
     remaining = lengths[owner] - local  # bytes from the start to the end of its query
@@ -278,7 +291,9 @@ def matching_statistics_batch(index: Index, queries: list[bytes], window: int = 
     return np.split(best, np.cumsum([s.size for s in starts_per])[:-1])
 
 
-def longest_match_batch(index: Index, queries: list[bytes], stride: int = 8, window: int = 64) -> list[tuple[int, int]]:
+def longest_match_batch(
+    index: Index, queries: list[bytes], stride: int = 8, window: int = 64
+) -> list[tuple[int, int]]:
     """(length, start) in tokens of each query's longest corpus match, exactly, without the matching
     statistics of every start: ``ms`` at every ``stride``-th start gives a lower bound ``LB``; a start ``i``
     just before a sampled start ``p`` can only reach it when ``ms[p] + (p - i) >= LB`` (since
@@ -310,7 +325,11 @@ def longest_match_batch(index: Index, queries: list[bytes], stride: int = 8, win
     owner = np.concatenate([nonempty, owner])
     local = np.concatenate([np.zeros(nonempty.size, dtype=np.int64), local])
     ms = np.concatenate([first, ms])
-    keep = ~np.isin(owner, np.fromiter(whole, dtype=np.int64, count=len(whole))) if whole else np.ones(owner.size, bool)
+    keep = (
+        ~np.isin(owner, np.fromiter(whole, dtype=np.int64, count=len(whole)))
+        if whole
+        else np.ones(owner.size, bool)
+    )
     owner, local, ms = owner[keep], local[keep], ms[keep]
     order = np.lexsort((local, -ms, owner))
     if order.size:
@@ -324,7 +343,9 @@ def longest_match_batch(index: Index, queries: list[bytes], stride: int = 8, win
     prev_q, prev_p = -1, -1
     for q, p, m in zip(owner.tolist(), local.tolist(), ms.tolist()):
         lo = prev_p + 1 if q == prev_q else 0
-        for i in range(lo, min(p, p + m - int(best[q]) + 1)):  # the i with m + (p - i) >= best (ties: earliest)
+        for i in range(
+            lo, min(p, p + m - int(best[q]) + 1)
+        ):  # the i with m + (p - i) >= best (ties: earliest)
             c_own.append(q)
             c_loc.append(i)
         prev_q, prev_p = q, p

@@ -43,8 +43,14 @@ def _run(args: list[str], step: str) -> None:
         raise BuildError(f"suffix-array {step} failed (exit {proc.returncode}): {' | '.join(tail)}")
 
 
-def build_suffix_array(ds_path: str, sa_path: str, work_dir: str, token_width: int, cpus: int,
-                       mem_gib: int = settings.SA_BUILD_MEM_GIB) -> None:
+def build_suffix_array(
+    ds_path: str,
+    sa_path: str,
+    work_dir: str,
+    token_width: int,
+    cpus: int,
+    mem_gib: int = settings.SA_BUILD_MEM_GIB,
+) -> None:
     """Build ``sa_path`` (the suffix array of ``ds_path``) atomically: written as ``.tmp`` then renamed.
 
     u32 tokens: the indexer's u32 path allocates a 2^32-entry bucket array (32 GiB) whatever the input size,
@@ -70,7 +76,7 @@ def _keep_aligned(byte_sa: str, sa_path: str, ds_size: int, width: int, block: i
     kept = 0
     with open(tmp, "wb") as f:
         for i in range(0, table.shape[0], block):
-            raw = np.asarray(table[i:i + block])
+            raw = np.asarray(table[i : i + block])
             buf = np.zeros((raw.shape[0], 8), dtype=np.uint8)
             buf[:, :ratio] = raw
             mask = buf.view("<u8").ravel() % width == 0
@@ -114,20 +120,66 @@ def _build(ds_path: str, sa_path: str, work_dir: str, token_width: int, cpus: in
             s, e = i * part, min((i + 1) * part + settings.SA_HACKSIZE, ds_size)
             if s >= ds_size:
                 continue
-            procs.append(subprocess.Popen(
-                [binary, "make-part", "--data-file", ds_path, "--parts-dir", parts_dir,
-                 "--start-byte", str(s), "--end-byte", str(e), *common],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        binary,
+                        "make-part",
+                        "--data-file",
+                        ds_path,
+                        "--parts-dir",
+                        parts_dir,
+                        "--start-byte",
+                        str(s),
+                        "--end-byte",
+                        str(e),
+                        *common,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
         for p in procs:
             _, err = p.communicate()
             if p.returncode != 0:
                 raise BuildError(f"suffix-array make-part failed (exit {p.returncode}): {err.strip()[-300:]}")
-    _run([binary, "merge", "--data-file", ds_path, "--parts-dir", parts_dir, "--merged-dir", merged_dir,
-          "--num-threads", str(threads), "--hacksize", str(settings.SA_HACKSIZE), *common], "merge")
+    _run(
+        [
+            binary,
+            "merge",
+            "--data-file",
+            ds_path,
+            "--parts-dir",
+            parts_dir,
+            "--merged-dir",
+            merged_dir,
+            "--num-threads",
+            str(threads),
+            "--hacksize",
+            str(settings.SA_HACKSIZE),
+            *common,
+        ],
+        "merge",
+    )
     shutil.rmtree(parts_dir, ignore_errors=True)
     tmp = sa_path + ".tmp"
-    _run([binary, "concat", "--data-file", ds_path, "--merged-dir", merged_dir, "--merged-file", tmp,
-          "--num-threads", str(threads), *common], "concat")
+    _run(
+        [
+            binary,
+            "concat",
+            "--data-file",
+            ds_path,
+            "--merged-dir",
+            merged_dir,
+            "--merged-file",
+            tmp,
+            "--num-threads",
+            str(threads),
+            *common,
+        ],
+        "concat",
+    )
     shutil.rmtree(work_dir, ignore_errors=True)
     expected = (ds_size // token_width) * ratio
     got = os.path.getsize(tmp)

@@ -84,4 +84,6 @@ def get_normalizer(name: str) -> Normalizer:
     try:
         return NORMALIZERS[name]
     except KeyError:
-        raise UsageError(f"unknown normalization {name!r}; choose one of: {', '.join(sorted(NORMALIZERS))}") from None
+        raise UsageError(
+            f"unknown normalization {name!r}; choose one of: {', '.join(sorted(NORMALIZERS))}"
+        ) from None

@@ -68,8 +68,11 @@ class HFTokenizer:
         self.name = spec
 
     def encode_batch(self, texts: list[str]) -> list[bytes]:
-        encs = self._tok.encode_batch_fast(texts, add_special_tokens=False) if hasattr(
-            self._tok, "encode_batch_fast") else self._tok.encode_batch(texts, add_special_tokens=False)
+        encs = (
+            self._tok.encode_batch_fast(texts, add_special_tokens=False)
+            if hasattr(self._tok, "encode_batch_fast")
+            else self._tok.encode_batch(texts, add_special_tokens=False)
+        )
         return [np.asarray(e.ids, dtype=self.dtype).tobytes() for e in encs]
 
     def encode(self, text: str) -> bytes:

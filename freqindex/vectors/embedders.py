@@ -55,21 +55,33 @@ class Embedder:
         """L2-normalized float32 vectors. Texts are batched by length (longest first) to limit padding."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self._kind == "st":  # sentence-transformers sorts by length itself: one call, no per-batch overhead
-            v = self._model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                                   show_progress_bar=False)
+        if (
+            self._kind == "st"
+        ):  # sentence-transformers sorts by length itself: one call, no per-batch overhead
+            v = self._model.encode(
+                texts,
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
             return v.astype(np.float32, copy=False)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for a in range(0, len(order), batch_size):
-            idx = order[a:a + batch_size]
+            idx = order[a : a + batch_size]
             out[idx] = self._encode_batch([texts[i] for i in idx])
         return out
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if self._kind == "st":
-            v = self._model.encode(texts, batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True,
-                                   show_progress_bar=False)
+            v = self._model.encode(
+                texts,
+                batch_size=len(texts),
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
             return v.astype(np.float32, copy=False)
         import torch
 
@@ -110,8 +122,11 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, threads: int | None = None) -> E
             model = st.SentenceTransformer(path, device="cpu")
         except Exception as exc:
             raise UsageError(f"cannot load sentence-transformers model {path!r}: {exc}") from None
-        dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
-               else model.get_sentence_embedding_dimension())
+        dim = (
+            model.get_embedding_dimension()
+            if hasattr(model, "get_embedding_dimension")
+            else model.get_sentence_embedding_dimension()
+        )
         return Embedder(name, int(dim), int(model.max_seq_length), model, "st")
     if name.startswith("clip:"):
         return _load_clip(name)
@@ -129,7 +144,9 @@ def _load_clip(name: str) -> Embedder:
         open_clip.add_model_config(str(cfg))
         model_name = cfg.stem
     if ckpt and not Path(os.path.expanduser(ckpt)).is_file():
-        raise UsageError(f"open_clip checkpoint not found: {ckpt} (a local file; hub tags need a reachable hub)")
+        raise UsageError(
+            f"open_clip checkpoint not found: {ckpt} (a local file; hub tags need a reachable hub)"
+        )
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=ckpt or None)
     except Exception as exc:
@@ -156,7 +173,9 @@ def encode_images(emb: Embedder, paths: list[str], batch_size: int = 32) -> np.n
     out = []
     with torch.no_grad():
         for a in range(0, len(paths), batch_size):
-            imgs = torch.stack([emb.preprocess(Image.open(p).convert("RGB")) for p in paths[a:a + batch_size]])
+            imgs = torch.stack(
+                [emb.preprocess(Image.open(p).convert("RGB")) for p in paths[a : a + batch_size]]
+            )
             v = emb._model.encode_image(imgs).float()
             out.append(torch.nn.functional.normalize(v, dim=-1).numpy())
     return np.concatenate(out) if out else np.zeros((0, emb.dim), np.float32)
@@ -180,7 +199,9 @@ def windows(spans: list[tuple[int, int]], chunk_tokens: int, stride: int) -> lis
     return out
 
 
-def multi_windows(spans: list[tuple[int, int]], sizes: tuple[int, ...], stride: int | None) -> list[tuple[int, int]]:
+def multi_windows(
+    spans: list[tuple[int, int]], sizes: tuple[int, ...], stride: int | None
+) -> list[tuple[int, int]]:
     """Windows of every size in ``sizes`` (stride: ``stride`` tokens, or half the window), deduplicated, in order.
 
     Several scales, because an eval item can sit anywhere inside a long document: a window much longer than

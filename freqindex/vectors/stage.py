@@ -40,9 +40,20 @@ def stored_texts(index, shard, lo: int, hi: int) -> list[str]:
     return out
 
 
-def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int, hi: int,
-                chunk_tokens: tuple[int, ...], stride: int | None, threads: int | None, out_dir: str, dtype: str,
-                image_root: str | None = None) -> dict:
+def embed_block(
+    index_dir: str,
+    model: str,
+    task_id: int,
+    shard_no: int,
+    lo: int,
+    hi: int,
+    chunk_tokens: tuple[int, ...],
+    stride: int | None,
+    threads: int | None,
+    out_dir: str,
+    dtype: str,
+    image_root: str | None = None,
+) -> dict:
     """Embed documents [lo, hi) of a shard: every window of each size in ``chunk_tokens`` (see multi_windows)."""
     from freqindex.suffix.index import Index
 
@@ -79,17 +90,28 @@ def embed_block(index_dir: str, model: str, task_id: int, shard_no: int, lo: int
     base = out / f"part-{task_id:05d}"
     np.save(str(base) + ".tmp.npy", vecs)
     os.replace(str(base) + ".tmp.npy", str(base) + ".npy")
-    pq.write_table(pa.table({"doc_id": doc_ids, "char_start": starts, "char_end": ends}, schema=META_SCHEMA),
-                   str(base) + ".tmp.parquet")
+    pq.write_table(
+        pa.table({"doc_id": doc_ids, "char_start": starts, "char_end": ends}, schema=META_SCHEMA),
+        str(base) + ".tmp.parquet",
+    )
     os.replace(str(base) + ".tmp.parquet", str(base) + ".parquet")
     return {"task": task_id, "docs": hi - lo, "vectors": len(doc_ids), "missing_images": missing}
 
 
-def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
-                  chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS, stride: int | None = DEFAULT_STRIDE,
-                  factory: str | None = None, dtype: str = "float32", block_bytes: int = EMBED_BLOCK_BYTES,
-                  image_root: str | None = None, precomputed: str | None = None,
-                  vector_field: str = "embedding", id_field: str = "id") -> dict:
+def run_embedding(
+    index_dir: str,
+    run_tasks: Callable,
+    model: str = "minilm-v1",
+    chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS,
+    stride: int | None = DEFAULT_STRIDE,
+    factory: str | None = None,
+    dtype: str = "float32",
+    block_bytes: int = EMBED_BLOCK_BYTES,
+    image_root: str | None = None,
+    precomputed: str | None = None,
+    vector_field: str = "embedding",
+    id_field: str = "id",
+) -> dict:
     """Embed a whole index through ``run_tasks`` (Spark or in-process), build the FAISS index, update the manifest."""
     if dtype not in ("float32", "float16"):
         raise UsageError("--dtype must be float32 or float16")
@@ -105,18 +127,25 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
     if image_root is not None and not Path(image_root).is_dir():
         raise UsageError(f"--image-root {image_root} is not a directory")
     if image_root is None and chunk_tokens[-1] + 2 > emb.max_tokens:
-        raise UsageError(f"--chunk-tokens {chunk_tokens[-1]} exceeds what {model} reads ({emb.max_tokens - 2})")
+        raise UsageError(
+            f"--chunk-tokens {chunk_tokens[-1]} exceeds what {model} reads ({emb.max_tokens - 2})"
+        )
     work = root / ".vectors.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     tasks = plan_tag_tasks(str(root), block_bytes) if precomputed is None else [(0, 0, 0)]
-    threads = None if precomputed is not None else max(
-        1, (os.cpu_count() or 1) // max(1, min(len(tasks), getattr(run_tasks, "parallelism", 1))))
+    threads = (
+        None
+        if precomputed is not None
+        else max(1, (os.cpu_count() or 1) // max(1, min(len(tasks), getattr(run_tasks, "parallelism", 1))))
+    )
     root_s, work_s = str(root), str(work)
 
     def task(i: int) -> dict:
         s, lo, hi = tasks[i]
-        return embed_block(root_s, model, i, s, lo, hi, chunk_tokens, stride, threads, work_s, dtype, image_root)
+        return embed_block(
+            root_s, model, i, s, lo, hi, chunk_tokens, stride, threads, work_s, dtype, image_root
+        )
 
     t = time.monotonic()
     if precomputed is not None:  # vectors supplied with the corpus: nothing to embed
@@ -136,7 +165,9 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
     parts = [work / f"part-{i:05d}.npy" for i in range(len(tasks))]
     if not index.is_trained:
         rng = np.random.default_rng(0)
-        sample_n = min(n, max(256 * 40, 50 * getattr(ann.faiss_module().extract_index_ivf(index), "nlist", 1)))
+        sample_n = min(
+            n, max(256 * 40, 50 * getattr(ann.faiss_module().extract_index_ivf(index), "nlist", 1))
+        )
         take = np.sort(rng.choice(n, size=sample_n, replace=False))
         allv = np.concatenate([np.load(p, mmap_mode="r") for p in parts]) if n <= 2_000_000 else None
         sample = allv[take] if allv is not None else _gather(parts, take)
@@ -145,23 +176,50 @@ def run_embedding(index_dir: str, run_tasks: Callable, model: str = "minilm-v1",
         index.add(np.load(p).astype(np.float32))
     ann.faiss_module().write_index(index, str(work / "index.faiss"))
     build_s = time.monotonic() - t
-    m = publish_stage(root, work, "vectors", {
-        "model": model, "dim": emb.dim, "chunk_tokens": list(chunk_tokens), "stride": stride or "half", "dtype": dtype,
-        "factory": fac, "nprobe": nprobe, "n_vectors": n, "parts": len(tasks),
-        "modality": "precomputed" if precomputed else ("image" if image_root else "text"),
-        "precomputed": str(Path(precomputed).resolve()) if precomputed else None,
-        "text": None if image_root else "stored (normalized) document text",
-        "image_root": str(Path(image_root).resolve()) if image_root else None,
-        "missing_images": sum(r.get("missing_images", 0) for r in results),
-    })
-    return {"index": str(root), "vectors": n, "missing_images": m["vectors"]["missing_images"],
-            "documents": sum(r["docs"] for r in results), "factory": fac,
-            "nprobe": nprobe, "tasks": len(tasks), "embed_seconds": round(embed_s, 2),
-            "faiss_seconds": round(build_s, 2), "seconds": round(time.monotonic() - t0, 2)}
+    m = publish_stage(
+        root,
+        work,
+        "vectors",
+        {
+            "model": model,
+            "dim": emb.dim,
+            "chunk_tokens": list(chunk_tokens),
+            "stride": stride or "half",
+            "dtype": dtype,
+            "factory": fac,
+            "nprobe": nprobe,
+            "n_vectors": n,
+            "parts": len(tasks),
+            "modality": "precomputed" if precomputed else ("image" if image_root else "text"),
+            "precomputed": str(Path(precomputed).resolve()) if precomputed else None,
+            "text": None if image_root else "stored (normalized) document text",
+            "image_root": str(Path(image_root).resolve()) if image_root else None,
+            "missing_images": sum(r.get("missing_images", 0) for r in results),
+        },
+    )
+    return {
+        "index": str(root),
+        "vectors": n,
+        "missing_images": m["vectors"]["missing_images"],
+        "documents": sum(r["docs"] for r in results),
+        "factory": fac,
+        "nprobe": nprobe,
+        "tasks": len(tasks),
+        "embed_seconds": round(embed_s, 2),
+        "faiss_seconds": round(build_s, 2),
+        "seconds": round(time.monotonic() - t0, 2),
+    }
 
 
-def write_precomputed(index_dir: str, source: str, out_dir: str, dim: int, vector_field: str = "embedding",
-                      id_field: str = "id", dtype: str = "float32") -> dict:
+def write_precomputed(
+    index_dir: str,
+    source: str,
+    out_dir: str,
+    dim: int,
+    vector_field: str = "embedding",
+    id_field: str = "id",
+    dtype: str = "float32",
+) -> dict:
     """Document vectors supplied with the corpus, written as one vector part (one vector per document).
 
     ``.npy`` files (one, or a directory of them in name order) are aligned with the documents in doc_id
@@ -181,7 +239,9 @@ def write_precomputed(index_dir: str, source: str, out_dir: str, dim: int, vecto
     if npys:
         vecs = np.concatenate([np.load(f).astype(np.float32) for f in npys])
         if vecs.ndim != 2 or len(vecs) != n_docs:
-            raise UsageError(f"--precomputed: {len(vecs)} vectors for {n_docs} documents (.npy rows must align with doc_id)")
+            raise UsageError(
+                f"--precomputed: {len(vecs)} vectors for {n_docs} documents (.npy rows must align with doc_id)"
+            )
         doc_ids = np.arange(n_docs, dtype=np.int64)
     else:
         ext_to_doc: dict[str, int] = {}
@@ -210,11 +270,24 @@ def write_precomputed(index_dir: str, source: str, out_dir: str, dim: int, vecto
     vecs = vecs / np.where(norms == 0, 1, norms)
     out = Path(out_dir)
     np.save(out / "part-00000.npy", vecs.astype(dtype))
-    pq.write_table(pa.table({"doc_id": doc_ids, "char_start": np.zeros(len(doc_ids), np.int32),
-                             "char_end": np.zeros(len(doc_ids), np.int32)}, schema=META_SCHEMA),
-                   out / "part-00000.parquet")
-    return {"task": 0, "docs": int(len(set(doc_ids.tolist()))), "vectors": int(len(vecs)),
-            "missing_images": 0, "missing_vectors": int(n_docs - len(set(doc_ids.tolist())))}
+    pq.write_table(
+        pa.table(
+            {
+                "doc_id": doc_ids,
+                "char_start": np.zeros(len(doc_ids), np.int32),
+                "char_end": np.zeros(len(doc_ids), np.int32),
+            },
+            schema=META_SCHEMA,
+        ),
+        out / "part-00000.parquet",
+    )
+    return {
+        "task": 0,
+        "docs": int(len(set(doc_ids.tolist()))),
+        "vectors": int(len(vecs)),
+        "missing_images": 0,
+        "missing_vectors": int(n_docs - len(set(doc_ids.tolist()))),
+    }
 
 
 def _gather(parts: list[Path], take: np.ndarray) -> np.ndarray:
