@@ -91,7 +91,7 @@ def main() -> None:
     analysis_s = time.perf_counter() - t
     stages[last[1]] = round(time.perf_counter() - last[0], 2)
     t = time.perf_counter()
-    from freqindex.analysis.report import write_outputs
+    from freqindex.report.analysis import write_outputs
 
     write_outputs(out / "analysis-bench", rows, summary, "bench")
     write_s = time.perf_counter() - t

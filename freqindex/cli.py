@@ -920,10 +920,9 @@ def analyze_cli(
     Example: freqindex analyze idx --eval test.jsonl --results solutions.jsonl --auto-concepts
     """
     from freqindex.analysis import core
-    from freqindex.analysis.report import items_table, write_outputs
     from freqindex.analysis.run import run_analysis
-    from freqindex.contamination.impact import load_results
-    from freqindex.evals import load_eval
+    from freqindex.evals import load_eval, load_results
+    from freqindex.report.analysis import items_table, write_outputs
 
     chosen = [x for x in (concept_field, concepts, auto_concepts or None) if x]
     if len(chosen) != 1:
@@ -1132,8 +1131,8 @@ def contamination_cli(
     Example: freqindex contamination idx --eval test.jsonl --fields question --fail-above 0.01
     """
     from freqindex.contamination.check import check_items, load_policy, parse_definitions
-    from freqindex.contamination.report import write_outputs
     from freqindex.evals import load_eval
+    from freqindex.report.contamination import write_outputs
 
     chosen = parse_definitions(definitions)
     idx = _open(index_dir)
@@ -1161,7 +1160,9 @@ def contamination_cli(
         )
     imp = imp_png = None
     if results:
-        from freqindex.contamination.impact import impact, impact_png, load_results
+        from freqindex.contamination.impact import impact
+        from freqindex.evals import load_results
+        from freqindex.report.contamination import impact_png
 
         imp = impact(records, load_results(results, items))
         imp_png = impact_png(imp)

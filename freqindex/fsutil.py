@@ -47,3 +47,22 @@ def fsync_dir(path: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_entry(path: Path) -> dict:
+    return {"size": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def marker_valid(marker: Path, root: Path) -> dict | None:
+    """The marker's content when every file it vouches for exists with the recorded size and sha256."""
+    if not marker.is_file():
+        return None
+    try:
+        info = read_json(marker)
+        for rel, meta in info["files"].items():
+            p = root / rel
+            if not p.is_file() or p.stat().st_size != meta["size"] or sha256_file(p) != meta["sha256"]:
+                return None
+        return info
+    except (OSError, ValueError, KeyError):
+        return None

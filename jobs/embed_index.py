@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from freqindex.settings import DEFAULT_MASTER
 from freqindex.vectors.stage import DEFAULT_CHUNK_TOKENS, DEFAULT_STRIDE, run_embedding
-from jobs.build_index import run_entry, spark_runner
+from jobs.spark import run_entry, spark_runner
 
 
 def run_embed(

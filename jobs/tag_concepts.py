@@ -15,7 +15,7 @@ from freqindex.concepts.vocab import load_vocabulary
 from freqindex.manifest import read_manifest
 from freqindex.settings import DEFAULT_MASTER
 from freqindex.text.normalize import get_normalizer
-from jobs.build_index import run_entry, spark_runner
+from jobs.spark import run_entry, spark_runner
 
 
 def run_tag(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from freqindex.errors import BadInputError, UsageError
-from freqindex.evals import EvalItem, load_eval_rows
+from freqindex.evals import EvalItem, load_rows
 from freqindex.suffix.index import Index
 
 AGGREGATES = ("min", "gmean", "max")
@@ -51,7 +51,7 @@ def concepts_from_field(items: list[EvalItem], field: str) -> dict[str, list[str
 
 
 def concepts_from_map(path: str, items: list[EvalItem]) -> dict[str, list[str]]:
-    rows = load_eval_rows(path)
+    rows = load_rows(path)
     if not rows:
         raise BadInputError(f"{path}: the concept map is empty")
     if not {"id", "concept"} <= set(rows[0]):

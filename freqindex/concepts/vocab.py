@@ -89,9 +89,9 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
         return [a for a in str(v).split("|")]
 
     if label_field is not None:  # an eval set: one concept per distinct label
-        from freqindex.evals import load_eval_rows
+        from freqindex.evals import load_rows
 
-        for i, row in enumerate(load_eval_rows(str(p)), 1):
+        for i, row in enumerate(load_rows(str(p)), 1):
             v = row.get(label_field)
             if v is None:
                 raise BadInputError(f"{path}: row {i} has no field {label_field!r}")

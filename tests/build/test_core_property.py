@@ -11,8 +11,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from freqindex.build import build_index, run_in_process
 from freqindex.config import BuildConfig
-from freqindex.driver import build_index, run_in_process
 from freqindex.query.count import count
 from freqindex.suffix.index import Index
 from tests.reference import BruteCorpus, ref_normalize

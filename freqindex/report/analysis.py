@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from freqindex.fsutil import atomic_write_bytes
+from freqindex.report.figures import pyplot, save_png
 
 ITEM_COLUMNS = (
     "id",
@@ -49,23 +50,8 @@ def items_table(rows: list[dict], eval_name: str):
     return pa.Table.from_pylist([{"eval": eval_name, **r} for r in rows], schema=schema)
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-
-
 def figures(rows: list[dict], summary: dict, out: Path) -> dict[str, str]:
-    plt = _plt()
+    plt = pyplot()
     models = list(summary["models"])
     paths = {}
     if not rows or not models:
@@ -108,7 +94,7 @@ def figures(rows: list[dict], summary: dict, out: Path) -> dict[str, str]:
     axes[0][0].set_ylabel("accuracy")
     axes[0][0].legend(fontsize=7)
     paths["accuracy_vs_frequency"] = "accuracy_vs_frequency.png"
-    _save(fig, out / paths["accuracy_vs_frequency"])
+    save_png(fig, out / paths["accuracy_vs_frequency"])
     # 2. similarity vs log frequency (one point per item)
     rs = by_model[models[0]]
     fig, ax = plt.subplots(figsize=(5, 3.8))
@@ -117,7 +103,7 @@ def figures(rows: list[dict], summary: dict, out: Path) -> dict[str, str]:
     ax.set_ylabel(f"similarity ({summary['data']['similarity']})")
     ax.set_title("Are frequent concepts' items more often near-copied?", fontsize=9)
     paths["similarity_vs_frequency"] = "similarity_vs_frequency.png"
-    _save(fig, out / paths["similarity_vs_frequency"])
+    save_png(fig, out / paths["similarity_vs_frequency"])
     # 3. slopes raw / controlled / pruned with intervals
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * n + 2), 3.8))
     kinds = (
@@ -142,7 +128,7 @@ def figures(rows: list[dict], summary: dict, out: Path) -> dict[str, str]:
     ax.set_ylabel("slope per log10 frequency (95% CI)")
     ax.legend(fontsize=7)
     paths["slopes"] = "slopes.png"
-    _save(fig, out / paths["slopes"])
+    save_png(fig, out / paths["slopes"])
     return paths
 
 

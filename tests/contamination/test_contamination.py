@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from freqindex.build import build_index, run_in_process
 from freqindex.config import BuildConfig
 from freqindex.contamination.check import Policy, check_items
 from freqindex.contamination.metrics import field_metrics, item_bytes, item_text
-from freqindex.driver import build_index, run_in_process
 from freqindex.evals import EvalItem
 from freqindex.suffix.index import Index
 from freqindex.suffix.matching import find_batch, longest_match_batch, matching_statistics_batch

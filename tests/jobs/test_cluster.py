@@ -76,7 +76,7 @@ def test_standalone_embedding_equals_the_pure_core(cluster, tmp_path):
 
     import numpy as np
 
-    from freqindex.driver import run_in_process
+    from freqindex.build import run_in_process
     from freqindex.vectors.stage import run_embedding
 
     url, _ = cluster

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 
+from freqindex.build import build_index, run_in_process
 from freqindex.config import BuildConfig
-from freqindex.driver import build_index, run_in_process
 from tests.conftest import GSM8K_TEST, GSM8K_TRAIN, REPO, WIKITEXT, cli
 from tests.reference import read_jsonl_docs, read_lines_docs
 

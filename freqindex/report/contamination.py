@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 
 from freqindex.fsutil import atomic_write_bytes
+from freqindex.report.figures import png_base64, pyplot
 
 
 def _hist_png(records: list[dict]) -> str | None:
     covs = [r["coverage"] for r in records if r["coverage"] is not None]
     if not covs:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = pyplot().subplots(figsize=(6, 3))
     ax.hist(covs, bins=20, range=(0, 1), color="#4477aa")
     ax.set_xlabel("coverage (fraction of item tokens inside a corpus match)")
     ax.set_ylabel("items")
     ax.set_yscale("log")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+    return png_base64(fig)
+
+
+def impact_png(imp: dict) -> str | None:
+    """Accuracy per model as items above a coverage are removed (base64 PNG), or None without results."""
+    if not imp["models"]:
+        return None
+    fig, ax = pyplot().subplots(figsize=(6, 3.2))
+    for model, d in imp["models"].items():
+        xs = [s["coverage_below"] for s in d["sweep"] if s["accuracy"] is not None]
+        ys = [s["accuracy"] for s in d["sweep"] if s["accuracy"] is not None]
+        ax.plot(xs, ys, marker="o", label=model)
+    ax.set_xlabel("keep items with coverage below")
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7)
+    return png_base64(fig)
 
 
 def _dirtiest(records: list[dict], n: int = 25) -> list[dict]:

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from freqindex.analysis.run import run_analysis
+from freqindex.build import build_index, run_in_process
 from freqindex.config import BuildConfig
-from freqindex.driver import build_index, run_in_process
 from freqindex.evals import load_eval
 from freqindex.suffix.index import Index
 from tests.conftest import cli
@@ -78,7 +78,7 @@ def make_world(root: Path, kind: str, seed: int, n_concepts: int = 60, per_conce
 
 
 def _analyze(world: dict, **kw):
-    from freqindex.contamination.impact import load_results
+    from freqindex.evals import load_results
 
     root = world["root"]
     idx = Index.open(root / "idx")

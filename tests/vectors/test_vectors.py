@@ -155,7 +155,7 @@ def test_neighbors_sql_view(planted):
 
 
 def test_spark_embedding_equals_the_pure_core(planted, tmp_path):
-    from freqindex.driver import run_in_process
+    from freqindex.build import run_in_process
     from freqindex.vectors.stage import run_embedding
 
     root, _, _ = planted

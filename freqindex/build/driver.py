@@ -19,20 +19,13 @@ from importlib import metadata as _md
 from pathlib import Path
 
 from freqindex import __version__, settings
-from freqindex.build import (
-    ShardPlan,
-    StageSettings,
-    clear_staging,
-    plan_shards,
-    tokenize_chunk,
-    write_quarantine,
-    write_shard,
-)
 from freqindex.config import BuildConfig
 from freqindex.corpus.readers import ChunkSpec, ReadOptions, expand_inputs, plan_chunks
+from freqindex.corpus.stage import StageSettings, tokenize_chunk, write_quarantine
 from freqindex.errors import BadInputError, FreqindexError, UsageError
 from freqindex.fsutil import atomic_write_json, fsync_dir, read_json, sha256_file
 from freqindex.manifest import read_manifest, write_manifest
+from freqindex.suffix.stage import ShardPlan, plan_shards, write_shard
 from freqindex.text.tokenizers import load_tokenizer
 
 TaskRunner = Callable[[str, Callable[[int], dict], int], list]
@@ -234,7 +227,7 @@ def build_index(
         "skipped_files": skipped,
         "tools": _tool_versions(),
     }
-    clear_staging(build_dir)
+    shutil.rmtree(Path(build_dir) / "_staging", ignore_errors=True)
     state_path.unlink(missing_ok=True)
     write_manifest(partial, manifest)
     fsync_dir(partial)

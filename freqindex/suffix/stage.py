@@ -1,0 +1,209 @@
+"""The second build stage as a pure core over files: plan contiguous, byte-balanced shards over the staged
+documents, then write each shard in infini-gram's format (tokenized/offset/metadata/metaoff), build its
+suffix array (``table.N``) and its part of the docs table. ``jobs/build_index.py`` runs it in Spark.
+
+Layout written into a build in progress::
+
+    sa/ tokenized.N offset.N metadata.N metaoff.N table.N
+    docs/part-N.parquet
+    _staging/shards/shard-N.done          marker with the checksums of the shard's files
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from freqindex import settings
+from freqindex.corpus.stage import StageSettings, chunk_paths
+from freqindex.errors import BuildError
+from freqindex.fsutil import atomic_write_json, file_entry, marker_valid
+from freqindex.suffix.sa_build import build_suffix_array
+from freqindex.text.tokenizers import load_tokenizer, separator
+
+DOCS_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.int64()),
+        ("shard", pa.int32()),
+        ("source", pa.string()),
+        ("line", pa.int64()),
+        ("ext_id", pa.string()),
+        ("n_bytes", pa.int64()),
+        ("n_tokens", pa.int64()),
+        ("content_hash", pa.string()),
+        ("tags", pa.list_(pa.string())),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    shard: int
+    doc_start: int  # global doc_id of the shard's first document
+    n_docs: int
+    slices: tuple[tuple[int, int, int], ...]  # (chunk_id, row_start, row_end)
+
+
+def default_shards(token_bytes: int) -> int:
+    """One shard per GiB of tokens (the memory one suffix-array build needs), and for a small corpus up to
+    ``settings.MIN_PARALLEL_SHARDS`` shards of at least 32 MiB: infini-gram's indexer is faster on several
+    smaller shards built side by side than on one. Depends on the data only, never on the cluster, so builds
+    stay byte-identical across masters. Each shard costs a little query latency (the engine searches shards
+    in threads), hence the cap."""
+    by_memory = math.ceil(token_bytes / settings.SHARD_TARGET_BYTES)
+    by_speed = min(settings.MIN_PARALLEL_SHARDS, math.ceil(token_bytes / settings.SMALL_SHARD_BYTES))
+    return max(1, by_memory, by_speed)
+
+
+def plan_shards(
+    build_dir: str, chunk_summaries: list[dict], n_shards: int | None, width: int
+) -> list[ShardPlan]:
+    """Split the documents (in global order: chunk order, then line) into contiguous, byte-balanced shards."""
+    staging = Path(build_dir) / "_staging"
+    sizes_per_chunk = []
+    for s in chunk_summaries:
+        if s["n_docs"] == 0:
+            sizes_per_chunk.append(np.zeros(0, dtype=np.int64))
+            continue
+        path, _, _ = chunk_paths(staging, s["chunk_id"])
+        n_tok = pq.read_table(path, columns=["n_tokens"]).column(0).to_numpy()
+        sizes_per_chunk.append((n_tok.astype(np.int64) + 1) * width)
+    sizes = np.concatenate(sizes_per_chunk) if sizes_per_chunk else np.zeros(0, dtype=np.int64)
+    n = int(sizes.size)
+    if n == 0:
+        return []
+    total = int(sizes.sum())
+    if n_shards is None:
+        n_shards = default_shards(total)
+    n_shards = min(n_shards, n)
+    cum = np.cumsum(sizes) - sizes  # byte start of every document
+    bounds = [0]
+    for k in range(1, n_shards):
+        b = int(np.searchsorted(cum, k * total / n_shards, side="left"))
+        b = max(b, bounds[-1] + 1)
+        b = min(b, n - (n_shards - k))
+        bounds.append(b)
+    bounds.append(n)
+    chunk_starts = np.cumsum([0] + [len(x) for x in sizes_per_chunk])
+    plans = []
+    for k in range(n_shards):
+        lo, hi = bounds[k], bounds[k + 1]
+        slices = []
+        for ci, s in enumerate(chunk_summaries):
+            c0, c1 = int(chunk_starts[ci]), int(chunk_starts[ci + 1])
+            a, b = max(lo, c0), min(hi, c1)
+            if a < b:
+                slices.append((s["chunk_id"], a - c0, b - c0))
+        plans.append(ShardPlan(k, lo, hi - lo, tuple(slices)))
+    return plans
+
+
+def write_shard(
+    plan: ShardPlan, sources: dict[int, str], st: StageSettings, build_dir: str, cpus: int
+) -> dict:
+    """Stage 2 for one shard: infini-gram shard files, its suffix array, and its part of the docs table."""
+    root = Path(build_dir)
+    staging = root / "_staging"
+    marker = staging / "shards" / f"shard-{plan.shard:05d}.done"
+    done = marker_valid(marker, root)
+    if done is not None:
+        done["resumed"] = True
+        return done
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    sa_dir = root / "sa"
+    docs_dir = root / "docs"
+    sa_dir.mkdir(exist_ok=True)
+    docs_dir.mkdir(exist_ok=True)
+    tokenizer_width = load_tokenizer(st.tokenizer, st.tokenizer_json).width
+    sep = separator(tokenizer_width)
+    s = plan.shard
+    names = {k: sa_dir / f"{k}.{s}" for k in ("tokenized", "offset", "metadata", "metaoff", "table")}
+    tmp = {k: Path(str(p) + ".tmp") for k, p in names.items()}
+    docs_cols: dict[str, list] = {k: [] for k in DOCS_SCHEMA.names}
+    ds_pos = 0
+    mt_pos = 0
+    doc_id = plan.doc_start
+    n_tokens = 0
+    with (
+        open(tmp["tokenized"], "wb") as ds,
+        open(tmp["offset"], "wb") as od,
+        open(tmp["metadata"], "wb") as mt,
+        open(tmp["metaoff"], "wb") as om,
+    ):
+        for chunk_id, r0, r1 in plan.slices:
+            path, _, _ = chunk_paths(staging, chunk_id)
+            table = pq.read_table(path).slice(r0, r1 - r0)
+            source = sources[chunk_id]
+            lines = table.column("line").to_pylist()
+            ext_ids = table.column("ext_id").to_pylist()
+            toks = table.column("tokens").to_pylist()
+            n_bytes = table.column("n_bytes").to_pylist()
+            n_toks = table.column("n_tokens").to_pylist()
+            hashes = table.column("content_hash").to_pylist()
+            tags = table.column("tags").to_pylist()
+            offsets = np.empty(len(toks), dtype="<u8")
+            metaoffs = np.empty(len(toks), dtype="<u8")
+            meta_parts = []
+            for i, t in enumerate(toks):
+                offsets[i] = ds_pos
+                ds_pos += len(sep) + len(t)
+                m = (
+                    json.dumps(
+                        {"doc_id": doc_id + i, "source": source, "line": lines[i], "id": ext_ids[i]},
+                        ensure_ascii=False,
+                        separators=(",", ":"),
+                    )
+                    + "\n"
+                ).encode()
+                metaoffs[i] = mt_pos
+                mt_pos += len(m)
+                meta_parts.append(m)
+            ds.write(b"".join(x for t in toks for x in (sep, t)))
+            od.write(offsets.tobytes())
+            mt.write(b"".join(meta_parts))
+            om.write(metaoffs.tobytes())
+            k = len(toks)
+            docs_cols["doc_id"].extend(range(doc_id, doc_id + k))
+            docs_cols["shard"].extend([s] * k)
+            docs_cols["source"].extend([source] * k)
+            docs_cols["line"].extend(lines)
+            docs_cols["ext_id"].extend(ext_ids)
+            docs_cols["n_bytes"].extend(n_bytes)
+            docs_cols["n_tokens"].extend(n_toks)
+            docs_cols["content_hash"].extend(hashes)
+            docs_cols["tags"].extend(tags)
+            doc_id += k
+            n_tokens += sum(n_toks)
+    if doc_id - plan.doc_start != plan.n_docs:
+        raise BuildError(f"shard {s}: wrote {doc_id - plan.doc_start} documents, planned {plan.n_docs}")
+    for k in ("tokenized", "offset", "metadata", "metaoff"):
+        os.replace(tmp[k], names[k])
+    build_suffix_array(
+        str(names["tokenized"]),
+        str(names["table"]),
+        str(staging / f"sa-work-{s}"),
+        tokenizer_width,
+        cpus,
+        st.sa_mem_gib,
+    )
+    docs_path = docs_dir / f"part-{s:05d}.parquet"
+    pq.write_table(pa.table(docs_cols, schema=DOCS_SCHEMA), str(docs_path) + ".tmp")
+    os.replace(str(docs_path) + ".tmp", docs_path)
+    summary = {
+        "shard": s,
+        "doc_start": plan.doc_start,
+        "n_docs": plan.n_docs,
+        "n_tokens": n_tokens,
+        "ds_bytes": ds_pos,
+        "files": {str(p.relative_to(root)): file_entry(p) for p in [*names.values(), docs_path]},
+    }
+    atomic_write_json(marker, summary)
+    summary["resumed"] = False
+    return summary
