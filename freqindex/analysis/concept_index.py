@@ -72,40 +72,46 @@ def concept_doc_sets(index: Index, vocab, source: str, count: str) -> dict[int, 
 
 
 def load_test_items(path: str, index: Index) -> tuple[np.ndarray, np.ndarray]:
-    """(benchmark per item, L2-normalized vectors) of a test-item table: ``benchmark`` and a ``vector``
-    (list of floats, the test image's embedding) or a ``text`` (embedded with the index's model, normalized
-    like the stored documents)."""
+    """(benchmark per item, L2-normalized vectors) of a test-item table: ``benchmark`` and, per row, a
+    ``vector`` (a list of floats: the test image's embedding in the index's vector space) or a ``text``
+    (embedded with the index's own model, normalized like the stored documents)."""
     from freqindex.analysis.per_concept import read_table
 
     df = read_table(path, ("benchmark",), "test items")
     bench = df["benchmark"].map(lambda v: "" if v is None else str(v).strip()).to_numpy()
     if (bench == "").any():
         raise BadInputError(f"{path}: row {int(np.flatnonzero(bench == '')[0]) + 1}: benchmark is empty")
+    if "vector" not in df.columns and "text" not in df.columns:
+        raise BadInputError(f"{path}: test items need a 'vector' or a 'text' column (and 'benchmark')")
     dim = int(index.manifest["vectors"]["dim"])
-    if "vector" in df.columns:
-        try:
-            vecs = np.asarray([np.asarray(v, dtype=np.float32) for v in df["vector"]], dtype=np.float32)
-        except (TypeError, ValueError):
-            raise BadInputError(f"{path}: every vector must be a list of {dim} numbers") from None
-        if vecs.ndim != 2 or vecs.shape[1] != dim:
-            raise BadInputError(f"{path}: vectors must have {dim} numbers (the index's dimension)")
-    elif "text" in df.columns:
+    vectors = df["vector"].tolist() if "vector" in df.columns else [None] * len(df)
+    texts = df["text"].tolist() if "text" in df.columns else [None] * len(df)
+    out = np.zeros((len(df), dim), dtype=np.float32)
+    to_embed: list[int] = []
+    for i, (v, t) in enumerate(zip(vectors, texts)):
+        if v is not None and not (isinstance(v, float) and np.isnan(v)):
+            try:
+                arr = np.asarray(v, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise BadInputError(f"{path}: row {i + 1}: the vector is not a list of numbers") from None
+            if arr.shape != (dim,):
+                raise BadInputError(f"{path}: row {i + 1}: the vector must hold {dim} numbers (the index's)")
+            out[i] = arr
+        elif isinstance(t, str) and t.strip():
+            to_embed.append(i)
+        else:
+            raise BadInputError(f"{path}: row {i + 1}: no vector and no text")
+    if to_embed:
         from freqindex.vectors.embedders import load_embedder
 
-        texts = df["text"].map(lambda v: "" if v is None else str(v))
-        empty = np.flatnonzero((texts.str.strip() == "").to_numpy())
-        if empty.size:
-            raise BadInputError(f"{path}: row {int(empty[0]) + 1}: text is empty")
         emb = load_embedder(index.manifest["vectors"]["model"])
-        vecs = emb.encode([index.normalizer.document(t) for t in texts])
-    else:
-        raise BadInputError(f"{path}: test items need a 'vector' or a 'text' column (and 'benchmark')")
-    if not np.isfinite(vecs).all():
+        out[to_embed] = emb.encode([index.normalizer.document(texts[i]) for i in to_embed])
+    if not np.isfinite(out).all():
         raise BadInputError(f"{path}: a vector holds NaN or infinity")
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
     if (norms == 0).any():
         raise BadInputError(f"{path}: row {int(np.flatnonzero(norms[:, 0] == 0)[0]) + 1}: the vector is zero")
-    return bench, (vecs / norms).astype(np.float32)
+    return bench, out / norms
 
 
 def documents_near(index: Index, vectors: np.ndarray, threshold: float, start_k: int = 256) -> np.ndarray:

@@ -137,12 +137,19 @@ def read_table(path: str, required: tuple[str, ...], what: str) -> pd.DataFrame:
     from freqindex.evals.tables import load_rows
 
     try:
-        rows = load_rows(path, what)
+        if path.lower().endswith(".csv") and Path(path).is_file():  # pandas' C parser: every cell a string
+            try:
+                df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
+            except pd.errors.EmptyDataError:
+                df = pd.DataFrame()
+            except pd.errors.ParserError as exc:
+                raise BadInputError(f"{path}: bad CSV: {' '.join(str(exc).split())}") from None
+        else:
+            df = pd.DataFrame.from_records(load_rows(path, what))
     except UnicodeDecodeError as exc:
         raise BadInputError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    if not rows:
+    if df.empty:
         raise BadInputError(f"{path}: the {what} file has no rows")
-    df = pd.DataFrame.from_records(rows)
     missing = [c for c in required if c not in df.columns]
     if missing:
         cols = ", ".join(str(c) for c in df.columns)
@@ -154,32 +161,33 @@ def read_table(path: str, required: tuple[str, ...], what: str) -> pd.DataFrame:
 
 
 def _numeric(df: pd.DataFrame, column: str, path: str) -> np.ndarray:
-    """``column`` as float; empty cells become NaN, anything else that is not a number is an error."""
+    """``column`` as float; empty cells become NaN, anything else that is not a finite number is an error."""
     raw = df[column]
-    empty = raw.isna() | raw.map(lambda v: isinstance(v, str) and not v.strip())
-    vals = pd.to_numeric(raw.where(~empty, None).map(_plain_number), errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(np.isnan(vals) & ~empty.to_numpy())
+    if pd.api.types.is_bool_dtype(raw):
+        raise BadInputError(f"{path}: {column} holds true/false, not numbers")
+    if pd.api.types.is_numeric_dtype(raw):
+        vals = raw.to_numpy(dtype=float)
+        empty = np.isnan(vals)
+    else:
+        text = raw.map(lambda v: "bad" if isinstance(v, bool) else v)  # True/False are not numbers
+        empty = (raw.isna() | (raw.astype(str).str.strip() == "")).to_numpy()
+        vals = pd.to_numeric(text.where(~empty, None), errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero((np.isnan(vals) & ~empty) | np.isinf(vals))
     if bad.size:
         i = int(bad[0])
         raise BadInputError(f"{path}: row {i + 1}: {column} {raw.iloc[i]!r} is not a number")
     return vals
 
 
-def _plain_number(v):
-    if isinstance(v, bool):  # True/False are not counts or accuracies
-        return "bad"
-    return v
-
-
 def _names(df: pd.DataFrame, column: str, path: str) -> pd.Series:
+    """``column`` as strings; an empty cell (null) is an error naming the row."""
     vals = df[column]
-    bad = vals.map(lambda v: not isinstance(v, str))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        if vals.iloc[i] is None or (isinstance(vals.iloc[i], float) and math.isnan(vals.iloc[i])):
-            raise BadInputError(f"{path}: row {i + 1}: {column} is empty")
-        return vals.map(str)
-    return vals
+    if pd.api.types.infer_dtype(vals, skipna=False) == "string":
+        return vals
+    missing = np.flatnonzero(vals.isna().to_numpy())
+    if missing.size:
+        raise BadInputError(f"{path}: row {int(missing[0]) + 1}: {column} is empty")
+    return vals.map(str)
 
 
 def _keys(names: pd.Series, normalize) -> pd.Series:
@@ -394,13 +402,20 @@ def join_counts(
         if ((b, k) not in used_specific if b is not None else k not in used_keys)
     ]
     # concepts that some models have and others lack
-    keys_all = set(zip(table["benchmark"], table["concept_key"]))
-    names = dict(zip(zip(table["benchmark"], table["concept_key"]), table["concept"]))
+    key_cols = ["benchmark", "concept_key"]
+    all_models = sorted(set(table["model"]))
+    per_key = table.groupby(key_cols, sort=True)["model"].nunique()
+    partial = per_key[per_key < len(all_models)]
     missing_results: dict[str, list[dict]] = {}
-    for model, g in table.groupby("model", sort=True):
-        lacks = keys_all - set(zip(g["benchmark"], g["concept_key"]))
-        if lacks:
-            missing_results[model] = [{"benchmark": b, "concept": names[(b, k)]} for b, k in sorted(lacks)]
+    if len(partial):
+        names = table.drop_duplicates(key_cols).set_index(key_cols)["concept"]
+        sub = table.merge(partial.index.to_frame(index=False), on=key_cols)
+        present = sub.groupby(key_cols, sort=True)["model"].agg(set)
+        for (b, k), models_with in present.items():
+            for model in all_models:
+                if model not in models_with:
+                    missing_results.setdefault(model, []).append({"benchmark": b, "concept": names[(b, k)]})
+        missing_results = {m: missing_results[m] for m in sorted(missing_results)}
     if no_count:
         warnings.append(
             f"{len(no_count)} concepts of {results_label} have no count in {counts_label} "
@@ -482,14 +497,11 @@ def bin_index(count: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def fixed_effect_slope(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float | None:
-    """The slope of y on x with one intercept per group (statsmodels OLS on [x, group dummies])."""
-    import statsmodels.api as sm
-
-    codes = np.unique(groups, return_inverse=True)[1]
-    dummies = np.zeros((len(x), int(codes.max()) + 1))
-    dummies[np.arange(len(x)), codes] = 1.0
-    fit = sm.OLS(np.asarray(y, dtype=float), np.column_stack([np.asarray(x, dtype=float), dummies])).fit()
-    slope = float(fit.params[0])
+    """The least-squares slope of y on x with one intercept per group: the within estimator with unit
+    weights (the same algebra as every bootstrap draw; tests check it against statsmodels OLS with group
+    dummies). None when x does not vary within any group."""
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+    slope = float(weighted_fixed_effect_slopes(np.ones((1, len(x))), x, y, codes)[0, 0])
     return slope if math.isfinite(slope) else None
 
 

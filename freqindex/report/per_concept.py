@@ -72,6 +72,7 @@ def figure(summary: dict, out: Path) -> str | None:
     if not models:
         return None
     plt = pyplot()
+    source = "/".join(Path(summary["settings"]["results"]).parts[-2:])
     pruned = any(m.get("pruned") and m["pruned"].get("binned") for m in models.values())
     panels = [("binned", "counts")] + ([("pruned", "pruned counts")] if pruned else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False, sharey=True)
@@ -94,7 +95,7 @@ def figure(summary: dict, out: Path) -> str | None:
             )
         ax.set_xscale("log")
         ax.set_xlabel(f"concept frequency ({label}; bin upper edge, log scale)")
-        ax.set_title(f"Mean per-class accuracy per frequency bin: {label}", fontsize=9)
+        ax.set_title(f"{source}: mean per-class accuracy per frequency bin ({label})", fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=6 if len(models) > 8 else 8, ncol=2 if len(models) > 12 else 1)
     axes[0][0].set_ylabel("mean zero-shot accuracy (%)")
@@ -126,6 +127,7 @@ def report_html(summary: dict, fig: str | None) -> str:
     match, warnings, caveats."""
     e = html.escape
     d, st, models, um = summary["data"], summary["settings"], summary["models"], summary["unmatched"]
+    title = "/".join(Path(st["results"]).parts[-2:])
     counts = d["counts"]
     if counts["kind"] == "file":
         source = f"the file {e(counts['path'])}, column <code>{e(counts['count_column'])}</code>"
@@ -153,8 +155,7 @@ def report_html(summary: dict, fig: str | None) -> str:
         bins_rows.append(f"<tr><td>{e(name)}</td>{cells}</tr>")
     first = next(iter(models.values()))
     head = "".join(
-        f"<th>{i}<br>{'= ' if i == 0 else '&le; '}{math.exp(b['hi']):,.0f}</th>"
-        for i, b in enumerate(first["binned"]["bins"])
+        f"<th>{i}<br>&le; {math.exp(b['hi']):,.0f}</th>" for i, b in enumerate(first["binned"]["bins"])
     )
     reasons = "".join(
         f"<li><b>{e(n)}</b>: {e(m['verdict'])}: {e(m['verdict_reason'])}</li>" for n, m in models.items()
@@ -191,15 +192,15 @@ def report_html(summary: dict, fig: str | None) -> str:
     else:
         control = "<li>Similarity control: none given, so no verdict can say the effect survives it.</li>"
     img = f'<figure><img src="{e(fig)}" alt="accuracy vs concept frequency"></figure>' if fig else ""
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>freqindex analyze (per concept): {e(d["name"])}</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>freqindex analyze (per concept): {e(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1150px;margin:2em auto;line-height:1.45}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:3px 6px;font-size:12px;text-align:right}}td:first-child{{text-align:left}}
 img{{max-width:100%}}code{{background:#f4f4f4}}</style></head><body>
-<h1>Concept frequency and per-class accuracy ({e(d["name"])})</h1>
+<h1>Concept frequency and per-class accuracy ({e(title)})</h1>
 <h2>Question</h2><p>{e(summary["question"])}</p>
 <h2>Data</h2><ul>
 <li>Results: {e(st["results"])}: {d["n_models"]} models, {d["n_concepts"]:,} concepts in {len(d["benchmarks"])} benchmarks
-({e(", ".join(d["benchmarks"]))}). Accuracy found as a <b>{e(d["accuracy_scale_found"])}</b> ({e(d["accuracy_scale_reason"])});
+({e(", ".join(d["benchmarks"]))}). Accuracy scale found: <b>{e(d["accuracy_scale_found"])}</b> ({e(d["accuracy_scale_reason"])});
 everything below is in percent.</li>
 <li>Counts: {source}; {d["concepts_with_zero_count"]:,} concepts have a count of 0. Names matched per benchmark after
 <code>{e(counts["normalization"])}</code> normalization.</li>
