@@ -41,6 +41,11 @@ def resolve_count(index: Index, vocab, count: str) -> tuple[str, str]:
     if count in ("tags", "matched"):
         if not index.manifest.get("config", {}).get("tags_field"):
             raise UsageError(f"--count {count} needs an image-caption index built with --tags-field")
+        if index.manifest.get("concepts", {}).get("key") != vocab.key:
+            raise UsageError(
+                f"--count {count} reads the index's concept tags, and it is not tagged with this vocabulary: "
+                f"run `freqindex tag {index.path} --concepts VOCAB` first (or use --count caption)"
+            )
         return count, resolve_source(index, vocab, "tags")
     return count, resolve_source(index, vocab, "auto")
 

@@ -58,6 +58,7 @@ COUNTS_COLUMNS = ("benchmark", "concept", "count")
 RESULTS_COLUMNS = ("model", "benchmark", "concept", "accuracy")
 MIN_CONCEPTS = 10  # fewer concepts for a model: no slope, verdict inconclusive
 MIN_DRAWS = 20  # fewer valid bootstrap draws: no interval
+BOOTSTRAP_CELLS = 4_000_000  # bootstrap weights held at once (draws x concepts; 32 MB as float64)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,6 @@ class _Inputs:
     table: pd.DataFrame  # model, benchmark, concept, concept_key, accuracy, count[, pruned_count]
     unmatched: dict
     warnings: list[str] = field(default_factory=list)
-    data: dict = field(default_factory=dict)
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -233,6 +233,7 @@ def load_results_table(path: str, normalize, scale: str = "auto") -> tuple[pd.Da
             f"{path}: row {i + 1}: accuracy {acc[i]:g} is outside [0, 100] "
             f"({outside.size} such rows; give a fraction in [0, 1] or a percentage)"
         )
+    found_auto = scale == "auto"
     if scale == "auto":
         scale = "fraction" if high <= 1 else "percent"
         reason = "every accuracy lies in [0, 1]" if scale == "fraction" else f"accuracies reach {high:g}"
@@ -242,6 +243,11 @@ def load_results_table(path: str, normalize, scale: str = "auto") -> tuple[pd.Da
             raise BadInputError(f"{path}: --accuracy-scale fraction, but accuracies reach {high:g}")
     if scale == "fraction":
         acc = acc * 100.0
+        if found_auto and np.isin(acc[~missing], (0.0, 100.0)).all() and (~missing).sum() >= MIN_CONCEPTS:
+            warnings.append(
+                f"{path}: every accuracy is 0 or 1, read as fractions (0% or 100%); "
+                "give --accuracy-scale percent if they are percentages"
+            )
     out["accuracy"] = acc
     empty_name = (out["concept_key"] == "").to_numpy() | (out["model"] == "").to_numpy()
     empty_name |= (out["benchmark"] == "").to_numpy()
@@ -505,12 +511,13 @@ def fixed_effect_slope(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> floa
     return slope if math.isfinite(slope) else None
 
 
-def bootstrap_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """(draws, n) integer weights: how often each of ``n`` concepts was drawn in each resample."""
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(n_boot, n))
-    flat = (draws + (np.arange(n_boot, dtype=np.int64) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+def bootstrap_weights(rng: np.random.Generator, n_draws: int, n: int) -> np.ndarray:
+    """(n_draws, n) weights: how often each of ``n`` concepts was drawn in each resample, from
+    ``rng.integers(0, n, (n_draws, n))`` (successive calls continue the same stream, so drawing in chunks
+    gives the same draws as drawing at once)."""
+    draws = rng.integers(0, n, size=(n_draws, n))
+    flat = (draws + (np.arange(n_draws, dtype=np.int64) * n)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_draws * n).reshape(n_draws, n).astype(np.float64)
 
 
 def weighted_fixed_effect_slopes(
@@ -677,22 +684,22 @@ def analyze_table(
         codes = np.unique(g0["benchmark"].to_numpy(), return_inverse=True)[1]
         counts = g0["count"].to_numpy(dtype=float)
         ys = np.column_stack([per_model[m]["accuracy"].to_numpy(dtype=float) for m in names])
-        w = bootstrap_weights(n, n_boot, seed) if n >= 2 else np.zeros((0, n))
-        raw_boot = (
-            weighted_fixed_effect_slopes(w, np.log10(np.maximum(counts, 1.0)), ys, codes)
-            if n >= 2
-            else np.full((0, len(names)), np.nan)
-        )
-        pruned_boot = None
+        x = np.log10(np.maximum(counts, 1.0))
+        raw_boot = np.full((n_boot, len(names)), np.nan)
+        pruned_boot = np.full((n_boot, len(names)), np.nan)
         if has_pruned:
             pc = g0["pruned_count"].to_numpy(dtype=float)
             ok = np.isfinite(pc)
             pcodes = np.unique(g0["benchmark"].to_numpy()[ok], return_inverse=True)[1]
-            pruned_boot = (
-                weighted_fixed_effect_slopes(w[:, ok], np.log10(np.maximum(pc[ok], 1.0)), ys[ok], pcodes)
-                if ok.sum() >= 2
-                else np.full((w.shape[0], len(names)), np.nan)
-            )
+            px = np.log10(np.maximum(pc[ok], 1.0))
+        if n >= 2:  # draws in chunks of about BOOTSTRAP_CELLS weights, the same stream as drawing at once
+            rng = np.random.default_rng(seed)
+            step = max(1, BOOTSTRAP_CELLS // n)
+            for a in range(0, n_boot, step):
+                w = bootstrap_weights(rng, min(step, n_boot - a), n)
+                raw_boot[a : a + len(w)] = weighted_fixed_effect_slopes(w, x, ys, codes)
+                if has_pruned and ok.sum() >= 2:
+                    pruned_boot[a : a + len(w)] = weighted_fixed_effect_slopes(w[:, ok], px, ys[ok], pcodes)
         for j, m in enumerate(names):
             acc = ys[:, j]
             block = {

@@ -18,6 +18,7 @@ from freqindex.build import build_index, run_in_process
 from freqindex.concepts.stage import run_tagging
 from freqindex.concepts.vocab import load_vocabulary
 from freqindex.config import BuildConfig
+from freqindex.errors import BadInputError
 from freqindex.text.normalize import get_normalizer
 from tests.conftest import DATA, FLICKR, cli
 from tests.reference import ref_normalize
@@ -106,6 +107,37 @@ def test_counts_from_the_index_equal_freqindex_concepts(flickr):
         assert ref[(c.benchmark, c.concept)]["caption_doc_frequency"] == n, c.concept
 
 
+def test_other_vocabulary_counts_captions_from_the_suffix_arrays(flickr, tmp_path):
+    """A vocabulary the index was not tagged with: caption counts straight from the suffix arrays (equal to a
+    brute force over the captions); tag counts need tagging first (a one-line error)."""
+    from freqindex.errors import UsageError
+
+    root, _, _ = flickr
+    (tmp_path / "vocab.txt").write_text("dog\nbeach\ntennis ball\n")
+    pd.DataFrame(
+        [
+            {"model": "m", "benchmark": b, "concept": c, "accuracy": 50.0}
+            for b in ("x", "y")
+            for c in ("dog", "beach")
+        ]
+    ).to_csv(tmp_path / "results.csv", index=False)
+    cfg = dict(
+        results=str(tmp_path / "results.csv"), index=str(root / "idx"), vocabulary=str(tmp_path / "vocab.txt")
+    )
+    rows, s = run_concept_analysis(ConceptAnalysisConfig(**cfg, bootstrap=20))
+    assert s["data"]["counts"]["source"] == "suffix" and s["data"]["counts"]["count"] == "caption"
+    texts = [
+        f" {ref_normalize(json.loads(ln)['text'])} " for ln in (root / "caps.jsonl").read_text().splitlines()
+    ]
+    forms = {"dog": ("dog", "dogs"), "beach": ("beach", "beaches")}
+    for c, n in zip(rows["concept"], rows["count"]):
+        assert n == sum(any(f" {f} " in t for f in forms[c]) for t in texts), c
+    assert len(rows) == 4  # a vocabulary without benchmarks matches the name in every benchmark
+    assert s["unmatched"]["no_result"] == [{"benchmark": None, "concept": "tennis ball"}]
+    with pytest.raises(UsageError, match="not tagged with this vocabulary"):
+        run_concept_analysis(ConceptAnalysisConfig(**cfg, count="tags"))
+
+
 def test_cli_on_an_index_writes_the_sql_view(flickr):
     root, vocab, reference = flickr
     p = cli(
@@ -155,7 +187,7 @@ FILLER = ["a", "the", "on", "near", "with", "big", "small", "red", "blue", "runn
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
-    """400 short captions whose vectors are their all-MiniLM-L6-v2 embeddings (shipped with the corpus)."""
+    """250 short captions whose vectors are their all-MiniLM-L6-v2 embeddings (shipped with the corpus)."""
     pytest.importorskip("sentence_transformers", reason="the embed extra is not installed")
     from freqindex.vectors.embedders import load_embedder
     from freqindex.vectors.stage import run_embedding
@@ -163,7 +195,7 @@ def embedded(tmp_path_factory):
     root = tmp_path_factory.mktemp("pruning")
     rng = random.Random(11)
     docs = []
-    for i in range(400):
+    for i in range(250):
         words = rng.sample(FILLER, 5) + rng.sample(WORDS, rng.randint(1, 3))
         rng.shuffle(words)
         docs.append(f"{' '.join(words)} number {i}")
@@ -232,6 +264,16 @@ def test_pruning_by_test_item_similarity_equals_brute_force(embedded, tmp_path):
         assert n == len(holding), c
         assert pn == len(holding - near[b]), (b, c)
     assert all(m["pruned"]["source"].startswith("index documents") for m in s["models"].values())
+    pd.DataFrame([{"benchmark": "photos", "caption": "x"}]).to_csv(tmp_path / "bad_items.csv", index=False)
+    with pytest.raises(BadInputError, match="need a 'vector' or a 'text' column"):
+        run_concept_analysis(
+            ConceptAnalysisConfig(
+                results=str(tmp_path / "results.csv"),
+                index=str(root / "idx"),
+                vocabulary=str(tmp_path / "vocab.json"),
+                test_items=str(tmp_path / "bad_items.csv"),
+            )
+        )
     # the growing-k search finds the same documents as the brute force when it starts from k=2
     idx = Index.open(root / "idx")
     dense = np.repeat(q_photos[:1], 3, axis=0)
