@@ -856,7 +856,7 @@ def analyze_cli(
     index_dir: Annotated[
         str | None,
         typer.Argument(
-            metavar="[DIR]",
+            metavar="DIR",
             help="Index directory (--normalize simple; embedded for neighbour similarity). Not needed with "
             "--concept-counts.",
             show_default=False,
@@ -876,7 +876,9 @@ def analyze_cli(
     out_dir: Annotated[
         str | None,
         typer.Option(
-            "--out", help="Output directory \\[default: DIR/evals/NAME/analysis].", show_default=False
+            "--out",
+            help="Output directory \\[default: DIR/evals/NAME/analysis; per concept: DIR/evals/NAME/concept_analysis].",
+            show_default=False,
         ),
     ] = None,
     concept_field: Annotated[
