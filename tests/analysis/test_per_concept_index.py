@@ -264,6 +264,12 @@ def test_pruning_by_test_item_similarity_equals_brute_force(embedded, tmp_path):
         assert n == len(holding), c
         assert pn == len(holding - near[b]), (b, c)
     assert all(m["pruned"]["source"].startswith("index documents") for m in s["models"].values())
+    # before any CLI run wrote a view file, the view exists, empty, with the columns of items.parquet
+    from freqindex.report.per_concept import items_schema
+    from freqindex.sqlcat import run_query
+
+    empty = run_query(root / "idx", "SELECT * FROM concept_analysis")
+    assert empty.num_rows == 0 and empty.schema.names == items_schema().names
     pd.DataFrame([{"benchmark": "photos", "caption": "x"}]).to_csv(tmp_path / "bad_items.csv", index=False)
     with pytest.raises(BadInputError, match="need a 'vector' or a 'text' column"):
         run_concept_analysis(
