@@ -88,7 +88,7 @@ def _check_model(m: dict, g: pd.DataFrame, count_col: str, n_bins: int = 12) -> 
     assert m["binned"]["p"] == pytest.approx(r.pvalue, rel=1e-9)
     for i, got in enumerate(m["binned"]["bins"]):
         assert got["n"] == int((b == i).sum())
-        assert got["hi"] == pytest.approx(edges[i])
+        assert got["hi"] == pytest.approx(edges[i]) and got["lo"] == pytest.approx(edges[max(i - 1, 0)])
         assert (got["mean"] is None) == (means[i] is None)
         if means[i] is not None:
             assert got["mean"] == pytest.approx(means[i], abs=1e-12)
@@ -97,6 +97,7 @@ def _check_model(m: dict, g: pd.DataFrame, count_col: str, n_bins: int = 12) -> 
     assert m["slope"] == pytest.approx(fit.params["x"], rel=1e-9, abs=1e-9)
     rho = spearmanr(count, acc)
     assert m["spearman"]["rho"] == pytest.approx(rho.statistic, abs=1e-12)
+    assert m["spearman"]["p"] == pytest.approx(rho.pvalue, rel=1e-9, abs=1e-300)
     # the percentile bootstrap interval agrees with a heteroscedasticity-robust Wald interval
     lo, hi = fit.get_robustcov_results("HC1").conf_int()[list(fit.params.index).index("x")]
     width = hi - lo
@@ -275,6 +276,10 @@ def test_pruned_fits_and_bootstrap_recomputed_draw_by_draw(tmp_path):
             )
             assert block["slope"] == pytest.approx(smf.ols("y ~ x + C(bench)", d).fit().params["x"], rel=1e-9)
             assert block["spearman"]["rho"] == pytest.approx(spearmanr(count, acc).statistic, abs=1e-12)
+            assert block["binned"]["p"] == pytest.approx(rr.pvalue, rel=1e-9)
+        assert m["pruned"]["n_concepts"] == len(g)
+        assert m["pruned"]["concepts_with_lower_count"] == int((g["pruned_count"] < g["count"]).sum())
+        assert m["pruned"]["difference"]["slope"] == pytest.approx(m["slope"] - m["pruned"]["slope"])
         n = len(g)
         draws = np.random.default_rng(11).integers(0, n, size=(40, n))
         bench = pd.get_dummies(g["benchmark"]).to_numpy(dtype=float)
