@@ -40,6 +40,12 @@ _EMPTY_ANALYSIS = (
     "NULL::BIGINT AS similarity_doc_id, NULL::BIGINT AS longest_match_chars, "
     "NULL::DOUBLE AS longest_match_fraction WHERE false)"
 )
+_EMPTY_CONCEPT_ANALYSIS = (
+    "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS model, NULL::VARCHAR AS benchmark, NULL::VARCHAR AS concept, "
+    "NULL::VARCHAR AS concept_key, NULL::DOUBLE AS accuracy, NULL::DOUBLE AS count, NULL::DOUBLE AS log_count, "
+    "NULL::DOUBLE AS log10_count, NULL::BIGINT AS bin, NULL::DOUBLE AS pruned_count, NULL::BIGINT AS pruned_bin, "
+    "NULL::VARCHAR AS verdict WHERE false)"
+)
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -62,6 +68,8 @@ def view_statements(index_dir: str | Path) -> list[str]:
     cont = f"read_parquet('{idx}/evals/*/contamination.parquet')" if has_cont else _EMPTY_CONTAMINATION
     has_an = any((root / "evals").glob("*/analysis.parquet")) if (root / "evals").is_dir() else False
     an = f"read_parquet('{idx}/evals/*/analysis.parquet')" if has_an else _EMPTY_ANALYSIS
+    has_ca = any((root / "evals").glob("*/concept_analysis.parquet")) if (root / "evals").is_dir() else False
+    ca = f"read_parquet('{idx}/evals/*/concept_analysis.parquet')" if has_ca else _EMPTY_CONCEPT_ANALYSIS
     text = (
         text.replace("{index}", idx)
         .replace("{concept_vocab}", vocab)
@@ -69,6 +77,7 @@ def view_statements(index_dir: str | Path) -> list[str]:
         .replace("{neighbors}", nb)
         .replace("{contamination}", cont)
         .replace("{analysis}", an)
+        .replace("{concept_analysis}", ca)
     )
     body = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]

@@ -49,3 +49,8 @@ SELECT * FROM {contamination};
 -- Per eval item and model: concepts, frequency, pruned frequency, similarity, correctness (`freqindex analyze`).
 CREATE VIEW analysis_items AS
 SELECT * FROM {analysis};
+
+-- Per model and concept: per-class accuracy (percent), concept count, its bin, pruned count, the model's verdict
+-- (`freqindex analyze DIR --concepts VOCAB --concept-results RESULTS`).
+CREATE VIEW concept_analysis AS
+SELECT * FROM {concept_analysis};
