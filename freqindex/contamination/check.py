@@ -27,6 +27,7 @@ from freqindex.contamination.metrics import (
 )
 from freqindex.errors import UsageError
 from freqindex.evals import EvalItem
+from freqindex.fsutil import read_text
 from freqindex.query.count import _term_doc_ids
 from freqindex.suffix.index import Index
 from freqindex.suffix.matching import matching_statistics_batch
@@ -70,8 +71,7 @@ def load_policy(path: str | None, **overrides) -> Policy:
     data: dict = {}
     if path:
         try:
-            with open(path, "rb") as f:
-                data = tomllib.load(f)
+            data = tomllib.loads(read_text(path))
         except FileNotFoundError:
             raise UsageError(f"policy file not found: {path}") from None
         except tomllib.TOMLDecodeError as exc:
