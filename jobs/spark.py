@@ -179,6 +179,9 @@ def _spark_error(exc: BaseException, log_path: str | None = None) -> BuildError:
     return BuildError(f"a Spark task failed: {spark_failure_cause(str(exc))[:500]}{where}")
 
 
+_JVM_LOG: dict[str, str | None] = {"path": None}
+
+
 class SparkTaskRunner:
     """Runs ``fn(i)`` for ``i in range(n)`` as ``n`` Spark tasks (``mapInArrow`` over ``spark.range``).
 
@@ -197,29 +200,44 @@ class SparkTaskRunner:
         self.on_progress = on_progress
         self.master, self.conf, self.app_name = master, conf or {}, app_name
         self.start_seconds = 0.0
-        self.log_path: str | None = None
+
+    @property
+    def log_path(self) -> str | None:
+        """The log file of this process's JVM (shared by every runner of the process), when freqindex
+        started the JVM."""
+        return _JVM_LOG["path"]
 
     @property
     def spark(self):
         if self._spark is None:
+            from pyspark import SparkContext
+
             t = time.monotonic()
-            fd, self.log_path = tempfile.mkstemp(prefix="freqindex-spark-", suffix=".log")
-            os.close(fd)
+            if SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+                fd, _JVM_LOG["path"] = tempfile.mkstemp(prefix="freqindex-spark-", suffix=".log")
+                os.close(fd)
+            log_path = self.log_path
             try:
-                self._spark = get_spark(self.master, self.app_name, self.conf, self.log_path)
+                self._spark = get_spark(self.master, self.app_name, self.conf, log_path)
             except Exception as exc:
-                log = Path(self.log_path).read_text(errors="replace") if os.path.exists(self.log_path) else ""
+                log = (
+                    Path(log_path).read_text(errors="replace")
+                    if log_path and os.path.exists(log_path)
+                    else ""
+                )
                 cause = spark_failure_cause(log) if log.strip() else spark_failure_cause(str(exc))
+                where = f" (Spark's log: {log_path})" if log else ""
                 raise BuildError(
-                    f"Spark could not start (--master {self.master}): {cause[:500]} (Spark's log: {self.log_path})"
+                    f"Spark could not start (--master {self.master}): {cause[:500]}{where}"
                 ) from None
             self.start_seconds = round(time.monotonic() - t, 3)
         return self._spark
 
     def discard_log(self) -> None:
-        """Remove the JVM's log file (after a run that needs no diagnosis)."""
-        if self.log_path:
-            Path(self.log_path).unlink(missing_ok=True)
+        """Remove the JVM's log file (once the session stopped after a run that needs no diagnosis)."""
+        if _JVM_LOG["path"]:
+            Path(_JVM_LOG["path"]).unlink(missing_ok=True)
+            _JVM_LOG["path"] = None
 
     @property
     def started(self) -> bool:

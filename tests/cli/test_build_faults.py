@@ -83,8 +83,18 @@ def test_spark_that_cannot_start_or_cannot_run_python(tmp_path):
     corpus = tmp_path / "c"
     corpus.mkdir()
     (corpus / "a.jsonl").write_text("".join(GSM8K_TRAIN.read_text().splitlines(keepends=True)[:50]))
+    env = {"TMPDIR": str(tmp_path)}  # where Spark's log goes
     p = cli(
-        "build", corpus, "-o", tmp_path / "x", "--text-field", "question", "--master", "bogus://x", check=3
+        "build",
+        corpus,
+        "-o",
+        tmp_path / "x",
+        "--text-field",
+        "question",
+        "--master",
+        "bogus://x",
+        check=3,
+        env=env,
     )
     err = p.stderr.strip().splitlines()
     assert err[-1].startswith(
@@ -93,6 +103,8 @@ def test_spark_that_cannot_start_or_cannot_run_python(tmp_path):
     ), err
     assert err[-1].endswith("nothing of the unfinished build was kept") and len(err) == 2, err
     _no_traceback(p.stderr)
+    log = Path(re.search(r"Spark's log: (\S+)\)", err[-1]).group(1))
+    assert log.parent == tmp_path and "at org.apache.spark.deploy.SparkSubmit" in log.read_text()
     p = cli(
         "build",
         corpus,
@@ -105,6 +117,7 @@ def test_spark_that_cannot_start_or_cannot_run_python(tmp_path):
         "--conf",
         "spark.pyspark.python=/nonexistent/bin/python3",
         check=3,
+        env=env,
     )
     err = p.stderr.strip().splitlines()
     assert err[-1].startswith(
@@ -126,7 +139,17 @@ def test_a_full_disk_is_named_and_the_partial_build_reported(tmp_path):
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a size-limited tmpfs here: {mounted.stderr.decode().strip()}")
     try:
-        p = cli("build", WIKITEXT, "--text-per-line", "-o", mnt / "idx", "--master", "local[1]", check=3)
+        p = cli(
+            "build",
+            WIKITEXT,
+            "--text-per-line",
+            "-o",
+            mnt / "idx",
+            "--master",
+            "local[1]",
+            check=3,
+            env={"TMPDIR": str(tmp_path)},
+        )
         err = p.stderr.strip().splitlines()[-1]
         assert err.startswith("error: no space left on device: "), p.stderr
         partial = mnt / ".idx.partial"
