@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from freqindex.build import build_index, run_in_process
+from freqindex.config import BuildConfig
 from freqindex.corpus.readers import Bad, Blank, ReadOptions, Record, expand_inputs, plan_chunks, read_chunk
 from freqindex.errors import UsageError
 from tests.conftest import GSM8K_TRAIN
@@ -286,3 +288,10 @@ def test_mid_stream_corruption_keeps_every_record_before_the_damage(tmp_path, co
         assert line == max(ln for ln, _ in bad(items)) and "this line and everything after it" in reason
         offset = int(reason.split(" at byte ")[1].split(" ")[0].replace(",", ""))
         assert at <= offset <= len(blob), reason
+    # the build keeps exactly those records (the last damaged file) and quarantines the rest with the offset
+    summary = build_index(
+        BuildConfig(inputs=(str(p),), output=str(tmp_path / "idx"), text_field="question"), run_in_process
+    )
+    assert (
+        summary["documents"] == expected and summary["quarantine_by_reason"]["corrupt compressed stream"] == 1
+    )
