@@ -143,10 +143,10 @@ _PY_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|E
 _CANNOT_RUN = re.compile(r'Cannot run program "([^"]*)": error=\d+, (.*)')
 
 
-def spark_failure_cause(text: str) -> str:
+def spark_failure_cause(text: str, guess: bool = True) -> str | None:
     """The one line that says why a Spark job or Spark's start failed, from the text of its exception (or
     of the JVM's log): the executors' Python missing, the last Python exception a task raised, or the
-    first Java exception, never a stack frame."""
+    last Java exception, never a stack frame. Nothing of the kind: the last line when ``guess``, else None."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in lines:
         m = _CANNOT_RUN.search(ln)
@@ -171,6 +171,8 @@ def spark_failure_cause(text: str) -> str:
     java = [ln for ln in candidates if re.match(r"^(Caused by: )?[\w.$]+(Exception|Error)\b", ln)]
     if java:
         return java[-1].removeprefix("Caused by: ")
+    if not guess:
+        return None
     return candidates[-1] if candidates else "unknown cause"
 
 
@@ -225,8 +227,8 @@ class SparkTaskRunner:
                     if log_path and os.path.exists(log_path)
                     else ""
                 )
-                cause = spark_failure_cause(log) if log.strip() else spark_failure_cause(str(exc))
-                where = f" (Spark's log: {log_path})" if log else ""
+                cause = spark_failure_cause(log, guess=False) or spark_failure_cause(str(exc))
+                where = f" (Spark's log: {log_path})" if log.strip() else ""
                 raise BuildError(
                     f"Spark could not start (--master {self.master}): {cause[:500]}{where}"
                 ) from None
