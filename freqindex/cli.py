@@ -48,8 +48,9 @@ def _handle_errors(fn):
         except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
             if os.environ.get("FREQINDEX_DEBUG"):
                 raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+                f"[bold red]internal error:[/] {type(exc).__name__}: {first} "
                 "(run with FREQINDEX_DEBUG=1 for the traceback)",
                 highlight=False,
             )
@@ -268,6 +269,7 @@ def build_cli(
             "shards",
             "token_dtype",
             "input_files",
+            "skipped_files",
             "quarantined",
             "blank_lines",
             "resumed_tasks",
@@ -426,12 +428,23 @@ def info_cli(
             f"{c['quarantined']:,}" + (f" {c['quarantine_by_reason']}" if c["quarantined"] else ""),
         ),
         ("blank lines", f"{c['blank_lines']:,}"),
+        ("skipped files", _skipped_row(m.get("skipped_files") or [])),
         ("index bytes", f"{sum(f['size'] for f in m['files'].values()):,}"),
         ("tools", ", ".join(f"{k} {v}" for k, v in m["tools"].items())),
     ]
     for k, v in rows:
         t.add_row(k, v)
     out.print(t)
+
+
+def _skipped_row(skipped: list) -> str:
+    """Input files found and not read: count, then name (reason); older manifests list bare paths."""
+    if not skipped:
+        return "0"
+    from freqindex.corpus.readers import describe_skipped
+
+    pairs = [(s["path"], s["reason"]) if isinstance(s, dict) else (s, "unknown format") for s in skipped]
+    return f"{len(pairs):,}: {describe_skipped(pairs)}"
 
 
 @app.command("verify")
@@ -485,8 +498,8 @@ def demo_corpus_cli(
 
 
 def _progress(enabled: bool = True):
-    """A rich progress display on stderr (only on a terminal) and the (description, done, total) callback
-    that the Spark runner reports task progress through."""
+    """A rich progress display on stderr (only on a terminal; otherwise plain lines) and the (description,
+    done, total) callback that the Spark runner reports task progress through."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(
@@ -498,8 +511,15 @@ def _progress(enabled: bool = True):
         disable=not (enabled and err.is_terminal),
     )
     tasks: dict[str, int] = {}
+    lines = None
+    if enabled and not err.is_terminal:  # a log: plain lines instead of a bar
+        from freqindex.progress import LineProgress
+
+        lines = LineProgress(lambda m: err.print(m, highlight=False))
 
     def on_progress(desc: str, done: int, total: int) -> None:
+        if lines is not None:
+            lines(desc, done, total)
         if desc not in tasks:
             tasks[desc] = progress.add_task(desc, total=total)
         progress.update(tasks[desc], completed=done, total=total)
@@ -659,6 +679,7 @@ def sql_cli(
 
     Example: freqindex sql idx "SELECT source, count(*) FROM docs GROUP BY ALL" --format csv
     """
+    from freqindex.fsutil import read_text
     from freqindex.sqlcat import export_catalog, run_query
 
     if export:
@@ -669,7 +690,7 @@ def sql_cli(
         raise UsageError("give either a QUERY or --file")
     if file:
         try:
-            query = Path(file).read_text(encoding="utf-8")
+            query = read_text(file)
         except OSError as exc:
             raise UsageError(f"cannot read {file}: {exc.strerror}") from None
     if fmt not in ("table", "csv", "json", "parquet"):

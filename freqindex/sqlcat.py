@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from freqindex.errors import UsageError
+from freqindex.errors import BadInputError, UsageError
 from freqindex.manifest import read_manifest
 
 _EMPTY_VOCAB = (
@@ -93,7 +93,13 @@ def open_catalog(index_dir: str | Path) -> duckdb.DuckDBPyConnection:
     con.execute("SET autoinstall_known_extensions=false")
     con.execute("SET autoload_known_extensions=false")
     for s in stmts:
-        con.execute(s)
+        try:
+            con.execute(s)
+        except duckdb.IOException as exc:  # a table's files are missing: the index is damaged, not the query
+            first = str(exc).strip().splitlines()[0].removeprefix("IO Error: ")
+            raise BadInputError(
+                f"{root} is damaged: {first} (`freqindex verify` names every bad file)"
+            ) from None
     con.execute("SET lock_configuration=true")
     return con
 
