@@ -59,6 +59,43 @@ def _handle_errors(fn):
     return wrapper
 
 
+CacheDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-dir",
+        help="Where an index given as a URL is cached locally \\[default: $FREQINDEX_CACHE_DIR, else the user "
+        "cache directory, e.g. ~/.cache/freqindex].",
+        show_default=False,
+    ),
+]
+StorageOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--storage-option",
+        help="KEY=VALUE for the filesystem of a URL (repeatable), e.g. endpoint_url=http://host:9000; "
+        "SCHEME.KEY=VALUE applies to one scheme only. Credentials come from the usual environment.",
+        show_default=False,
+    ),
+]
+
+
+def _local_index(location: str, cache_dir: str | None, storage_option: list[str] | None) -> str:
+    """The local directory of an index given as DIR or URL: a URL (s3://, gs://, hdfs://, abfs://) is opened
+    through the verified local cache (freqindex.remote), which pulls what is missing or changed first."""
+    from freqindex import storage
+
+    if not storage.is_url(location):
+        return storage.local_path(location) if location.startswith("file://") else location
+    from freqindex.remote import local_index
+
+    return local_index(
+        location,
+        cache_dir,
+        storage.parse_storage_options(storage_option),
+        on_message=lambda m: err.print(m, highlight=False),
+    )
+
+
 def _print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
@@ -89,11 +126,17 @@ def build_cli(
     inputs: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Files, directories or globs: .jsonl[.gz|.zst], .parquet, .txt, .tsv (id<TAB>text).",
+            help="Files, directories or globs, local or URLs (s3://, gs://, hdfs://, abfs://): "
+            ".jsonl[.gz|.zst], .parquet, .txt, .tsv (id<TAB>text).",
             show_default=False,
         ),
     ] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Index directory to create.")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", help="Index directory, or URL (s3://bucket/idx, gs://, hdfs://, abfs://)."
+        ),
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="auto | jsonl | parquet | text | tsv.")] = "auto",
     text_field: Annotated[
         str, typer.Option(help="JSON/Parquet field holding the text.")
@@ -159,6 +202,15 @@ def build_cli(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")
     ] = False,
+    storage_option: StorageOpt = None,
+    scratch_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Executor-local directory where tasks build before uploading to an --output URL "
+            "\\[default: Spark's local directories, else the temp directory].",
+            show_default=False,
+        ),
+    ] = None,
     concepts: Annotated[
         str | None,
         typer.Option(
@@ -182,8 +234,14 @@ def build_cli(
     written to a temporary directory and renamed into place when complete, so a killed build never leaves
     an index that looks complete: run the same command again and it resumes.
 
+    Inputs and --output may be URLs; then no filesystem is shared: tasks read their own chunks, build in
+    local scratch and upload, and manifest.json is written last.
+
     Example: freqindex build corpus/ --output idx --format jsonl --shards 2
+
+    Example: freqindex build s3://bucket/dump/ -o s3://bucket/idx --storage-option endpoint_url=http://minio:9000
     """
+    from freqindex import storage
     from freqindex.config import BuildConfig, load_toml
 
     table = load_toml(config) if config else {}
@@ -221,7 +279,15 @@ def build_cli(
         master=pick("master", master),
         chunk_bytes=(chunk_mb * 1024 * 1024) if chunk_mb else table.get("chunk_bytes", settings.CHUNK_BYTES),
         spark_conf=tuple(conf_pairs) or tuple(table.get("spark_conf", {}).items()),
+        storage_options=storage.parse_storage_options(storage_option)
+        or storage.parse_storage_options(table.get("storage_options")),
+        scratch_dir=pick("scratch_dir", scratch_dir),
     ).validate()
+    if storage.is_url(cfg.output) and (concepts is not None or embed):
+        raise UsageError(
+            "--concepts and --embed write into a local index: build to a URL, then `freqindex pull` it and "
+            "tag or embed the local copy (or build locally)"
+        )
     if dry_run:
         _print_json(cfg.to_dict())
         return
@@ -307,7 +373,9 @@ def _open(index_dir: str):
 @app.command("count")
 @_handle_errors
 def count_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     query: Annotated[
         str | None,
         typer.Argument(help="String to count; ' AND ' / ' OR ' make a CNF query.", show_default=False),
@@ -331,6 +399,8 @@ def count_cli(
         int, typer.Option(help="AND queries: clauses must fall within this many tokens.")
     ] = settings.MAX_DIFF_TOKENS,
     json_out: Annotated[bool, typer.Option("--json", help="Print {query, count, unit, approx}.")] = False,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Count a string exactly, normalized and tokenized exactly as the index was.
 
@@ -341,7 +411,7 @@ def count_cli(
     """
     from freqindex.query.count import count
 
-    idx = _open(index_dir)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
     kw = dict(unit=unit, literal=literal, max_clause_freq=max_clause_freq, max_diff_tokens=max_diff_tokens)
     if file:
         if query is not None:
@@ -368,7 +438,9 @@ def count_cli(
 @app.command("docs")
 @_handle_errors
 def docs_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     query: Annotated[str, typer.Argument(help="String to look up (' OR ' alternatives allowed).")],
     limit: Annotated[
         int, typer.Option(help="Documents to show (the first by doc_id).")
@@ -377,6 +449,8 @@ def docs_cli(
         bool, typer.Option("--literal", help="Look the query up as written: no OR parsing.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per document.")] = False,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """List documents that contain QUERY: doc_id, external id, source file and line, and a snippet.
 
@@ -384,7 +458,7 @@ def docs_cli(
     """
     from freqindex.query.docs import find_docs
 
-    idx = _open(index_dir)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
     n, hits = find_docs(idx, query, limit=limit, literal=literal)
     if json_out:
         for h in hits:
@@ -402,20 +476,29 @@ def docs_cli(
 @app.command("info")
 @_handle_errors
 def info_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the whole manifest as JSON.")] = False,
+    storage_option: StorageOpt = None,
 ):
     """Show what an index holds: documents, tokens, shards, tokenizer, normalization, quarantine, tools."""
+    from freqindex import storage
     from freqindex.manifest import read_manifest
 
-    m = read_manifest(index_dir)
+    if storage.is_url(index_dir):  # the manifest is all `info` reads: no need to pull the index
+        from freqindex.remote import remote_manifest
+
+        m, _ = remote_manifest(index_dir, storage.parse_storage_options(storage_option))
+    else:
+        m = read_manifest(index_dir)
     if json_out:
         _print_json(m)
         return
     c = m["counts"]
     t = Table(show_header=False, box=None)
     rows = [
-        ("index", str(Path(index_dir).resolve())),
+        ("index", index_dir if storage.is_url(index_dir) else str(Path(index_dir).resolve())),
         ("created", m["created"]),
         ("documents", f"{c['documents']:,}"),
         ("tokens", f"{c['tokens']:,} ({m['token_dtype']})"),
@@ -450,15 +533,24 @@ def _skipped_row(skipped: list) -> str:
 @app.command("verify")
 @_handle_errors
 def verify_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    storage_option: StorageOpt = None,
 ):
     """Check every file of an index against the sizes and sha256 sums in its manifest (exit 1 on mismatch)."""
+    from freqindex import storage
     from freqindex.errors import CheckFailedError
     from freqindex.manifest import verify
 
     try:
-        res = verify(index_dir)
+        if storage.is_url(index_dir):  # in place: sizes, then sha256 streamed from the store
+            from freqindex.remote import verify_remote
+
+            res = verify_remote(index_dir, storage.parse_storage_options(storage_option))
+        else:
+            res = verify(index_dir)
     except CheckFailedError as exc:
         if json_out:
             _print_json({"index": index_dir, "ok": False, "error": str(exc)})
@@ -469,6 +561,42 @@ def verify_cli(
     else:
         out.print(
             f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest",
+            highlight=False,
+        )
+
+
+@app.command("pull")
+@_handle_errors
+def pull_cli(
+    url: Annotated[
+        str, typer.Argument(metavar="URL", help="Index URL (s3://bucket/idx, gs://, hdfs://, abfs://).")
+    ],
+    dest: Annotated[str, typer.Argument(metavar="DIR", help="Local directory to copy the index into.")],
+    workers: Annotated[int, typer.Option(help="Files downloaded at once.")] = 8,
+    storage_option: StorageOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+):
+    """Copy an index from object storage into a local directory, every file checked against the manifest.
+
+    Parallel and resumable: run it again after an interruption and files already verified are kept, a cut-off
+    download continues. The manifest is written last, so DIR opens as an index only when complete.
+
+    Example: freqindex pull s3://bucket/idx idx && freqindex count idx " dog "
+    """
+    from freqindex import storage
+    from freqindex.remote import pull
+
+    if not storage.is_url(url):
+        raise UsageError(f"pull takes an index URL (s3://, gs://, hdfs://, abfs://), got {url!r}")
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    res = pull(url, dest, storage.parse_storage_options(storage_option), workers=workers)
+    if json_out:
+        _print_json(res)
+    else:
+        out.print(
+            f"pulled {res['index']} into {res['dir']}: {res['files']} files ({res['downloaded']} downloaded, "
+            f"{res['kept']} already there and verified), every one checked against the manifest",
             highlight=False,
         )
 
@@ -577,7 +705,9 @@ def tag_cli(
 @app.command("concepts")
 @_handle_errors
 def concepts_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     concepts: Annotated[
         str, typer.Option("--concepts", help="Vocabulary file (see `freqindex tag --help`).")
     ],
@@ -594,6 +724,8 @@ def concepts_cli(
         typer.Option("--out", help="Write the table (.parquet, .csv or .jsonl).", show_default=False),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per concept.")] = False,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Occurrences and document frequency of every concept, from tags or straight from the suffix arrays.
 
@@ -605,7 +737,7 @@ def concepts_cli(
     from freqindex.concepts.vocab import load_vocabulary
     from freqindex.query.concepts import concept_counts
 
-    idx = _open(index_dir)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
     vocab = load_vocabulary(concepts, idx.normalizer, exact, label_field)
     for w in vocab.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -650,7 +782,9 @@ def _write_table(table, path: str, fmt: str | None = None) -> None:
 @app.command("sql")
 @_handle_errors
 def sql_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     query: Annotated[str | None, typer.Argument(help="One SELECT statement.", show_default=False)] = None,
     file: Annotated[
         str | None,
@@ -671,6 +805,8 @@ def sql_cli(
         ),
     ] = None,
     max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Read-only SQL (DuckDB) over the index's tables: docs, quarantine, concept_*, neighbors, neighbor_max.
 
@@ -682,6 +818,7 @@ def sql_cli(
     from freqindex.fsutil import read_text
     from freqindex.sqlcat import export_catalog, run_query
 
+    index_dir = _local_index(index_dir, cache_dir, storage_option)
     if export:
         p = export_catalog(index_dir, export)
         err.print(f"wrote {p}: open it with `duckdb {p}` and query the views", highlight=False)
@@ -816,7 +953,7 @@ def embed_cli(
 @app.command("neighbors")
 @_handle_errors
 def neighbors_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (embedded).")],
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory or URL (embedded).")],
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
     fields: Annotated[
         str | None,
@@ -839,6 +976,8 @@ def neighbors_cli(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per (item, document).")
     ] = False,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Top-k pretraining documents for every eval item: doc_id, external id, window, cosine similarity, snippet.
 
@@ -848,7 +987,7 @@ def neighbors_cli(
     from freqindex.evals import load_eval
     from freqindex.query.neighbors import NEIGHBOR_SCHEMA, max_similarity, neighbors
 
-    idx = _open(index_dir)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
     items = load_eval(eval_file, id_field, fields.split(",") if fields else None, template)
     name = Path(eval_file).name.split(".")[0]
     rows = neighbors(idx, items, k, name)
@@ -992,6 +1131,8 @@ def analyze_cli(
     exact: Annotated[
         bool, typer.Option("--exact", help="Per concept on DIR: no singular/plural inflections.")
     ] = False,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Is the frequency effect a similarity effect? Joins each item's concept frequency, its similarity to the
     corpus and per-model correctness; fits accuracy against log frequency raw, controlled for similarity,
@@ -1006,6 +1147,8 @@ def analyze_cli(
 
     Example: freqindex analyze --concept-counts counts.csv --concept-results results.csv --out out/
     """
+    if index_dir is not None:
+        index_dir = _local_index(index_dir, cache_dir, storage_option)
     if concept_results is not None or concept_counts is not None:
         if eval_file or results or concept_field or auto_concepts or prune_sweep:
             raise UsageError(
@@ -1191,7 +1334,8 @@ def serve_cli(
     index_dirs: Annotated[
         list[str],
         typer.Argument(
-            metavar="DIR...", help="Index directories to serve; each is addressed by its directory name."
+            metavar="DIR...",
+            help="Index directories or URLs to serve; each is addressed by its directory name (a URL's last part).",
         ),
     ],
     host: Annotated[
@@ -1213,6 +1357,8 @@ def serve_cli(
     log_level: Annotated[
         str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")
     ] = "info",
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Serve indexes over HTTP: count, docs, concepts, neighbors, contamination, read-only SQL, /metrics and
     an OpenAPI spec at /docs and /openapi.json. SIGTERM finishes in-flight requests, then exits.
@@ -1244,7 +1390,7 @@ def serve_cli(
         raise UsageError(f"binding {host} exposes the service: give --token-file (or bind 127.0.0.1)")
     if workers < 1 or not 0 < timeout <= 3600:
         raise UsageError("--workers must be >= 1 and --timeout in (0, 3600]")
-    dirs = [str(Path(d).resolve()) for d in index_dirs]
+    dirs = [str(Path(_local_index(d, cache_dir, storage_option)).resolve()) for d in index_dirs]
     app_obj = create_app(dirs, token, timeout)  # open everything once here: bad indexes fail before binding
     kw = dict(
         host=host, port=port, log_level=log_level, timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_S
@@ -1265,7 +1411,9 @@ def serve_cli(
 @app.command("contamination")
 @_handle_errors
 def contamination_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
     fields: Annotated[
         str, typer.Option(help="Fields to check, each on its own (question or question,answer).")
@@ -1313,6 +1461,8 @@ def contamination_cli(
         ),
     ] = "all",
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Is this eval set in this corpus? Exact verbatim metrics per item from the suffix arrays, every
     standard definition (GPT-3, PaLM, 50-character / infini-gram mini), semantic similarity when the index
@@ -1325,7 +1475,7 @@ def contamination_cli(
     from freqindex.report.contamination import write_outputs
 
     chosen = parse_definitions(definitions)
-    idx = _open(index_dir)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
     policy = load_policy(config, min_len=min_len, skip=skip, fail_above=fail_above)
     field_list = [f.strip() for f in fields.split(",") if f.strip()]
     items = load_eval(eval_file, id_field, field_list)

@@ -17,6 +17,7 @@ SMALL_SHARD_BYTES = 32 * 1024**2
 SA_BUILD_MEM_GIB = 4  # memory budget handed to infini-gram's indexer per shard
 SA_HACKSIZE = 100_000  # overlap between parts, the same value infini-gram's own script uses
 TOKENIZE_BATCH = 4096  # documents per Arrow batch handed to the tokenizer
+LOCK_LEASE_S = 120.0  # object-store output lock: a holder renews its lease every quarter of this
 
 # Queries
 MAX_QUERY_CHARS = 10_000

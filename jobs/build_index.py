@@ -5,7 +5,10 @@ Runnable with spark-submit too::
 
     spark-submit --master spark://HOST:7077 jobs/build_index.py --config build.toml
 
-Executors must share the output filesystem with the driver (a shared or network filesystem on a cluster).
+Inputs and the output may be URLs (``s3://``, ``gs://``, ``hdfs://``, ``abfs://``): executors then read
+their own input chunks from the store, build in local scratch and upload their finished files; they share
+no filesystem with the driver. A local ``--output`` on a cluster must be on a filesystem every executor
+mounts (NFS, a shared volume).
 """
 
 from __future__ import annotations
@@ -48,10 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def job() -> dict:
-        table = load_toml(args.config)
-        table["inputs"] = tuple(table.get("inputs", ()))
-        table["spark_conf"] = tuple(dict(table.get("spark_conf", {})).items())
-        return run_build(BuildConfig(**table), overwrite=args.overwrite, on_message=print)
+        return run_build(
+            BuildConfig.from_table(load_toml(args.config)), overwrite=args.overwrite, on_message=print
+        )
 
     return run_entry(job)
 

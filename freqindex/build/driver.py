@@ -1,10 +1,12 @@
 """The build driver: plans chunks and shards, runs the stage cores through a task runner, publishes atomically.
 
-Pure Python; ``jobs/build_index.py`` supplies a runner that executes the tasks in Spark. The index is written
-to ``.NAME.partial`` beside the output and renamed into place only once its manifest is written, so a
-directory with a manifest is always complete. A rerun resumes: a task whose ``.done`` marker and checksums
-match is not redone; a partial build of other input or settings is discarded. A lock beside the output
-(``freqindex.build.lock``) keeps a second build of the same output out from planning to publishing.
+Pure Python; ``jobs/build_index.py`` supplies a runner that executes the tasks in Spark. Where the files go
+is a :class:`~freqindex.build.target.BuildTarget`: a local output is written to ``.NAME.partial`` beside it
+and renamed into place only once its manifest is written; an output URL gets every file at its final key
+and ``manifest.json`` last. Either way a manifest means a complete index. A rerun resumes: a task whose
+``.done`` marker and checksums match is not redone; an unfinished build of other input or settings is
+discarded. A lock beside the output (``freqindex.build.lock``) keeps a second build of the same output out
+from planning to publishing. The driver only plans, collects the tasks' small summaries and publishes.
 """
 
 from __future__ import annotations
@@ -12,30 +14,30 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib import metadata as _md
-from pathlib import Path
 
 from freqindex import __version__, settings
-from freqindex.build.guards import check_output_apart_from_inputs, failure_message
+from freqindex.build.faults import fault_point
+from freqindex.build.guards import check_output_apart_from_inputs
 from freqindex.build.lock import OutputLock, lock_for
+from freqindex.build.target import BuildTarget, RemoteTarget, target_for
+from freqindex.build.tasks import chunk_bad_file, chunk_file, run_chunk_task, run_shard_task
 from freqindex.config import BuildConfig
 from freqindex.corpus.readers import (
     ChunkSpec,
     ReadOptions,
     describe_skipped,
     expand_inputs,
+    input_fingerprint,
     parquet_problem,
     plan_chunks,
 )
-from freqindex.corpus.stage import StageSettings, tokenize_chunk, write_quarantine
-from freqindex.errors import BadInputError, BuildError, FreqindexError, UsageError
-from freqindex.fsutil import atomic_write_json, fsync_dir, read_json, sha256_file
-from freqindex.manifest import read_manifest, write_manifest
-from freqindex.suffix.stage import ShardPlan, plan_shards, write_shard
+from freqindex.corpus.stage import StageSettings, write_quarantine
+from freqindex.errors import BadInputError, BuildError
+from freqindex.suffix.stage import ShardPlan, plan_shards
 from freqindex.text.tokenizers import load_tokenizer
 
 TaskRunner = Callable[[str, Callable[[int], dict], int], list]
@@ -59,32 +61,6 @@ def _tool_versions() -> dict:
     return out
 
 
-def _prepare_output(cfg: BuildConfig, key: str, overwrite: bool) -> tuple[Path, Path, dict | None]:
-    output = Path(os.path.expanduser(cfg.output)).resolve()
-    existing = None
-    if output.exists():
-        if not output.is_dir():
-            raise UsageError(f"--output {output} exists and is not a directory")
-        try:
-            existing = read_manifest(output)
-        except FreqindexError:
-            if any(output.iterdir()):
-                raise UsageError(
-                    f"--output {output} exists, is not empty and is not a freqindex index"
-                ) from None
-            output.rmdir()
-        if existing is not None and existing.get("content_key") != key and not overwrite:
-            raise UsageError(
-                f"{output} already holds an index of other input or settings; pass --overwrite or choose another --output"
-            )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    return output, _partial_path(output), existing
-
-
-def _partial_path(output: Path) -> Path:
-    return output.parent / f".{output.name}.partial"
-
-
 def _check_plan(cfg: BuildConfig, files: list, skipped: list, opts: ReadOptions, say) -> None:
     """What the driver can tell before Spark starts: skipped files are named (and fail ``--strict``), and a
     Parquet file without the text column fails ``--strict``, or the build when no input has the column."""
@@ -104,15 +80,6 @@ def _check_plan(cfg: BuildConfig, files: list, skipped: list, opts: ReadOptions,
         raise BadInputError(f"nothing to index: {problems[0][0]}: {problems[0][1]}")
 
 
-def _unchanged(output: Path, seen: dict | None) -> bool:
-    """Is the output still what this build saw when it started (no index, or the same manifest)?"""
-    try:
-        now = read_manifest(output) if output.exists() else None
-    except FreqindexError:
-        now = {"unreadable": True}
-    return now == seen
-
-
 def build_index(
     cfg: BuildConfig,
     run_tasks: TaskRunner,
@@ -128,32 +95,27 @@ def build_index(
     cfg.validate()
     say = on_message or (lambda _m: None)
     t0 = time.monotonic()
-    files, skipped = expand_inputs(list(cfg.inputs), cfg.format)
-    check_output_apart_from_inputs(list(cfg.inputs), cfg.output)
-    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.text_per_line, cfg.tags_field)
+    so = cfg.storage_options
+    files, skipped = expand_inputs(list(cfg.inputs), cfg.format, so)
+    check_output_apart_from_inputs(list(cfg.inputs), cfg.output, so)
+    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.text_per_line, cfg.tags_field, so)
     _check_plan(cfg, files, skipped, opts, say)
     chunks = plan_chunks(files, opts, cfg.chunk_bytes)
     tokenizer = load_tokenizer(cfg.tokenizer)
     tok_desc = tokenizer.describe()
-    fingerprint = []
-    for p, fmt, comp in files:
-        try:
-            stt = os.stat(p)
-            fingerprint.append([p, fmt, comp, stt.st_size, stt.st_mtime_ns])
-        except OSError:
-            fingerprint.append([p, fmt, comp, None, None])
+    fingerprint = [[p, fmt, comp, *input_fingerprint(p, so)] for p, fmt, comp in files]
     key = cfg.content_key([fingerprint, tok_desc])
-    resolved = Path(os.path.expanduser(cfg.output)).resolve()
-    lock = lock_for(str(resolved))
+    target = target_for(cfg.output, so, cfg.scratch_dir)
+    lock = lock_for(target.output, so)
     lock.acquire()
     try:
         if lock.stale is not None:
             say(f"took over the lock of an earlier build ({lock.stale.describe()}) that is no longer running")
         return _build_locked(
-            cfg, run_tasks, overwrite, say, t0, lock, files, skipped, chunks, tokenizer, tok_desc, key
+            cfg, run_tasks, overwrite, say, t0, lock, target, files, skipped, chunks, tokenizer, tok_desc, key
         )
     except (BuildError, OSError) as exc:
-        raise BuildError(failure_message(exc, _partial_path(resolved))) from None
+        raise BuildError(target.failure_message(exc)) from None
     finally:
         lock.release()
 
@@ -165,6 +127,7 @@ def _build_locked(
     say: Callable[[str], None],
     t0: float,
     lock: OutputLock,
+    target: BuildTarget,
     files: list,
     skipped: list,
     chunks: list[ChunkSpec],
@@ -172,38 +135,31 @@ def _build_locked(
     tok_desc: dict,
     key: str,
 ) -> dict:
-    """The build once the output is locked: prepare or resume the partial build, run the stages, publish."""
-    output, partial, existing = _prepare_output(cfg, key, overwrite)
+    """The build once the output is locked: prepare or resume the unfinished build, run the stages, publish."""
+    existing = target.prepare(key, overwrite)
     if existing is not None and existing.get("content_key") == key:
-        say(f"{output} is already a complete index of this input and settings; nothing to do")
+        removed = target.clean_up_published() if isinstance(target, RemoteTarget) else 0
+        if removed:
+            say(f"removed {removed} object(s) an interrupted publish left beside the index")
+        say(f"{target.output} is already a complete index of this input and settings; nothing to do")
         return {
             "status": "up-to-date",
-            "output": str(output),
+            "output": target.output,
             **existing["counts"],
             "shards": len(existing["shards"]),
             "seconds": round(time.monotonic() - t0, 3),
         }
-
-    state_path = partial / "build-state.json"
-    if partial.exists():
-        try:
-            state = read_json(state_path)
-        except (OSError, ValueError):
-            state = {}
-        if state.get("content_key") != key:
-            say("discarding an unfinished build of other input or settings")
-            shutil.rmtree(partial)
-        else:
-            say("resuming an unfinished build: finished stages are kept where their checksums match")
-    partial.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(state_path, {"content_key": key, "config": cfg.to_dict()})
+    target.start(key, cfg.to_dict(), say)
 
     tokenizer_json = None
+    driver_files: dict[str, dict] = {}
     if cfg.tokenizer != "bytes":
-        tok_dir = partial / "tokenizer"
-        tok_dir.mkdir(exist_ok=True)
-        tokenizer_json = str(tok_dir / "tokenizer.json")
-        Path(tokenizer_json).write_text(tokenizer.to_json_str(), encoding="utf-8")
+        rel = "tokenizer/tokenizer.json"
+        local = target.work_dir() / rel
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(tokenizer.to_json_str(), encoding="utf-8")
+        driver_files[rel] = target.put_driver_file(local, rel)
+        tokenizer_json = target.driver_location(rel)
     st = StageSettings(
         cfg.text_field,
         cfg.id_field,
@@ -214,23 +170,25 @@ def _build_locked(
         cfg.strict,
         cfg.sa_mem_gib,
         cfg.tags_field,
+        cfg.storage_options,
     )
-    build_dir = str(partial)
+    store = target.task_store()
     chunk_payload = [asdict(c) for c in chunks]
     timings: dict[str, float] = {}
 
     def tokenize_task(cid: int) -> dict:
-        return tokenize_chunk(ChunkSpec(**chunk_payload[cid]), st, build_dir)
+        return run_chunk_task(ChunkSpec(**chunk_payload[cid]), st, store)
 
     t = time.monotonic()
     summaries = sorted(run_tasks("read + tokenize", tokenize_task, len(chunks)), key=lambda s: s["chunk_id"])
     timings["tokenize"] = round(time.monotonic() - t, 3)
+    fault_point("driver-tokenized")
 
     n_bad = sum(s["n_bad"] for s in summaries)
     if cfg.strict and n_bad:
         first = next(s for s in summaries if s["n_bad"])
         fb = first["first_bad"]
-        shutil.rmtree(partial, ignore_errors=True)
+        target.discard()
         where = f"{first['source']}:{fb['line']}" if fb["line"] is not None else first["source"]
         raise BadInputError(f"{where}: {fb['reason']} (--strict)")
     n_docs = sum(s["n_docs"] for s in summaries)
@@ -241,31 +199,42 @@ def _build_locked(
             fb = firsts[0]["first_bad"]
             where = firsts[0]["source"] + (f":{fb['line']}" if fb["line"] is not None else "")
             hint = f"; first bad record: {where}: {fb['reason']}"
-        shutil.rmtree(partial, ignore_errors=True)
+        target.discard()
         raise BadInputError(f"nothing to index: 0 valid documents, {n_bad} bad records{hint}")
 
-    plans: list[ShardPlan] = plan_shards(build_dir, summaries, cfg.shards, tokenizer.width)
+    plans: list[ShardPlan] = plan_shards(
+        "",
+        summaries,
+        cfg.shards,
+        tokenizer.width,
+        lambda cid: target.read_column(chunk_file(cid), "n_tokens"),
+    )
     sources = {c.chunk_id: c.path for c in chunks}
     cpus = max(1, getattr(run_tasks, "parallelism", os.cpu_count() or 1) // len(plans))
 
     def shard_task(sid: int) -> dict:
-        return write_shard(plans[sid], sources, st, build_dir, cpus)
+        return run_shard_task(plans[sid], sources, st, store, cpus)
 
     t = time.monotonic()
     results = run_tasks("write shards + suffix arrays", shard_task, len(plans))
     shard_summaries = sorted(results, key=lambda s: s["shard"])
     timings["shards"] = round(time.monotonic() - t, 3)
+    fault_point("driver-before-publish")
 
     t = time.monotonic()
-    qpath, by_reason = write_quarantine(build_dir, summaries)
+    work = target.work_dir()
+    for s in summaries:
+        if s["n_bad"]:
+            target.fetch_staged(chunk_bad_file(s["chunk_id"]), work / chunk_bad_file(s["chunk_id"]))
+    qpath, by_reason = write_quarantine(str(work), summaries)
     files_meta: dict[str, dict] = {}
+    store_tags: dict[str, str] = {}
     for s in shard_summaries:
         files_meta.update(s["files"])
-    for extra in [qpath] + ([Path(tokenizer_json)] if tokenizer_json else []):
-        files_meta[str(extra.relative_to(partial))] = {
-            "size": extra.stat().st_size,
-            "sha256": sha256_file(extra),
-        }
+        store_tags.update(s.get("store_tags") or {})
+    qrel = str(qpath.relative_to(work))
+    files_meta[qrel] = target.put_driver_file(qpath, qrel)
+    files_meta.update(driver_files)
     width = tokenizer.width
     counts = {
         "documents": n_docs,
@@ -301,29 +270,14 @@ def _build_locked(
         "skipped_files": [{"path": p, "reason": why} for p, why in skipped],
         "tools": _tool_versions(),
     }
-    shutil.rmtree(Path(build_dir) / "_staging", ignore_errors=True)
-    state_path.unlink(missing_ok=True)
-    write_manifest(partial, manifest)
-    fsync_dir(partial)
-    lock.verify()
-    if not _unchanged(output, existing):
-        raise BuildError(f"{output} changed while this build ran (another build published there)")
-    if output.exists():
-        old = output.parent / f".{output.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(output, old)
-        os.replace(partial, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(partial, output)
-    fsync_dir(output.parent)
+    target.publish(manifest, store_tags, lock)
     timings["finalize"] = round(time.monotonic() - t, 3)
     resumed = sum(1 for s in summaries if s.get("resumed")) + sum(
         1 for s in shard_summaries if s.get("resumed")
     )
     return {
         "status": "built",
-        "output": str(output),
+        "output": target.output,
         **counts,
         "shards": len(shard_summaries),
         "token_dtype": tok_desc["dtype"],
@@ -331,6 +285,7 @@ def _build_locked(
         "resumed_tasks": resumed,
         "skipped": [{"path": p, "reason": why} for p, why in skipped],
         "executor_python": sorted({s["python"] for s in summaries if s.get("python")}),
+        "executor_scratch": sorted({s["scratch"] for s in summaries + shard_summaries if s.get("scratch")}),
         "timings": timings,
         "seconds": round(time.monotonic() - t0, 3),
     }

@@ -4,8 +4,9 @@
 filesystems such as NFS) get :class:`LocalOutputLock`: a lock file beside the output (``.NAME.lock``) that
 holds its owner's pid, host, start time and command, and is locked with ``flock`` for as long as the owner
 runs. The kernel drops an ``flock`` when its process dies, even by ``kill -9``, so a lock file nobody holds
-is stale and is taken over (and said so). An object store has no ``flock``: a remote implementation (a
-conditional put of the lock object, with a lease that its owner renews) plugs in with :func:`register_lock`
+is stale and is taken over (and said so). An object store has no ``flock``: outputs given as URLs get
+:class:`ObjectStoreLock`, built on the one atomic operation every object store offers, *create this object
+unless it exists*, and a lease its owner renews. Other implementations plug in with :func:`register_lock`
 and the same three calls: ``acquire``, ``verify`` (just before publishing) and ``release``.
 """
 
@@ -18,6 +19,8 @@ import json
 import os
 import socket
 import sys
+import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -196,17 +199,170 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_LOCKS: dict[str, Callable[[str], OutputLock]] = {"file": LocalOutputLock}
+class ObjectStoreLock(OutputLock):
+    """A lock on an object store: generations of lock objects under ``PARENT/.NAME.lock/``.
+
+    The holder is the owner of the highest generation, ``.NAME.lock/00000007``: its JSON names the owner
+    (pid, host, start, command, token) and ``expires``, a lease the owner's heartbeat thread extends every
+    ``lease_s / 4`` seconds by rewriting its own object. Taking the lock is creating the next generation
+    with *create unless it exists* (S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``, Azure
+    ``If-None-Match``), so of two builds racing for one output exactly one succeeds, whatever the timing;
+    nothing else ever writes an object another build created. A generation whose lease ran out, or whose
+    owner is a dead process of this host, is stale and taken over by creating the one above it. ``verify``
+    checks that this build's generation is still the highest and its lease still runs.
+
+    What it relies on: the store's atomic create-if-absent and strongly consistent listing (S3 since 2020,
+    GCS, Azure); and clocks that agree to well within the lease (NTP) for leases judged across hosts. Where
+    an fsspec implementation has no atomic create (it falls back to exists-then-write), two builds that start
+    within the same few milliseconds could both proceed; the publish-time re-check of the manifest still
+    keeps one from replacing an index the other published.
+    """
+
+    def __init__(self, output: str, storage_options: tuple = (), lease_s: float | None = None):
+        super().__init__(output)
+        from freqindex import settings, storage
+
+        self.fs, path = storage.filesystem(output, storage_options)
+        parent, _, name = path.rstrip("/").rpartition("/")
+        self.dir = f"{parent}/.{name}.lock"
+        self.url = storage.url_of(self.fs, self.dir)
+        self.lease_s = float(lease_s or settings.LOCK_LEASE_S)
+        self.generation: int | None = None
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        self._beat_error: str | None = None
+
+    def _gen_path(self, gen: int) -> str:
+        return f"{self.dir}/{gen:08d}"
+
+    def _generations(self) -> list[int]:
+        self.fs.invalidate_cache()
+        try:
+            names = self.fs.ls(self.dir, detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(int(n.rsplit("/", 1)[-1]) for n in names if n.rsplit("/", 1)[-1].isdigit())
+
+    def _read(self, gen: int) -> dict | None:
+        try:
+            return json.loads(self.fs.cat_file(self._gen_path(gen)))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _body(self) -> bytes:
+        return json.dumps({**asdict(self.owner), "expires": time.time() + self.lease_s}).encode()
+
+    def _create(self, gen: int) -> bool:
+        """Create generation ``gen`` unless it exists; True when this call created it."""
+        try:
+            self.fs.pipe_file(self._gen_path(gen), self._body(), mode="create")
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno == errno.EINVAL or "Precondition" in str(exc) or "Conflict" in str(exc):
+                return False  # S3: 412 Precondition Failed / 409 ConditionalRequestConflict
+            raise BuildError(f"cannot lock {self.output}: {exc} ({self.url})") from None
+
+    def _is_stale(self, holder: dict | None) -> bool:
+        if holder is None:
+            return True  # unreadable or removed meanwhile: the next generation decides
+        if holder.get("host") == self.owner.host and not _alive(int(holder.get("pid", -1))):
+            return True
+        return float(holder.get("expires", 0)) < time.time()
+
+    @staticmethod
+    def _who(holder: dict | None) -> str:
+        if not holder:
+            return "another build"
+        return f"pid {holder.get('pid')} on {holder.get('host')} (started {holder.get('started')})"
+
+    def _locked_error(self, holder: dict | None) -> OutputLockedError:
+        return OutputLockedError(
+            f"{self.output} is being built by {self._who(holder)}; wait for it to finish or choose another "
+            f"--output (lock: {self.url})"
+        )
+
+    def acquire(self) -> None:
+        for _ in range(5):
+            gens = self._generations()
+            top = gens[-1] if gens else 0
+            holder = self._read(top) if top else None
+            if top and not self._is_stale(holder):
+                raise self._locked_error(holder)
+            if self._create(top + 1):
+                self.generation = top + 1
+                if holder is not None:
+                    fields = {k: holder.get(k) for k in ("pid", "host", "started", "command", "token")}
+                    self.stale = LockOwner(**fields)
+                self._remove([g for g in gens if g <= top])
+                self._stop.clear()
+                self._beat = threading.Thread(target=self._heartbeat, name="freqindex-lock", daemon=True)
+                self._beat.start()
+                return
+        raise OutputLockedError(f"could not lock {self.output}: its lock {self.url} keeps changing")
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease_s / 4):
+            try:
+                if self._generations()[-1:] != [self.generation]:
+                    self._beat_error = "a newer build took the lock over"
+                    return
+                self.fs.pipe_file(self._gen_path(self.generation), self._body())
+            except Exception as exc:  # the store is unreachable for a while: verify() decides
+                self._beat_error = f"renewing the lease failed: {exc}"
+
+    def _remove(self, gens: list[int]) -> None:
+        for g in gens:
+            try:
+                self.fs.rm_file(self._gen_path(g))
+            except (FileNotFoundError, OSError):
+                pass
+
+    def verify(self) -> None:
+        if self.generation is None:
+            raise OutputLockedError(f"this build does not hold the lock on {self.output}")
+        gens = self._generations()
+        mine = self._read(self.generation)
+        if gens[-1:] != [self.generation] or mine is None or mine.get("token") != self.owner.token:
+            who = self._who(self._read(gens[-1]) if gens else None)
+            raise OutputLockedError(f"this build lost its lock on {self.output} to {who} ({self.url})")
+        if float(mine.get("expires", 0)) < time.time():
+            raise OutputLockedError(
+                f"this build's lease on {self.output} ran out ({self._beat_error or 'no renewal'}); "
+                "another build may have taken over"
+            )
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=30)
+            self._beat = None
+        if self.generation is not None:
+            gens = [g for g in self._generations() if g <= self.generation]
+            self._remove(gens)
+            self.generation = None
 
 
-def register_lock(scheme: str, factory: Callable[[str], OutputLock]) -> None:
-    """Use ``factory(output)`` for outputs addressed as ``scheme://...`` (e.g. an object store's)."""
+LockFactory = Callable[[str, tuple], OutputLock]
+_LOCKS: dict[str, LockFactory] = {"file": lambda output, _options: LocalOutputLock(output)}
+
+
+def register_lock(scheme: str, factory: LockFactory) -> None:
+    """Use ``factory(output, storage_options)`` for outputs addressed as ``scheme://...``."""
     _LOCKS[scheme] = factory
 
 
-def lock_for(output: str) -> OutputLock:
-    """The lock implementation for ``output`` (a local path or ``file://``: :class:`LocalOutputLock`)."""
-    scheme = output.split("://", 1)[0] if "://" in output else "file"
-    if scheme not in _LOCKS:
-        raise UsageError(f"cannot lock an output on {scheme}:// (known: {', '.join(sorted(_LOCKS))})")
-    return _LOCKS[scheme](output.removeprefix("file://"))
+def lock_for(output: str, storage_options: tuple = ()) -> OutputLock:
+    """The lock implementation for ``output``: :class:`LocalOutputLock` for a local path or ``file://``,
+    the one registered for its scheme, else :class:`ObjectStoreLock` for any filesystem fsspec knows."""
+    from freqindex import storage
+
+    scheme = storage.scheme_of(output)
+    if scheme in _LOCKS:
+        return _LOCKS[scheme](storage.local_path(output) if scheme == "file" else output, storage_options)
+    from fsspec.registry import known_implementations
+
+    if scheme not in known_implementations:
+        raise UsageError(f"cannot lock an output on {scheme}:// (not a filesystem fsspec knows)")
+    return ObjectStoreLock(output, storage_options)

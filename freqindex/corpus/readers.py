@@ -1,7 +1,9 @@
 """Readers for every supported input format.
 
 Inputs are planned into chunks (a whole file, a byte range of an uncompressed line file, or a Parquet row
-group), so one large file still spreads over several Spark tasks. A chunk reader yields ``Record`` for every
+group), so one large file still spreads over several Spark tasks. An input may be a local path or a URL of
+any fsspec filesystem (``freqindex.storage``): a task opens its own chunk there with ranged reads, so
+nothing passes through the driver but the listing and the Parquet footers. A chunk reader yields ``Record`` for every
 usable document and ``Bad`` (line + reason) for every malformed one: nothing is dropped silently. Line
 numbers are 1-based; for Parquet they are 1-based row numbers.
 """
@@ -11,11 +13,12 @@ from __future__ import annotations
 import glob
 import json
 import os
+import posixpath
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
+from freqindex import storage
 from freqindex.errors import UsageError
 from freqindex.fsutil import UTF8_BOM
 
@@ -74,6 +77,7 @@ class ReadOptions:
     id_field: str | None = None  # None: "id" when present
     text_per_line: bool = False
     tags_field: str | None = None  # a list-of-strings field of image tags
+    storage_options: storage.StorageOptions = ()  # for inputs given as URLs (freqindex.storage)
 
 
 def split_compression(path: str) -> tuple[str, str]:
@@ -118,20 +122,26 @@ def _skip_reason(path: str, fmt: str) -> str | None:
     return None
 
 
-def expand_inputs(inputs: list[str], fmt: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
-    """Resolve files, directories and globs to a sorted list of (abs path, format, compression).
+def expand_inputs(
+    inputs: list[str], fmt: str, storage_options: storage.StorageOptions = ()
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+    """Resolve files, directories and globs to a sorted list of (abs path or URL, format, compression).
 
     Returns also what was found inside directories and not read, as (abs path, reason): hidden files and
     directories (a leading dot), marker files (a leading underscore, like Spark's ``_SUCCESS``), unknown
     formats and unsupported compressions. A named file whose format or compression cannot be read, or an
-    input that matches nothing, is a usage error.
+    input that matches nothing, is a usage error. URLs (``s3://bucket/dump/``, ``gs://b/*.jsonl.gz``) follow
+    the same rules through their fsspec filesystem and come back as full URLs.
     """
     if fmt != "auto" and fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of: auto, {', '.join(FORMATS)}")
     found: dict[str, tuple[str, str]] = {}
     skipped: dict[str, str] = {}
     for raw in inputs:
-        expanded = os.path.expanduser(raw)
+        if storage.is_url(raw):
+            _expand_remote(raw, fmt, storage_options, found, skipped)
+            continue
+        expanded = storage.local_path(raw)
         matches = sorted(glob.glob(expanded, recursive=True)) if glob.has_magic(expanded) else [expanded]
         if not matches or (len(matches) == 1 and not os.path.lexists(matches[0])):
             raise UsageError(f"input not found: {raw}")
@@ -150,15 +160,7 @@ def expand_inputs(inputs: list[str], fmt: str) -> tuple[list[tuple[str, str, str
                             continue
                         found[os.path.abspath(p)] = detect_format(p, fmt)
             else:
-                bad_comp = unsupported_compression(m)
-                if bad_comp:
-                    raise UsageError(
-                        f"cannot read {m}: unsupported compression {bad_comp} (readable: .gz, .zst)"
-                    )
-                det = detect_format(m, fmt)
-                if det is None:
-                    raise UsageError(f"cannot tell the format of {m}; pass --format jsonl|parquet|text|tsv")
-                found[os.path.abspath(m)] = det
+                found[os.path.abspath(m)] = _named_file(m, fmt)
     if not found:
         raise UsageError(
             "no input files found"
@@ -167,9 +169,81 @@ def expand_inputs(inputs: list[str], fmt: str) -> tuple[list[tuple[str, str, str
     return [(p, f, c) for p, (f, c) in sorted(found.items())], sorted(skipped.items())
 
 
+def _named_file(m: str, fmt: str) -> tuple[str, str]:
+    """(format, compression) of a file named on the command line, or a usage error."""
+    bad_comp = unsupported_compression(m)
+    if bad_comp:
+        raise UsageError(f"cannot read {m}: unsupported compression {bad_comp} (readable: .gz, .zst)")
+    det = detect_format(m, fmt)
+    if det is None:
+        raise UsageError(f"cannot tell the format of {m}; pass --format jsonl|parquet|text|tsv")
+    return det
+
+
+def _expand_remote(
+    raw: str, fmt: str, storage_options: storage.StorageOptions, found: dict, skipped: dict
+) -> None:
+    """``expand_inputs`` for one URL: a glob, a directory (prefix) walked recursively, or one object."""
+    fs, path = storage.filesystem(raw, storage_options)
+    try:
+        if glob.has_magic(path):
+            matches = sorted(fs.glob(path))
+        else:
+            matches = [path] if fs.exists(path) else []
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot list {raw}: {exc}") from None
+    if not matches:
+        raise UsageError(f"input not found: {raw}")
+    for m in matches:
+        if fs.isdir(m):
+            for root, dirs, files in fs.walk(m):
+                for d in sorted(dirs):
+                    if d.startswith("."):
+                        skipped[storage.url_of(fs, f"{root}/{d}")] = "hidden directory"
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    url = storage.url_of(fs, f"{root.rstrip('/')}/{name}")
+                    reason = _skip_reason(name, fmt)
+                    if reason is not None:
+                        skipped[url] = reason
+                        continue
+                    found[url] = detect_format(name, fmt)
+        else:
+            url = storage.url_of(fs, m)
+            found[url] = _named_file(url, fmt)
+
+
+def input_size(path: str, storage_options: storage.StorageOptions = ()) -> int:
+    """Bytes of an input file (0 when it cannot be read: its chunk then reports why)."""
+    try:
+        if storage.is_url(path):
+            fs, p = storage.filesystem(path, storage_options)
+            return int(fs.size(p) or 0)
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def input_fingerprint(path: str, storage_options: storage.StorageOptions = ()) -> list:
+    """(size, version) of an input, for the content key: the mtime of a local file, the store's content tag
+    (ETag, md5) or modification time of an object. None, None when it cannot be read."""
+    try:
+        if storage.is_url(path):
+            fs, p = storage.filesystem(path, storage_options)
+            info = fs.info(p)
+            version = storage.store_tag(info) or str(
+                info.get("LastModified") or info.get("mtime") or info.get("last_modified") or ""
+            )
+            return [int(info.get("size") or 0), version]
+        st = os.stat(path)
+        return [st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [None, None]
+
+
 def describe_skipped(skipped: list[tuple[str, str]], limit: int = 5) -> str:
     """``README.md (unknown format .md), g.jsonl.bz2 (unsupported compression .bz2), and 3 more``."""
-    shown = [f"{os.path.basename(p)} ({why})" for p, why in skipped[:limit]]
+    shown = [f"{posixpath.basename(p.rstrip('/'))} ({why})" for p, why in skipped[:limit]]
     more = len(skipped) - limit
     return ", ".join(shown) + (f", and {more} more" if more > 0 else "")
 
@@ -178,13 +252,10 @@ def plan_chunks(files: list[tuple[str, str, str]], opts: ReadOptions, chunk_byte
     """Split files into chunks. Deterministic: depends only on the files and ``chunk_bytes``."""
     chunks: list[ChunkSpec] = []
     for path, fmt, comp in files:
-        try:
-            size = os.path.getsize(path)
-        except OSError:
-            size = 0
+        size = input_size(path, opts.storage_options)
         line_oriented = fmt in ("jsonl", "tsv") or (fmt == "text" and opts.text_per_line)
         if fmt == "parquet":
-            n_groups = _parquet_row_groups(path)
+            n_groups = _parquet_row_groups(path, opts)
             if n_groups is None:  # unreadable: one chunk that reports it
                 chunks.append(ChunkSpec(len(chunks), path, fmt, comp, 0, -1))
                 continue
@@ -201,11 +272,17 @@ def plan_chunks(files: list[tuple[str, str, str]], opts: ReadOptions, chunk_byte
     return chunks
 
 
-def _parquet_row_groups(path: str) -> int | None:
+def _parquet_file(path: str, opts: ReadOptions):
+    """A ``pyarrow.parquet.ParquetFile`` of a local path or a URL (ranged reads through fsspec)."""
     import pyarrow.parquet as pq
 
+    fs, p = storage.arrow_filesystem(path, opts.storage_options)
+    return pq.ParquetFile(p, filesystem=fs) if fs is not None else pq.ParquetFile(p)
+
+
+def _parquet_row_groups(path: str, opts: ReadOptions) -> int | None:
     try:
-        return pq.ParquetFile(path).num_row_groups
+        return _parquet_file(path, opts).num_row_groups
     except Exception:
         return None
 
@@ -213,10 +290,8 @@ def _parquet_row_groups(path: str) -> int | None:
 def parquet_problem(path: str, opts: ReadOptions) -> str | None:
     """Why a Parquet file cannot give a single document, from its footer alone (cheap enough for the driver
     to check every file before Spark starts), or None. The stage reports the same reason for the file."""
-    import pyarrow.parquet as pq
-
     try:
-        names = pq.ParquetFile(path).schema_arrow.names
+        names = _parquet_file(path, opts).schema_arrow.names
     except Exception as exc:
         return f"unreadable Parquet file: {exc}"
     if opts.text_field not in names:
@@ -321,9 +396,9 @@ def _salvage(
     return bytes(out[done:]), at
 
 
-def _count_newlines(path: str, end: int) -> int:
+def _count_newlines(path: str, end: int, opts: ReadOptions) -> int:
     n = 0
-    with open(path, "rb") as f:
+    with storage.open_binary(path, opts.storage_options) as f:
         remaining = end
         while remaining > 0:
             block = f.read(min(_READ_BLOCK * 16, remaining))
@@ -334,18 +409,18 @@ def _count_newlines(path: str, end: int) -> int:
     return n
 
 
-def _iter_lines(spec: ChunkSpec) -> Iterator[tuple[int, bytes] | Bad]:
+def _iter_lines(spec: ChunkSpec, opts: ReadOptions) -> Iterator[tuple[int, bytes] | Bad]:
     """(line number, raw line bytes without the newline) for the lines that start inside the chunk.
 
     A UTF-8 byte-order mark at the very start of the file is dropped (only the chunk at offset 0 sees it).
     """
-    with open(spec.path, "rb") as f:
+    with storage.open_binary(spec.path, opts.storage_options) as f:
         if spec.compression == "none" and spec.start > 0:
             f.seek(spec.start - 1)
             if f.read(1) != b"\n":
                 f.readline()
             pos = f.tell()
-            line_no = _count_newlines(spec.path, pos) + 1
+            line_no = _count_newlines(spec.path, pos, opts) + 1
         else:
             pos, line_no = 0, 1
         at_file_start = pos == 0
@@ -424,7 +499,7 @@ def read_chunk(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad | Bl
         if spec.fmt == "parquet":
             yield from _read_parquet(spec, opts)
         elif spec.fmt == "text" and not opts.text_per_line:
-            yield from _read_whole_text(spec)
+            yield from _read_whole_text(spec, opts)
         else:
             yield from _read_line_records(spec, opts)
     except OSError as exc:
@@ -432,7 +507,7 @@ def read_chunk(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad | Bl
 
 
 def _read_line_records(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad | Blank]:
-    for item in _iter_lines(spec):
+    for item in _iter_lines(spec, opts):
         if isinstance(item, Bad):
             yield item
             continue
@@ -481,8 +556,8 @@ def _read_line_records(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | 
             yield Record(line_no, None, text)
 
 
-def _read_whole_text(spec: ChunkSpec) -> Iterator[Record | Bad]:
-    with open(spec.path, "rb") as f:
+def _read_whole_text(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
+    with storage.open_binary(spec.path, opts.storage_options) as f:
         parts = []
         try:
             for block in _decompressed_blocks(f, spec.compression):
@@ -498,14 +573,12 @@ def _read_whole_text(spec: ChunkSpec) -> Iterator[Record | Bad]:
     if reason:
         yield Bad(None, reason)
         return
-    yield Record(1, Path(spec.path).name, text)
+    yield Record(1, posixpath.basename(spec.path), text)
 
 
 def _read_parquet(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
-    import pyarrow.parquet as pq
-
     try:
-        pf = pq.ParquetFile(spec.path)
+        pf = _parquet_file(spec.path, opts)
     except Exception as exc:
         yield Bad(None, f"unreadable Parquet file: {exc}")
         return

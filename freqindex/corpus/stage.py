@@ -55,9 +55,12 @@ class StageSettings:
     strict: bool
     sa_mem_gib: int
     tags_field: str | None = None
+    storage_options: tuple = ()  # for inputs given as URLs (freqindex.storage)
 
     def read_options(self) -> ReadOptions:
-        return ReadOptions(self.text_field, self.id_field, self.text_per_line, self.tags_field)
+        return ReadOptions(
+            self.text_field, self.id_field, self.text_per_line, self.tags_field, self.storage_options
+        )
 
 
 def chunk_paths(staging: Path, chunk_id: int) -> tuple[Path, Path, Path]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,17 +64,27 @@ def default_shards(token_bytes: int) -> int:
 
 
 def plan_shards(
-    build_dir: str, chunk_summaries: list[dict], n_shards: int | None, width: int
+    build_dir: str,
+    chunk_summaries: list[dict],
+    n_shards: int | None,
+    width: int,
+    read_n_tokens: Callable[[int], np.ndarray] | None = None,
 ) -> list[ShardPlan]:
-    """Split the documents (in global order: chunk order, then line) into contiguous, byte-balanced shards."""
+    """Split the documents (in global order: chunk order, then line) into contiguous, byte-balanced shards.
+
+    ``read_n_tokens(chunk_id)`` gives a staged chunk's ``n_tokens`` column where the staging files are not in
+    ``build_dir`` (a build into an object store reads that one column from there)."""
     staging = Path(build_dir) / "_staging"
     sizes_per_chunk = []
     for s in chunk_summaries:
         if s["n_docs"] == 0:
             sizes_per_chunk.append(np.zeros(0, dtype=np.int64))
             continue
-        path, _, _ = chunk_paths(staging, s["chunk_id"])
-        n_tok = pq.read_table(path, columns=["n_tokens"]).column(0).to_numpy()
+        if read_n_tokens is not None:
+            n_tok = read_n_tokens(s["chunk_id"])
+        else:
+            path, _, _ = chunk_paths(staging, s["chunk_id"])
+            n_tok = pq.read_table(path, columns=["n_tokens"]).column(0).to_numpy()
         sizes_per_chunk.append((n_tok.astype(np.int64) + 1) * width)
     sizes = np.concatenate(sizes_per_chunk) if sizes_per_chunk else np.zeros(0, dtype=np.int64)
     n = int(sizes.size)
