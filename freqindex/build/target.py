@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from freqindex import settings, storage
+from freqindex.build.faults import fault_point
 from freqindex.build.guards import failure_cause, failure_message, human_bytes
 from freqindex.errors import BuildError, FreqindexError, IndexNotFoundError, UsageError
 from freqindex.fsutil import atomic_write_json, file_entry, fsync_dir, marker_valid, read_json, sha256_file
@@ -376,6 +377,7 @@ class LocalTarget(BuildTarget):
 
     def publish(self, manifest: dict, tags: dict[str, str], lock) -> None:
         partial, output = self.partial, self.path
+        fault_point("driver-before-manifest")
         shutil.rmtree(partial / STAGING, ignore_errors=True)
         (partial / "build-state.json").unlink(missing_ok=True)
         write_manifest(partial, manifest)
@@ -543,6 +545,7 @@ class RemoteTarget(BuildTarget):
             raise BuildError(f"{self.output} changed while this build ran (another build published there)")
         keep = set(files) | {settings.MANIFEST_NAME}
         self._remove([r for r in self._objects() if r not in keep and not r.startswith(STAGING + "/")])
+        fault_point("driver-before-manifest")
         self.fs.pipe_file(
             self._p(settings.MANIFEST_NAME),
             (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
