@@ -29,11 +29,14 @@ from freqindex.config import BuildConfig
 from freqindex.corpus.readers import (
     ChunkSpec,
     ReadOptions,
+    count_newlines,
     describe_skipped,
     expand_inputs,
     input_fingerprint,
+    needs_line_base,
     parquet_problem,
     plan_chunks,
+    with_line_bases,
 )
 from freqindex.corpus.stage import StageSettings, write_quarantine
 from freqindex.errors import BadInputError, BuildError
@@ -173,8 +176,21 @@ def _build_locked(
         cfg.storage_options,
     )
     store = target.task_store()
-    chunk_payload = [asdict(c) for c in chunks]
     timings: dict[str, float] = {}
+    split = [c for c in chunks if needs_line_base(c)]
+    if split:  # remote byte ranges: count each range's newlines once, so no task reads what precedes it
+        t = time.monotonic()
+        split_payload = [asdict(c) for c in split]
+        read_opts = st.read_options()
+
+        def count_task(i: int) -> dict:
+            spec = ChunkSpec(**split_payload[i])
+            return {"chunk_id": spec.chunk_id, "newlines": count_newlines(spec, read_opts)}
+
+        counted = run_tasks("count lines", count_task, len(split))
+        chunks = with_line_bases(chunks, {r["chunk_id"]: r["newlines"] for r in counted})
+        timings["count_lines"] = round(time.monotonic() - t, 3)
+    chunk_payload = [asdict(c) for c in chunks]
 
     def tokenize_task(cid: int) -> dict:
         return run_chunk_task(ChunkSpec(**chunk_payload[cid]), st, store)
