@@ -539,7 +539,10 @@ def verify_cli(
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     storage_option: StorageOpt = None,
 ):
-    """Check every file of an index against the sizes and sha256 sums in its manifest (exit 1 on mismatch)."""
+    """Check every file of an index against the sizes and sha256 sums in its manifest (exit 1 on mismatch).
+
+    A URL is checked in place: each object's size, then its sha256 streamed from the store.
+    """
     from freqindex import storage
     from freqindex.errors import CheckFailedError
     from freqindex.manifest import verify

@@ -132,7 +132,9 @@ class LocalTaskStore(TaskStore):
     def write_marker(self, work_marker: Path, rel: str, tags: dict[str, str]) -> None:
         dest = Path(self.root) / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(dest, read_json(work_marker))
+        tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.tmp")  # two attempts never share a .tmp
+        atomic_write_json(tmp, read_json(work_marker))
+        os.replace(tmp, dest)
 
 
 # ----------------------------------------------------------------------------------------------------------
