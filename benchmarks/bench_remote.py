@@ -58,7 +58,19 @@ def main() -> None:
                     fs.rm("bench/idx", recursive=True)
                 extra = ["--storage-option", f"endpoint_url={endpoint}"]
             r = run_measured(
-                [py, "-m", "freqindex.cli", "build", src, "-o", dest, "--master", args.master, "--json", *extra],
+                [
+                    py,
+                    "-m",
+                    "freqindex.cli",
+                    "build",
+                    src,
+                    "-o",
+                    dest,
+                    "--master",
+                    args.master,
+                    "--json",
+                    *extra,
+                ],
                 cwd=str(REPO),
             )
             s = json.loads(r.pop("stdout"))
@@ -76,7 +88,9 @@ def main() -> None:
     results["median_seconds"] = med
     results["s3_over_local"] = round(med["s3"] / med["local"], 3)
     (out / "remote.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps({k: results[k] for k in ("median_seconds", "s3_over_local", "upload_seconds")}, indent=2))
+    print(
+        json.dumps({k: results[k] for k in ("median_seconds", "s3_over_local", "upload_seconds")}, indent=2)
+    )
 
 
 if __name__ == "__main__":
