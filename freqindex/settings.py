@@ -14,8 +14,10 @@ CHUNK_BYTES = 64 * 1024 * 1024  # uncompressed line files are split into chunks 
 SHARD_TARGET_BYTES = 1024**3  # default --shards: one shard per this many token bytes ...
 MIN_PARALLEL_SHARDS = 4  # ... and up to this many shards of at least SMALL_SHARD_BYTES for small corpora
 SMALL_SHARD_BYTES = 32 * 1024**2
-SA_BUILD_MEM_GIB = 4  # memory budget handed to infini-gram's indexer per shard
-SA_HACKSIZE = 100_000  # overlap between parts, the same value infini-gram's own script uses
+# Memory budget of one shard's suffix-array build. libdivsufsort needs 5 bytes per token byte (9 above 2 GiB),
+# so a default shard (<= ~1 GiB) fits; a shard that does not is built by infini-gram's bounded-memory indexer.
+SA_BUILD_MEM_GIB = 6
+SA_HACKSIZE = 100_000  # infini-gram's indexer: overlap between parts, the value its own script uses
 TOKENIZE_BATCH = 4096  # documents per Arrow batch handed to the tokenizer
 
 # Queries

@@ -185,7 +185,7 @@ def write_shard(
         raise BuildError(f"shard {s}: wrote {doc_id - plan.doc_start} documents, planned {plan.n_docs}")
     for k in ("tokenized", "offset", "metadata", "metaoff"):
         os.replace(tmp[k], names[k])
-    build_suffix_array(
+    sa_builder = build_suffix_array(
         str(names["tokenized"]),
         str(names["table"]),
         str(staging / f"sa-work-{s}"),
@@ -202,6 +202,7 @@ def write_shard(
         "n_docs": plan.n_docs,
         "n_tokens": n_tokens,
         "ds_bytes": ds_pos,
+        "sa_builder": sa_builder,
         "files": {str(p.relative_to(root)): file_entry(p) for p in [*names.values(), docs_path]},
     }
     atomic_write_json(marker, summary)
