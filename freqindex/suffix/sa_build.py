@@ -111,12 +111,16 @@ def build_suffix_array(
 _WRITE_BLOCK = 1 << 22  # suffix-array entries converted and written at a time
 
 
-def _build_divsufsort(ds_path: str, sa_path: str, token_width: int, cpus: int) -> None:
+def _build_divsufsort(
+    ds_path: str, sa_path: str, token_width: int, cpus: int, wide: bool | None = None
+) -> None:
+    """libdivsufsort over the whole shard; ``wide`` (64-bit entries) is chosen by size unless given."""
     from pydivsufsort.dll import libdivsufsort, libdivsufsort64
 
     ds_size = os.path.getsize(ds_path)
     text = np.memmap(ds_path, dtype=np.uint8, mode="r")
-    wide = ds_size > np.iinfo(np.int32).max
+    if wide is None:
+        wide = ds_size > np.iinfo(np.int32).max
     sa = np.empty(ds_size, dtype=np.int64 if wide else np.int32)
     # libdivsufsort's OpenMP team size is a per-thread setting of the calling thread; the order it
     # produces does not depend on it.
@@ -139,13 +143,15 @@ def _build_divsufsort(ds_path: str, sa_path: str, token_width: int, cpus: int) -
 def _write_table(sa: np.ndarray, sa_path: str, ds_size: int, token_width: int) -> None:
     """Write the byte-order suffix array ``sa`` as an infini-gram table, keeping token-aligned entries."""
     ratio = pointer_bytes(ds_size)
+    item = sa.dtype.itemsize  # entries are non-negative, so their low `ratio` little-endian bytes are them
     tmp = sa_path + ".tmp"
     with open(tmp, "wb") as f:
         for i in range(0, sa.size, _WRITE_BLOCK):
-            block = sa[i : i + _WRITE_BLOCK].astype("<u8")
+            block = sa[i : i + _WRITE_BLOCK]
             if token_width > 1:
-                block = block[block % token_width == 0]
-            f.write(np.ascontiguousarray(block.view(np.uint8).reshape(-1, 8)[:, :ratio]).tobytes())
+                block = block[(block & (token_width - 1)) == 0]
+            rows = block.astype(block.dtype.newbyteorder("<"), copy=False).view(np.uint8).reshape(-1, item)
+            f.write(np.ascontiguousarray(rows[:, :ratio]).tobytes())
     os.replace(tmp, sa_path)
 
 

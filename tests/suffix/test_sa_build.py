@@ -64,6 +64,18 @@ def test_divsufsort_table_equals_brute_force_suffix_sort(tmp_path, width):
         assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_64_bit_entries_write_the_same_table(tmp_path):
+    """Shards above 2 GiB use libdivsufsort's 64-bit entry point; forced here on a small shard."""
+    from freqindex.suffix.sa_build import _build_divsufsort
+
+    data = token_bytes(inputs(2, seed=5)["copies"] + inputs(2, seed=5)["random"], 2)
+    ds = tmp_path / "x.ds"
+    ds.write_bytes(data)
+    for wide in (False, True):
+        _build_divsufsort(str(ds), str(tmp_path / f"{wide}.sa"), 2, 1, wide=wide)
+        assert read_table(tmp_path / f"{wide}.sa", len(data)) == brute_table(data, 2)
+
+
 @pytest.mark.parametrize("width", [1, 2, 4])
 def test_both_builders_write_the_same_bytes(tmp_path, width):
     """infini-gram's indexer and libdivsufsort agree byte for byte (the suffix array of a string is unique),
