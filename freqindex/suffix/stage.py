@@ -52,11 +52,11 @@ class ShardPlan:
 
 
 def default_shards(token_bytes: int) -> int:
-    """One shard per GiB of tokens (the memory one suffix-array build needs), and for a small corpus up to
-    ``settings.MIN_PARALLEL_SHARDS`` shards of at least 32 MiB: infini-gram's indexer is faster on several
-    smaller shards built side by side than on one. Depends on the data only, never on the cluster, so builds
-    stay byte-identical across masters. Each shard costs a little query latency (the engine searches shards
-    in threads), hence the cap."""
+    """One shard per GiB of tokens (a suffix-array build needs ~5 bytes of memory per token byte), and for a
+    small corpus up to ``settings.MIN_PARALLEL_SHARDS`` shards of at least 32 MiB, built side by side on
+    several cores. Depends on the data only, never on the cluster, so builds stay byte-identical across
+    masters. Each shard costs a little query latency (the engine searches shards in threads), hence the
+    cap."""
     by_memory = math.ceil(token_bytes / settings.SHARD_TARGET_BYTES)
     by_speed = min(settings.MIN_PARALLEL_SHARDS, math.ceil(token_bytes / settings.SMALL_SHARD_BYTES))
     return max(1, by_memory, by_speed)
