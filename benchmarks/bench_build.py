@@ -167,8 +167,11 @@ def one_file(args) -> None:
     cpus = os.cpu_count()
     py = sys.executable
     versions = {"after": REPO}
+    before_commit = None
     if args.before:
-        versions[f"before ({args.before})"] = source_at(args.before, out / f"src-{args.before}")
+        rev = ["git", "rev-parse", args.before]
+        before_commit = subprocess.run(rev, cwd=REPO, capture_output=True, text=True).stdout.strip()
+        versions[f"before ({args.before})"] = source_at(before_commit, out / f"src-{before_commit[:12]}")
 
     def ig() -> dict:
         dest = out / "ig-one-file"
@@ -208,11 +211,8 @@ def one_file(args) -> None:
         "median_seconds": med,
         "ratio_to_infini_gram": {k: round(v / med["infini_gram.indexing"], 2) for k, v in med.items()},
     }
-    if args.before:
-        rev = ["git", "rev-parse", args.before]
-        results["before_commit"] = subprocess.run(
-            rev, cwd=REPO, capture_output=True, text=True
-        ).stdout.strip()
+    if before_commit:
+        results["before_commit"] = before_commit
     (out / "build-one-file.json").write_text(json.dumps(results, indent=2))
     print(
         json.dumps({"median_seconds": med, "ratio_to_infini_gram": results["ratio_to_infini_gram"]}, indent=2)
