@@ -51,7 +51,7 @@ _ENGINE_LIMITS = {1: 255, 2: 65535, 4: 2**32 - 1}
 
 def _tool_versions() -> dict:
     out = {"python": platform.python_version(), "freqindex": __version__}
-    for pkg in ("pyspark", "infini-gram", "pyarrow", "tokenizers", "numpy"):
+    for pkg in ("pyspark", "infini-gram", "pydivsufsort", "pyarrow", "tokenizers", "numpy"):
         try:
             out[pkg] = _md.version(pkg)
         except _md.PackageNotFoundError:
