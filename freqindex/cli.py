@@ -453,7 +453,8 @@ def verify_cli(
     index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
-    """Check every file of an index against the sizes and sha256 sums in its manifest (exit 1 on mismatch)."""
+    """Check an index: its manifest (checksum, consistency), every file against the sizes and sha256 sums in
+    the manifest, and the eval outputs declared in evals/catalog.json (exit 1 naming the first problem)."""
     from freqindex.errors import CheckFailedError
     from freqindex.manifest import verify
 
@@ -468,7 +469,9 @@ def verify_cli(
         _print_json(res)
     else:
         out.print(
-            f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest",
+            f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest; "
+            f"{res['eval_outputs_checked']} eval outputs ({res['eval_files_checked']} files) match "
+            "evals/catalog.json",
             highlight=False,
         )
 
@@ -855,9 +858,12 @@ def neighbors_cli(
     import pyarrow as pa
 
     table = pa.Table.from_pylist(rows, schema=NEIGHBOR_SCHEMA)
-    target = out_file or str(idx.path / "evals" / name / "neighbors.parquet")
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    _write_table(table, target)
+    if out_file:
+        target = out_file
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        _write_table(table, target)
+    else:
+        target = str(idx.publish_eval(name, "neighbors", table))
     if json_out:
         for r in rows:
             _print_json(r)
@@ -1091,11 +1097,9 @@ def analyze_cli(
             progress=lambda stage: progress.update(task, description=stage),
         )
     summary["settings"]["concepts"] = how
-    target = Path(out_dir) if out_dir else idx.path / "evals" / name / "analysis"
+    target = Path(out_dir) if out_dir else idx.eval_dir(name, "analysis")
     paths = write_outputs(target, rows, summary, name)
-    view_file = idx.path / "evals" / name / "analysis.parquet"
-    view_file.parent.mkdir(parents=True, exist_ok=True)
-    _write_table(items_table(rows, name), str(view_file))
+    idx.publish_eval(name, "analysis", items_table(rows, name), target)
     if json_out:
         _print_json(json.loads(paths["summary.json"].read_text()))
         return
@@ -1162,12 +1166,17 @@ def _analyze_concepts(
         rows, summary = run_concept_analysis(
             cfg, progress=lambda stage: progress.update(task, description=stage)
         )
-    target = Path(out_dir) if out_dir else Path(index_dir) / "evals" / name / "concept_analysis"
+    idx = None
+    if index_dir is not None:
+        from freqindex.suffix.index import Index
+
+        idx = Index.open(index_dir)
+    target = Path(out_dir) if out_dir else idx.eval_dir(name, "concept_analysis")
     paths = write_concept_outputs(target, rows, summary)
-    if index_dir is not None:  # the `concept_analysis` SQL view reads DIR/evals/*/concept_analysis.parquet
-        view_file = Path(index_dir) / "evals" / name / "concept_analysis.parquet"
-        view_file.parent.mkdir(parents=True, exist_ok=True)
-        _write_table(items_table(rows), str(view_file))
+    if (
+        idx is not None
+    ):  # the `concept_analysis` SQL view reads the declared evals/NAME/concept_analysis.parquet
+        idx.publish_eval(name, "concept_analysis", items_table(rows), target)
     for w in summary["warnings"]:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     if json_out:
@@ -1360,7 +1369,7 @@ def contamination_cli(
     gate_failed = policy.fail_above is not None and summary["dirty_fraction"] > policy.fail_above
     if policy.fail_above is not None:
         summary["gate"] = {"fail_above": policy.fail_above, "failed": gate_failed}
-    target = Path(out_dir) if out_dir else idx.path / "evals" / name / "contamination"
+    target = Path(out_dir) if out_dir else idx.eval_dir(name, "contamination")
     paths = write_outputs(target, records, summary, {it.id: it.row for it in items}, imp, imp_png)
     import pyarrow as pa
 
@@ -1379,9 +1388,9 @@ def contamination_cli(
         }
         for r in records
     ]
-    view_file = idx.path / "evals" / name / "contamination.parquet"
-    view_file.parent.mkdir(parents=True, exist_ok=True)
-    _write_table(pa.Table.from_pylist(flat, schema=_CONTAMINATION_SCHEMA()), str(view_file))
+    idx.publish_eval(
+        name, "contamination", pa.Table.from_pylist(flat, schema=_CONTAMINATION_SCHEMA()), target
+    )
     if json_out:
         _print_json(summary)
     else:

@@ -21,6 +21,10 @@ class IndexNotFoundError(FreqindexError):
     """A directory that is not a complete freqindex index (no manifest.json)."""
 
 
+class IndexDamagedError(FreqindexError):
+    """An index whose files or manifest do not agree (a missing or truncated file, a hand-edited manifest)."""
+
+
 class CheckFailedError(FreqindexError):
     """A check ran and failed (verify mismatch, a contamination gate)."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 MANIFEST_NAME = "manifest.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: each shard's ptr_size, the manifest's own sha256 (manifest_sha256), concepts.parts
 INDEX_FORMAT = "freqindex/infini-gram-v4"
 
 # Build

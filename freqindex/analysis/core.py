@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqindex.concepts.vocab import concept_forms
 from freqindex.errors import BadInputError, UsageError
 from freqindex.evals import EvalItem, load_rows
 from freqindex.suffix.index import Index
@@ -113,43 +114,19 @@ def auto_concepts(
 # --- frequencies ---------------------------------------------------------------------------------------
 
 
-def concept_forms(index: Index, name: str) -> list[str]:
-    from freqindex.concepts.vocab import _inflections
-
-    norm = index.normalizer.query(name)
-    if not norm:
-        return []
-    return list(dict.fromkeys([norm] + _inflections(norm)))
-
-
-def _docs_in_ranges(index: Index, ranges: list[tuple[int, int]]) -> np.ndarray:
-    """Sorted global ids of the documents holding the suffix-array ranges (one per shard)."""
-    from freqindex import settings
-
-    total = sum(b - a for a, b in ranges)
-    if total > settings.MAX_DOC_PTRS:
-        raise UsageError(f"too many occurrences ({total}) to collect documents; narrow the concept")
-    parts = [
-        np.unique(sh.doc_of(sh.pointers(a, b))) + sh.doc_start
-        for sh, (a, b) in zip(index.shards, ranges)
-        if b > a
-    ]
-    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-
-
 def doc_ids_many(index: Index, seqs: list[list[int]]) -> list[np.ndarray]:
     """Per token sequence, the sorted global ids of the documents that contain it (one batched search)."""
     from freqindex.suffix.matching import find_batch
 
     data = [bytes(x) if index.width == 1 else np.asarray(x, dtype=index.dtype).tobytes() for x in seqs]
-    return [_docs_in_ranges(index, r) for r in find_batch(index, data)]
+    return [index.doc_ids(r) for r in find_batch(index, data)]
 
 
 def concept_doc_ids(index: Index, names: list[str]) -> dict[str, np.ndarray]:
     """Per concept, the global ids of the documents holding any of its forms as a whole word."""
     if index.normalizer.name != "simple":
         raise UsageError("concept frequencies need an index built with --normalize simple (whole words)")
-    forms = {name: concept_forms(index, name) for name in names}
+    forms = {name: concept_forms(index.normalizer, name) for name in names}
     distinct = sorted({f for fs in forms.values() for f in fs})
     docs = dict(zip(distinct, doc_ids_many(index, [index.encode_query(f" {f} ") for f in distinct])))
     out = {}

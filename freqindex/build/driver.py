@@ -34,7 +34,7 @@ from freqindex.corpus.readers import (
 from freqindex.corpus.stage import StageSettings, tokenize_chunk, write_quarantine
 from freqindex.errors import BadInputError, BuildError, FreqindexError, UsageError
 from freqindex.fsutil import atomic_write_json, fsync_dir, read_json, sha256_file
-from freqindex.manifest import read_manifest, write_manifest
+from freqindex.manifest import check_files, engine_params, read_manifest, write_manifest
 from freqindex.suffix.stage import ShardPlan, plan_shards, write_shard
 from freqindex.text.tokenizers import load_tokenizer
 
@@ -44,9 +44,6 @@ TaskRunner = Callable[[str, Callable[[int], dict], int], list]
 def run_in_process(description: str, fn: Callable[[int], dict], n: int) -> list[dict]:
     """A task runner without Spark: the pure core, one task after another."""
     return [fn(i) for i in range(n)]
-
-
-_ENGINE_LIMITS = {1: 255, 2: 65535, 4: 2**32 - 1}
 
 
 def _tool_versions() -> dict:
@@ -59,6 +56,15 @@ def _tool_versions() -> dict:
     return out
 
 
+def _intact(output: Path) -> bool:
+    """An index of the current schema whose manifest and files pass the open-time checks."""
+    try:
+        check_files(output, read_manifest(output))
+    except FreqindexError:
+        return False
+    return True
+
+
 def _prepare_output(cfg: BuildConfig, key: str, overwrite: bool) -> tuple[Path, Path, dict | None]:
     output = Path(os.path.expanduser(cfg.output)).resolve()
     existing = None
@@ -66,13 +72,15 @@ def _prepare_output(cfg: BuildConfig, key: str, overwrite: bool) -> tuple[Path, 
         if not output.is_dir():
             raise UsageError(f"--output {output} exists and is not a directory")
         try:
-            existing = read_manifest(output)
+            existing = read_manifest(output, check=False)
         except FreqindexError:
             if any(output.iterdir()):
                 raise UsageError(
                     f"--output {output} exists, is not empty and is not a freqindex index"
                 ) from None
             output.rmdir()
+        if existing is not None and existing.get("content_key") == key and not _intact(output):
+            existing = None  # the same content, but damaged or of an older schema: rebuild it in place
         if existing is not None and existing.get("content_key") != key and not overwrite:
             raise UsageError(
                 f"{output} already holds an index of other input or settings; pass --overwrite or choose another --output"
@@ -104,13 +112,16 @@ def _check_plan(cfg: BuildConfig, files: list, skipped: list, opts: ReadOptions,
         raise BadInputError(f"nothing to index: {problems[0][0]}: {problems[0][1]}")
 
 
-def _unchanged(output: Path, seen: dict | None) -> bool:
-    """Is the output still what this build saw when it started (no index, or the same manifest)?"""
+def _output_state(output: Path) -> dict | None:
+    """What is at the output now: None (nothing), its manifest, or a marker for one that cannot be read
+    (damaged, or of an older schema). Compared before publishing to see whether another build published."""
     try:
-        now = read_manifest(output) if output.exists() else None
+        return read_manifest(output) if output.exists() else None
     except FreqindexError:
-        now = {"unreadable": True}
-    return now == seen
+        try:
+            return {"unreadable": (output / settings.MANIFEST_NAME).read_bytes().hex()}
+        except OSError:
+            return {"unreadable": None}
 
 
 def build_index(
@@ -174,6 +185,7 @@ def _build_locked(
 ) -> dict:
     """The build once the output is locked: prepare or resume the partial build, run the stages, publish."""
     output, partial, existing = _prepare_output(cfg, key, overwrite)
+    seen = _output_state(output)
     if existing is not None and existing.get("content_key") == key:
         say(f"{output} is already a complete index of this input and settings; nothing to do")
         return {
@@ -281,7 +293,6 @@ def _build_locked(
     tok_manifest = dict(tok_desc)
     if tokenizer_json:
         tok_manifest["file"] = "tokenizer/tokenizer.json"
-    limit = _ENGINE_LIMITS[width]
     manifest = {
         "format": settings.INDEX_FORMAT,
         "schema_version": settings.SCHEMA_VERSION,
@@ -291,10 +302,10 @@ def _build_locked(
         "tokenizer": tok_manifest,
         "token_dtype": tok_desc["dtype"],
         "normalization": {"name": cfg.normalization, "version": 1},
-        "engine": {"version": 4, "vocab_size": limit, "eos_token_id": limit - 1},
+        "engine": engine_params(width),
         "counts": counts,
         "shards": [
-            {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes")}
+            {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size")}
             for s in shard_summaries
         ],
         "files": files_meta,
@@ -306,7 +317,7 @@ def _build_locked(
     write_manifest(partial, manifest)
     fsync_dir(partial)
     lock.verify()
-    if not _unchanged(output, existing):
+    if _output_state(output) != seen:
         raise BuildError(f"{output} changed while this build ran (another build published there)")
     if output.exists():
         old = output.parent / f".{output.name}.old"

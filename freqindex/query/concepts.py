@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow.dataset as ds
 
 from freqindex.concepts.vocab import Vocabulary
 from freqindex.errors import UsageError
@@ -33,7 +32,7 @@ def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tup
     if src == "tags":
         import pyarrow.compute as pc
 
-        hits = ds.dataset(str(index.path / "concepts" / "hits"), format="parquet").to_table()
+        hits = index.concept_hits()
         in_caption = pc.greater(hits.column("occurrences"), 0)
         in_tags = hits.column("in_tags")
         hits = hits.append_column("cap", pc.cast(in_caption, "int64"))

@@ -59,13 +59,7 @@ def _check_engine(res: dict) -> dict:
 def _term_doc_ids(index: Index, ids: list[int]) -> list[np.ndarray]:
     """Per shard, the sorted distinct local document indexes that contain ``ids``."""
     found = _check_engine(index.engine.find(input_ids=ids))
-    total = sum(hi - lo for lo, hi in found["segment_by_shard"])
-    if total > settings.MAX_DOC_PTRS:
-        raise UsageError(f"too many occurrences ({total}) to count distinct documents; narrow the query")
-    out = []
-    for sh, (lo, hi) in zip(index.shards, found["segment_by_shard"]):
-        out.append(np.unique(sh.doc_of(sh.pointers(lo, hi))) if hi > lo else np.zeros(0, dtype=np.int64))
-    return out
+    return index.docs_per_shard(found["segment_by_shard"])
 
 
 def union_size(per_shard: list[list[np.ndarray]]) -> int:

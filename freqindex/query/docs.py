@@ -31,13 +31,9 @@ def _snippet(index: Index, shard, local_ix: int, ptr: int, n_bytes: int, context
     a = max(start, ptr - ctx)
     b = min(end, ptr + n_bytes + ctx)
     a -= (a - start) % index.width
-    dec = index.tokenizer.decode
 
     def part(x: int, y: int, edge: bool) -> str:
-        raw = bytes(shard.ds[x:y])
-        if index.width == 1 and edge:
-            return raw.decode("utf-8", errors="ignore")
-        return dec(raw)
+        return index.decode(bytes(shard.ds[x:y]), cut=edge)
 
     before = part(a, ptr, True)
     hit = part(ptr, ptr + n_bytes, False)
@@ -75,16 +71,12 @@ def find_docs(
     per_shard: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in index.shards]
     for ids in terms:
         found = _check_engine(index.engine.find(input_ids=ids))
-        total = sum(hi - lo for lo, hi in found["segment_by_shard"])
-        if total > settings.MAX_DOC_PTRS:
-            raise UsageError(f"too many occurrences ({total}) to list documents; narrow the query")
-        for s, (sh, (lo, hi)) in enumerate(zip(index.shards, found["segment_by_shard"])):
-            if hi > lo:
-                ptrs = np.sort(sh.pointers(lo, hi))
-                per_shard[s].append((ptrs, sh.doc_of(ptrs), len(ids) * index.width))
+        for s, (ptrs, docs) in enumerate(index.hits_per_shard(found["segment_by_shard"])):
+            if ptrs.size:
+                per_shard[s].append((ptrs, docs, len(ids) * index.width))
     n_docs = 0
     hits: list[DocHit] = []
-    for sh, items in zip(index.shards, per_shard):
+    for sh, items in sorted(zip(index.shards, per_shard), key=lambda x: x[0].doc_start):  # doc_id order
         if not items:
             continue
         all_docs = np.unique(np.concatenate([d for _, d, _ in items]))

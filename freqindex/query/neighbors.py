@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from freqindex import settings
 from freqindex.errors import UsageError
@@ -31,20 +27,6 @@ NEIGHBOR_SCHEMA = pa.schema(
 )
 
 
-@lru_cache(maxsize=8)
-def _load(index_path: str):
-    faiss = ann.faiss_module()
-    index = faiss.read_index(f"{index_path}/vectors/index.faiss")
-    parts = sorted(Path(index_path, "vectors").glob("part-*.parquet"))
-    meta = ds.dataset([str(p) for p in parts], format="parquet").to_table()
-    return (
-        index,
-        meta.column("doc_id").to_numpy(),
-        meta.column("char_start").to_numpy(),
-        meta.column("char_end").to_numpy(),
-    )
-
-
 def neighbors(
     idx: Index,
     items: list[EvalItem],
@@ -59,7 +41,8 @@ def neighbors(
         raise UsageError(f"{idx.path} has no vectors; run `freqindex embed {idx.path}` first")
     if k < 1 or k > settings.MAX_K:
         raise UsageError(f"-k must be between 1 and {settings.MAX_K}")
-    index, doc_of, cs, ce = _load(str(idx.path))
+    vectors = idx.vectors
+    index, doc_of, cs, ce = vectors.faiss_index, vectors.doc_id, vectors.char_start, vectors.char_end
     emb = load_embedder(vec["model"])
     q = emb.encode([idx.normalizer.document(it.text) for it in items])
     fetch = min(index.ntotal, k * 8)

@@ -25,7 +25,7 @@ from freqindex import settings
 from freqindex.corpus.stage import StageSettings, chunk_paths
 from freqindex.errors import BuildError
 from freqindex.fsutil import atomic_write_json, file_entry, marker_valid
-from freqindex.suffix.sa_build import build_suffix_array
+from freqindex.suffix.sa_build import build_suffix_array, pointer_bytes
 from freqindex.text.tokenizers import load_tokenizer, separator
 
 DOCS_SCHEMA = pa.schema(
@@ -133,7 +133,7 @@ def write_shard(
     staging = root / "_staging"
     marker = staging / "shards" / f"shard-{plan.shard:05d}.done"
     done = marker_valid(marker, root)
-    if done is not None:
+    if done is not None and "ptr_size" in done:  # a marker of an older freqindex lacks it: redo the shard
         done["resumed"] = True
         return done
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +210,7 @@ def write_shard(
         "n_tokens": n_tokens,
         "ds_bytes": ds_pos,
         "sa_builder": sa_builder,
+        "ptr_size": pointer_bytes(ds_pos),  # recorded, so a reader never infers it from the table's size
         "files": {str(p.relative_to(root)): file_entry(p) for p in [*names.values(), docs_path]},
     }
     atomic_write_json(marker, summary)
