@@ -8,7 +8,8 @@ import numpy as np
 
 from freqindex import settings
 from freqindex.errors import UsageError
-from freqindex.query.count import _check_engine, parse_cnf
+from freqindex.query.count import encode_term, parse_cnf
+from freqindex.suffix import search
 from freqindex.suffix.index import Index
 
 
@@ -71,17 +72,17 @@ def find_docs(
     clauses = parse_cnf(query, literal)
     if len(clauses) > 1:
         raise UsageError("docs takes one term or OR-alternatives, not AND clauses")
-    terms = [index.encode_query(t) for t in clauses[0]]
+    terms = [encode_term(index, t) for t in clauses[0]]  # a repeated alternative counts twice, as in count
     per_shard: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in index.shards]
-    for ids in terms:
-        found = _check_engine(index.engine.find(input_ids=ids))
-        total = sum(hi - lo for lo, hi in found["segment_by_shard"])
+    for term, ranges in zip(terms, search.find_ranges(index, terms).tolist()):
+        total = sum(hi - lo for lo, hi in ranges)
         if total > settings.MAX_DOC_PTRS:
-            raise UsageError(f"too many occurrences ({total}) to list documents; narrow the query")
-        for s, (sh, (lo, hi)) in enumerate(zip(index.shards, found["segment_by_shard"])):
+            raise UsageError(f"too many occurrences ({total:,}) to list documents; narrow the query")
+        for s, (lo, hi) in enumerate(ranges):
             if hi > lo:
-                ptrs = np.sort(sh.pointers(lo, hi))
-                per_shard[s].append((ptrs, sh.doc_of(ptrs), len(ids) * index.width))
+                ptrs = search.range_positions(index, s, lo, hi)
+                docs = np.searchsorted(search.doc_starts(index, s), ptrs, side="right") - 1
+                per_shard[s].append((ptrs, docs, len(term)))
     n_docs = 0
     hits: list[DocHit] = []
     for sh, items in zip(index.shards, per_shard):
