@@ -36,6 +36,7 @@ from freqindex.suffix.index import Index
 
 SAMPLE_STEP = 256  # suffixes per sample entry (the last ~8 levels of a search run in the mapped arrays)
 MAX_SAMPLES = 1 << 20  # per shard; larger shards use a larger step
+_GROUP = 64  # queries searched in lock step at a time
 _PAGE_SHIFT = 8  # document lookup: the document of every 256th byte is kept, the rest is a short walk
 
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -120,8 +121,23 @@ def _tie(ds, ptr, qbuf, q0, qlen):
 def _find_ranges(tables, dss, words, sptrs, meta, qbuf, qoff):
     """Per query and shard, [lo, hi): the ranks of the suffixes that start with the query.
 
-    ``meta[s]`` = (ptr_size, suffixes, sample step) of shard ``s``. Tasks are (shard, query, bound) with the
-    query index fastest, so neighbouring tasks search neighbouring (sorted) queries in the same shard."""
+    ``meta[s]`` = (ptr_size, suffixes, sample step) of shard ``s``. The queries go in groups of
+    ``_GROUP``: enough independent searches to overlap their memory accesses, few enough that the pages and
+    cache lines of one level are still mapped and cached at the next (one lock step over a whole large
+    batch measured 19-21 us per query on the 100 MB index, groups of 64 13 us)."""
+    nq = qoff.shape[0] - 1
+    out = np.empty((nq, len(tables), 2), np.int64)
+    for g0 in range(0, nq, _GROUP):
+        g1 = min(nq, g0 + _GROUP)
+        out[g0:g1] = _find_group(tables, dss, words, sptrs, meta, qbuf, qoff[g0 : g1 + 1])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _find_group(tables, dss, words, sptrs, meta, qbuf, qoff):
+    """``_find_ranges`` for one group of queries, every bound of every shard in lock step. Tasks are
+    (shard, query, bound) with the query index fastest, so neighbouring tasks search neighbouring (sorted)
+    queries in the same shard."""
     nq = qoff.shape[0] - 1
     ns = len(tables)
     n_tasks = ns * nq * 2
