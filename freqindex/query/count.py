@@ -40,6 +40,7 @@ SHOWN_QUERY_CHARS = 80  # error messages show at most this much of a query
 # AND: read the windows around the anchor occurrences (instead of sorting all of a clause's positions) when
 # they hold fewer token starts than this many times the clause's occurrences
 _SCAN_FACTOR = 8
+_CACHE_ELEMENTS = 20_000_000  # a batch keeps at most this many cached positions/documents (160 MB)
 
 
 @dataclass(frozen=True)
@@ -163,19 +164,24 @@ def count_many(
                 raise type(exc)(f"queries[{k}]: {exc}") from None
             parsed.append(CountError(cut(q), str(exc)))
     terms = list(dict.fromkeys(t for p in parsed if not isinstance(p, CountError) for c in p for t in c))
-    ranges = dict(zip(terms, search.find_ranges(index, terms)))
-    ev = _Evaluator(index, ranges, max_diff_tokens)
+    found = search.find_ranges(index, terms)
+    totals = dict(zip(terms, (found[:, :, 1] - found[:, :, 0]).sum(axis=1).tolist()))
+    ev = None  # documents and AND need the ranges themselves
     out: list[CountResult | CountError] = []
     for k, (q, p) in enumerate(zip(queries, parsed)):
         if isinstance(p, CountError):
             out.append(p)
-            continue
-        try:
-            out.append(CountResult(q, ev.count(p, unit), unit, False))
-        except FreqindexError as exc:
-            if on_error == "raise":
-                raise type(exc)(f"queries[{k}]: {exc}") from None
-            out.append(CountError(cut(q), str(exc)))
+        elif unit == "occurrences" and len(p) == 1:
+            out.append(CountResult(q, sum(totals[t] for t in p[0]), unit, False))
+        else:
+            if ev is None:
+                ev = _Evaluator(index, dict(zip(terms, found)), max_diff_tokens)
+            try:
+                out.append(CountResult(q, ev.count(p, unit), unit, False))
+            except FreqindexError as exc:
+                if on_error == "raise":
+                    raise type(exc)(f"queries[{k}]: {exc}") from None
+                out.append(CountError(cut(q), str(exc)))
     return out
 
 
@@ -187,26 +193,36 @@ class _Evaluator:
         self.index = index
         self.ranges = {t: r.tolist() for t, r in ranges.items()}  # term -> per shard [lo, hi]
         self.totals = {t: sum(hi - lo for lo, hi in r) for t, r in self.ranges.items()}
-        self.window = max_diff_tokens * index.width  # in bytes
+        self.window = min(max_diff_tokens, 1 << 40) * index.width  # in bytes (past any shard's size)
         self._docs: dict[tuple[bytes, int], np.ndarray] = {}
         self._pos: dict[tuple[bytes, int], np.ndarray] = {}
+        self._cached = 0  # elements held by the two caches
+
+    def _keep(self, cache: dict, key: tuple, value: np.ndarray) -> np.ndarray:
+        if self._cached + value.size > _CACHE_ELEMENTS:
+            self._docs.clear()
+            self._pos.clear()
+            self._cached = 0
+        cache[key] = value
+        self._cached += value.size
+        return value
 
     def occurrences(self, term: bytes) -> int:
         return self.totals[term]
 
     def docs(self, term: bytes, shard: int) -> np.ndarray:
         key = (term, shard)
-        if key not in self._docs:
-            lo, hi = self.ranges[term][shard]
-            self._docs[key] = search.range_doc_ids(self.index, shard, lo, hi)
-        return self._docs[key]
+        if key in self._docs:
+            return self._docs[key]
+        lo, hi = self.ranges[term][shard]
+        return self._keep(self._docs, key, search.range_doc_ids(self.index, shard, lo, hi))
 
     def positions(self, term: bytes, shard: int) -> np.ndarray:
         key = (term, shard)
-        if key not in self._pos:
-            lo, hi = self.ranges[term][shard]
-            self._pos[key] = search.range_positions(self.index, shard, lo, hi)
-        return self._pos[key]
+        if key in self._pos:
+            return self._pos[key]
+        lo, hi = self.ranges[term][shard]
+        return self._keep(self._pos, key, search.range_positions(self.index, shard, lo, hi))
 
     def _bound(self, terms: list[bytes], what: str) -> None:
         total = sum(self.occurrences(t) for t in terms)
