@@ -321,14 +321,15 @@ def count_cli(
     file: Annotated[
         str | None,
         typer.Option(
-            "--file", help="One query per line; prints one JSON object per line.", show_default=False
+            "--file",
+            help="One query per line; prints one JSON object per line (with its line number; a bad query "
+            "gets an error object, the others are still counted, and the exit code is then 2).",
+            show_default=False,
         ),
     ] = None,
-    max_clause_freq: Annotated[
-        int, typer.Option(help="AND queries: subsample clauses above this count.")
-    ] = settings.MAX_CLAUSE_FREQ,
     max_diff_tokens: Annotated[
-        int, typer.Option(help="AND queries: clauses must fall within this many tokens.")
+        int,
+        typer.Option(help="AND queries (occurrences): the other clauses must start within this many tokens."),
     ] = settings.MAX_DIFF_TOKENS,
     json_out: Annotated[bool, typer.Option("--json", help="Print {query, count, unit, approx}.")] = False,
 ):
@@ -339,21 +340,33 @@ def count_cli(
 
     Example: freqindex count idx " golden retriever " --unit docs --json
     """
-    from freqindex.query.count import count
+    from freqindex.query.count import CountError, count, count_many
 
     idx = _open(index_dir)
-    kw = dict(unit=unit, literal=literal, max_clause_freq=max_clause_freq, max_diff_tokens=max_diff_tokens)
+    kw = dict(unit=unit, literal=literal, max_diff_tokens=max_diff_tokens)
     if file:
         if query is not None:
             raise UsageError("give either QUERY or --file, not both")
-        try:
-            lines = Path(file).read_text(encoding="utf-8").splitlines()
+        try:  # utf-8-sig: a byte-order mark is not part of the first query
+            text = Path(file).read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read --file {file}: {exc}") from None
-        for q in lines:
-            if q == "":
-                continue
-            _print_json(count(idx, q, **kw).to_dict())
+        numbered = [(n, q.removesuffix("\r")) for n, q in enumerate(text.split("\n"), 1)]
+        numbered = [(n, q) for n, q in numbered if q != ""]
+        bad = []
+        for i in range(0, len(numbered), settings.COUNT_FILE_BATCH):
+            chunk = numbered[i : i + settings.COUNT_FILE_BATCH]
+            results = count_many(idx, [q for _, q in chunk], on_error="return", **kw)
+            for (n, _), res in zip(chunk, results):
+                if isinstance(res, CountError):
+                    bad.append(n)
+                _print_json({"line": n, **res.to_dict()})
+        if bad:
+            shown_lines = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+            lines = "line" if len(bad) == 1 else "lines"
+            raise UsageError(
+                f"{len(bad)} of {len(numbered)} queries could not be counted ({lines} {shown_lines})"
+            )
         return
     if query is None:
         raise UsageError("missing QUERY (or --file)")

@@ -27,9 +27,9 @@ MAX_QUERY_CHARS = 10_000
 DEFAULT_DOCS_LIMIT = 10
 MAX_DOCS_LIMIT = 10_000
 SNIPPET_CONTEXT_CHARS = 80
-MAX_CLAUSE_FREQ = 50_000  # infini-gram's default; CNF clauses above it are subsampled (approx=true)
-MAX_DIFF_TOKENS = 100  # infini-gram's default window for AND clauses
-MAX_DOC_PTRS = 50_000_000  # suffix-array entries read for one --unit docs count
+MAX_DIFF_TOKENS = 100  # AND clauses (occurrences): window around the anchor clause, infini-gram's default
+MAX_DOC_PTRS = 50_000_000  # suffix-array entries one query may read (--unit docs, AND, docs look-ups)
+COUNT_FILE_BATCH = 10_000  # `count --file`: queries counted (and printed) per batch
 MAX_K = 1000  # nearest neighbours per item
 MAX_SQL_ROWS = 10_000  # rows a SQL query may return over HTTP (the CLI's --max-rows default is lower)
 

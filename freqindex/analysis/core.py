@@ -116,10 +116,10 @@ def auto_concepts(
 
 def doc_ids_many(index: Index, seqs: list[list[int]]) -> list[np.ndarray]:
     """Per token sequence, the sorted global ids of the documents that contain it (one batched search)."""
-    from freqindex.suffix.matching import find_batch
+    from freqindex.suffix import search
 
     data = [bytes(x) if index.width == 1 else np.asarray(x, dtype=index.dtype).tobytes() for x in seqs]
-    return [index.doc_ids(r) for r in find_batch(index, data)]
+    return [index.doc_ids(r) for r in search.find_ranges(index, data).tolist()] if data else []
 
 
 def concept_doc_ids(index: Index, names: list[str]) -> dict[str, np.ndarray]:

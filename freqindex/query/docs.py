@@ -8,7 +8,8 @@ import numpy as np
 
 from freqindex import settings
 from freqindex.errors import UsageError
-from freqindex.query.count import _check_engine, parse_cnf
+from freqindex.query.count import encode_term, parse_cnf
+from freqindex.suffix import search
 from freqindex.suffix.index import Index
 
 
@@ -67,13 +68,12 @@ def find_docs(
     clauses = parse_cnf(query, literal)
     if len(clauses) > 1:
         raise UsageError("docs takes one term or OR-alternatives, not AND clauses")
-    terms = [index.encode_query(t) for t in clauses[0]]
+    terms = [encode_term(index, t) for t in clauses[0]]  # a repeated alternative counts twice, as in count
     per_shard: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in index.shards]
-    for ids in terms:
-        found = _check_engine(index.engine.find(input_ids=ids))
-        for s, (ptrs, docs) in enumerate(index.hits_per_shard(found["segment_by_shard"])):
+    for term, ranges in zip(terms, search.find_ranges(index, terms).tolist()):
+        for s, (ptrs, docs) in enumerate(index.hits_per_shard(ranges)):
             if ptrs.size:
-                per_shard[s].append((ptrs, docs, len(ids) * index.width))
+                per_shard[s].append((ptrs, docs, len(term)))
     n_docs = 0
     hits: list[DocHit] = []
     for sh, items in sorted(zip(index.shards, per_shard), key=lambda x: x[0].doc_start):  # doc_id order

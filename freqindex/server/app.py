@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from freqindex import settings
 from freqindex.errors import FreqindexError
-from freqindex.query.count import CountResult, count
+from freqindex.query.count import CountResult, count, count_many
 from freqindex.query.docs import DocHit, find_docs
 from freqindex.suffix.index import Index
 
@@ -388,8 +388,10 @@ def create_app(
         if (req.query is None) == (req.queries is None):
             raise ApiError(422, "invalid_request", "give exactly one of query or queries")
         idx = get_index(req.index)
-        qs = [req.query] if req.query is not None else req.queries
-        res = await call(idx, lambda: [count(idx, q, unit=req.unit, literal=req.literal) for q in qs])
+        if req.query is not None:
+            res = await call(idx, lambda: [count(idx, req.query, unit=req.unit, literal=req.literal)])
+        else:  # one batch: the error of a bad query names its position (queries[i])
+            res = await call(idx, lambda: count_many(idx, req.queries, unit=req.unit, literal=req.literal))
         return CountResponse(index=req.index, results=res)
 
     @app.post("/v1/docs", tags=["queries"])

@@ -80,20 +80,6 @@ class Shard:
         """Local document index of every pointer (vectorized)."""
         return np.searchsorted(self.offsets, ptrs, side="right").astype(np.int64) - 1
 
-    def docs_in_range(self, lo: int, hi: int) -> np.ndarray:
-        """Sorted distinct local document indexes holding the suffix-array entries [lo, hi)."""
-        if hi <= lo:
-            return np.zeros(0, dtype=np.int64)
-        return np.unique(self.doc_of(self.pointers(lo, hi)))
-
-    def hits_in_range(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        """The pointers of the suffix-array entries [lo, hi) in text order, and each one's local document
-        index (so both arrays are sorted)."""
-        if hi <= lo:
-            return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-        ptrs = np.sort(self.pointers(lo, hi))
-        return ptrs, self.doc_of(ptrs)
-
     def meta(self, local_ix: int) -> dict:
         """The document's JSON metadata: doc_id, source, line, id (the external id)."""
         start = int(self.metaoff[local_ix])
@@ -261,8 +247,10 @@ class Index:
         """Per shard (in ``shards`` order), the sorted distinct local document indexes of the suffix-array
         range ``ranges[i] = (lo, hi)`` of that shard (the engine's ``segment_by_shard``). Raises
         ``UsageError`` past ``settings.MAX_DOC_PTRS`` entries in all."""
+        from freqindex.suffix import search  # the compiled kernels (numba) behind every range -> documents
+
         self._check_ptr_budget(ranges)
-        return [sh.docs_in_range(lo, hi) for sh, (lo, hi) in zip(self.shards, ranges)]
+        return [search.range_doc_ids(self, s, int(lo), int(hi)) for s, (lo, hi) in enumerate(ranges)]
 
     def doc_ids(self, ranges: Sequence[tuple[int, int]]) -> np.ndarray:
         """The sorted distinct global doc ids of the suffix-array ranges (one per shard, as in
@@ -274,9 +262,16 @@ class Index:
         return np.concatenate(parts)  # shards hold disjoint ranges of ids, taken in doc_id order
 
     def hits_per_shard(self, ranges: Sequence[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per shard, ``Shard.hits_in_range`` of its range: pointers in text order and their local documents."""
+        """Per shard (in ``shards`` order), the byte offsets of its range's suffixes in text order and each
+        one's local document index (so both arrays are sorted)."""
+        from freqindex.suffix import search
+
         self._check_ptr_budget(ranges)
-        return [sh.hits_in_range(lo, hi) for sh, (lo, hi) in zip(self.shards, ranges)]
+        out = []
+        for s, (lo, hi) in enumerate(ranges):
+            ptrs = search.range_positions(self, s, int(lo), int(hi))
+            out.append((ptrs, np.searchsorted(search.doc_starts(self, s), ptrs, side="right") - 1))
+        return out
 
     # --- stored text -----------------------------------------------------------------------------------
 
