@@ -40,6 +40,12 @@ _EMPTY_ANALYSIS = (
     "NULL::BIGINT AS similarity_doc_id, NULL::BIGINT AS longest_match_chars, "
     "NULL::DOUBLE AS longest_match_fraction WHERE false)"
 )
+_EMPTY_DISTANCE = (
+    "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NULL::BIGINT AS n_tokens, NULL::BIGINT AS scored_tokens, "
+    "NULL::DOUBLE AS mean_surprisal, NULL::DOUBLE AS max_surprisal, NULL::DOUBLE AS zero_prob_share, "
+    "NULL::DOUBLE AS mean_context, NULL::DOUBLE AS novel_5, NULL::DOUBLE AS novel_8, NULL::DOUBLE AS novel_13, "
+    "NULL::BIGINT AS longest_match_tokens, NULL::BIGINT AS longest_match_chars WHERE false)"
+)
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -62,6 +68,8 @@ def view_statements(index_dir: str | Path) -> list[str]:
     cont = f"read_parquet('{idx}/evals/*/contamination.parquet')" if has_cont else _EMPTY_CONTAMINATION
     has_an = any((root / "evals").glob("*/analysis.parquet")) if (root / "evals").is_dir() else False
     an = f"read_parquet('{idx}/evals/*/analysis.parquet')" if has_an else _EMPTY_ANALYSIS
+    has_dist = any((root / "evals").glob("*/distance.parquet")) if (root / "evals").is_dir() else False
+    dist = f"read_parquet('{idx}/evals/*/distance.parquet')" if has_dist else _EMPTY_DISTANCE
     text = (
         text.replace("{index}", idx)
         .replace("{concept_vocab}", vocab)
@@ -69,6 +77,7 @@ def view_statements(index_dir: str | Path) -> list[str]:
         .replace("{neighbors}", nb)
         .replace("{contamination}", cont)
         .replace("{analysis}", an)
+        .replace("{distance}", dist)
     )
     body = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]

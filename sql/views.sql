@@ -49,3 +49,8 @@ SELECT * FROM {contamination};
 -- Per eval item and model: concepts, frequency, pruned frequency, similarity, correctness (`freqindex analyze`).
 CREATE VIEW analysis_items AS
 SELECT * FROM {analysis};
+
+-- Per eval item: how far it sits from the corpus (`freqindex distance`): mean / max per-token ∞-gram surprisal
+-- (bits), zero-probability share, mean effective context, novel 5/8/13-gram shares, longest match.
+CREATE VIEW distance AS
+SELECT * FROM {distance};
