@@ -910,6 +910,14 @@ def analyze_cli(
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap draws over concepts for every interval.")] = 200,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    covariate: Annotated[
+        str | None,
+        typer.Option(
+            help="distance: also fit accuracy against each item's distance from the corpus (mean ∞-gram "
+            "surprisal) and the frequency slope controlled for it.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
 ):
     """Is the frequency effect a similarity effect? Joins each item's concept frequency, its similarity to the
@@ -973,6 +981,7 @@ def analyze_cli(
             n_boot=bootstrap,
             seed=seed,
             progress=lambda stage: progress.update(task, description=stage),
+            covariate=covariate,
         )
     summary["settings"]["concepts"] = how
     target = Path(out_dir) if out_dir else idx.path / "evals" / name / "analysis"

@@ -29,7 +29,19 @@ def read_jsonl_objects(p: Path, path: str) -> list[tuple[int, dict]]:
 
 
 def load_rows(path: str, what: str = "eval") -> list[dict]:
-    """Rows of an eval file as dicts. Malformed files get one clear error naming the row."""
+    """Rows of an eval file as dicts. Malformed files get one clear error naming the row (a text file that
+    is not UTF-8: the line of the first bad byte)."""
+    try:
+        return _load_rows(path, what)
+    except UnicodeDecodeError as exc:
+        raw = Path(os.path.expanduser(path)).read_bytes()
+        if len(exc.object) == len(raw):  # decoded whole: the offset is the file's
+            line = raw[: exc.start].count(b"\n") + 1
+            raise BadInputError(f"{path}:{line}: not UTF-8") from None
+        raise BadInputError(f"{path}: not UTF-8") from None
+
+
+def _load_rows(path: str, what: str) -> list[dict]:
     p = Path(os.path.expanduser(path))
     if not p.is_file():
         raise UsageError(f"{what} file not found: {path}")

@@ -219,6 +219,15 @@ def next_tokens(
     return out
 
 
+def find_ranges(index: Index, contexts: list[list[int]]) -> list[list[list[int]]]:
+    """Per context and shard the suffix-array range ``[lo, hi)``: the engine's ``find`` (``segment_by_shard``)."""
+    qb = lm.QueryBuffer(index, [np.asarray(c, dtype=np.int64) for c in contexts])
+    off, ln = qb.window(np.arange(len(contexts)), np.zeros(len(contexts), dtype=np.int64), qb.lengths)
+    r = lm.count_ranges(index, qb.buf, off, ln)
+    qb.release()
+    return [[[int(a), int(b)] for a, b in row] for row in r.tolist()]
+
+
 # --- batch files ------------------------------------------------------------------------------------
 
 
@@ -287,6 +296,7 @@ __all__ = [
     "chained",
     "check_ids",
     "encode_text",
+    "find_ranges",
     "infgram_probs",
     "next_tokens",
     "ngram_probs",
