@@ -1522,8 +1522,12 @@ def distance_cli(
     rows = [{"eval": name, **d.to_dict()} for d in dists]
     table = pa.Table.from_pylist(rows, schema=_DISTANCE_SCHEMA())
     view_file = idx.path / "evals" / name / "distance.parquet"
-    view_file.parent.mkdir(parents=True, exist_ok=True)
-    _write_table(table, str(view_file))
+    try:
+        view_file.parent.mkdir(parents=True, exist_ok=True)
+        _write_table(table, str(view_file))
+    except OSError as exc:  # a read-only index: the rows still go to --out / stdout
+        err.print(f"note: the `distance` view was not written ({exc.strerror or exc})", highlight=False)
+        view_file = None
     if out_file:
         _write_table(table, out_file)
     if json_out:
@@ -1539,7 +1543,7 @@ def distance_cli(
     err.print(
         f"{len(rows):,} items: median mean surprisal {med('mean_surprisal'):.3f} bits/token, novel 13-grams "
         f"{med('novel_13'):.3f}, mean context {med('mean_context'):.1f} tokens, longest match "
-        f"{med('longest_match_tokens'):.0f} tokens; written to {view_file}",
+        f"{med('longest_match_tokens'):.0f} tokens" + (f"; written to {view_file}" if view_file else ""),
         highlight=False,
     )
 
@@ -1661,7 +1665,7 @@ def frontier_cli(
         typer.Option(help="Reject only beyond the band by this many standard errors (0: plain comparison)."),
     ] = 1.645,
     min_tokens: Annotated[int, typer.Option(help="Reject candidates with fewer scored tokens.")] = 16,
-    profile_size: Annotated[int, typer.Option(help="Documents in the corpus profile.")] = 1000,
+    profile_size: Annotated[int, typer.Option(help="Documents in the corpus profile.")] = 500,
     profile_seed: Annotated[int, typer.Option(help="Seed of the profile sample.")] = 0,
     profile_max_tokens: Annotated[
         int, typer.Option(help="Profile documents have at most this many tokens.")

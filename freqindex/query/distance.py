@@ -75,15 +75,41 @@ def surprisals(prompt_cnt: np.ndarray, cont_cnt: np.ndarray) -> np.ndarray:
 def novel_share(ids: np.ndarray, match_len: np.ndarray, n: int) -> float | None:
     """Share of the distinct n-grams of ``ids`` that never occur (an n-gram at ``i`` occurs iff the match from
     ``i`` is at least ``n`` tokens long)."""
-    if len(ids) < n:
-        return None
-    windows = np.lib.stride_tricks.sliding_window_view(np.asarray(ids, dtype=np.int64), n)
-    absent = match_len[: windows.shape[0]] < n
-    _, first = np.unique(windows, axis=0, return_index=True)
-    return float(absent[first].mean())
+    flags = novel_flags([np.asarray(ids)], [match_len], n)[0]
+    return float(flags.mean()) if flags.size else None
 
 
-def _measures(item_id: str, it: ItemText, st: lm.PositionStats) -> Distance:
+def novel_flags(seqs: list[np.ndarray], match_lens: list[np.ndarray], n: int) -> list[np.ndarray]:
+    """Per sequence, one flag per distinct n-gram (at its first position, in text order): 1.0 when the corpus
+    never holds it. All sequences in one sort: each window's tokens, prefixed by its sequence number, as one
+    fixed-width byte string."""
+    out = [np.zeros(0, dtype=np.float64) for _ in seqs]
+    keep = [k for k, s in enumerate(seqs) if len(s) >= n]
+    if not keep:
+        return out
+    width = 4 if max(int(np.max(seqs[k])) for k in keep) > 0xFFFF else 2
+    dt = np.dtype(">u4") if width == 4 else np.dtype(">u2")
+    rows, owner = [], []
+    for k in keep:
+        w = np.lib.stride_tricks.sliding_window_view(np.asarray(seqs[k]).astype(dt), n)
+        rows.append(w)
+        owner.append(np.full(w.shape[0], k, dtype=np.int64))
+    owner_a = np.concatenate(owner)
+    tab = np.empty((owner_a.size,), dtype=[("k", ">u4"), ("w", dt, (n,))])
+    tab["k"] = owner_a
+    tab["w"] = np.concatenate(rows)
+    keys = tab.view(np.dtype((np.void, tab.dtype.itemsize)))
+    _, first = np.unique(keys, return_index=True)
+    first = np.sort(first)  # by sequence, then position
+    ms_all = np.concatenate([np.asarray(match_lens[k][: len(seqs[k]) - n + 1]) for k in keep])
+    absent = (ms_all[first] < n).astype(np.float64)
+    bounds = np.searchsorted(owner_a[first], keep + [keep[-1] + 1], side="left")
+    for j, k in enumerate(keep):
+        out[k] = absent[bounds[j] : bounds[j + 1]]
+    return out
+
+
+def _measures(item_id: str, it: ItemText, st: lm.PositionStats, nov: dict[int, float | None]) -> Distance:
     n = it.n
     ms = st.match_len
     longest = int(ms.max()) if n else 0
@@ -98,8 +124,6 @@ def _measures(item_id: str, it: ItemText, st: lm.PositionStats) -> Distance:
         ctx = float(st.suffix_len[scored].mean())
     else:
         mean_s = max_s = zero = ctx = None
-    ids = np.asarray(it.ids, dtype=np.int64)
-    nov = {m: novel_share(ids, ms, m) for m in NOVEL_NS}
     return Distance(item_id, n, k, mean_s, max_s, zero, ctx, nov[5], nov[8], nov[13], longest, chars)
 
 
@@ -116,21 +140,23 @@ def item_distances(
     texts = texts if texts is not None else [item_text(index, raw) for _, raw in items]
     seqs = [np.asarray(t.ids, dtype=np.int64) for t in texts]
     stats = lm.infgram_positions(index, seqs, exclude=exclude)
-    out = [_measures(item_id, it, st) for (item_id, _), it, st in zip(items, texts, stats)]
+    flags = {n: novel_flags(seqs, [st.match_len for st in stats], n) for n in NOVEL_NS}
+    for k, st in enumerate(stats):
+        st.novel = {n: flags[n][k] for n in NOVEL_NS}
+    out = [
+        _measures(
+            item_id, it, st, {n: (float(f.mean()) if (f := st.novel[n]).size else None) for n in NOVEL_NS}
+        )
+        for (item_id, _), it, st in zip(items, texts, stats)
+    ]
     return (out, stats) if with_stats else out
 
 
-def per_token(st: lm.PositionStats, measure: str, ids: np.ndarray | None = None) -> np.ndarray:
+def per_token(st: lm.PositionStats, measure: str) -> np.ndarray:
     """The values, in text order, whose mean is ``measure``: per scored token (every token after the first),
-    or for ``novel_N`` one 0/1 per distinct n-gram at its first position (``ids`` needed)."""
+    or for ``novel_N`` one 0/1 per distinct n-gram at its first position (``st`` from :func:`item_distances`)."""
     if measure.startswith("novel_"):
-        n = int(measure.split("_")[1])
-        if ids is None or len(ids) < n:
-            return np.zeros(0, dtype=np.float64)
-        windows = np.lib.stride_tricks.sliding_window_view(np.asarray(ids, dtype=np.int64), n)
-        _, first = np.unique(windows, axis=0, return_index=True)
-        first = np.sort(first)
-        return (st.match_len[first] < n).astype(np.float64)
+        return st.novel[int(measure.split("_")[1])]
     scored = st.positions >= 1
     if measure == "mean_surprisal":
         return surprisals(st.prompt_cnt[scored], st.cont_cnt[scored])

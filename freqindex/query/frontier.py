@@ -52,7 +52,7 @@ PROFILE_BATCH_DOCS = 256
 
 @dataclass(frozen=True)
 class ProfileSettings:
-    size: int = 1000
+    size: int = 500
     seed: int = 0
     max_doc_tokens: int = 4096
 
@@ -257,9 +257,9 @@ def score_candidates(
         for m in MEASURES
     }
     out = []
-    for (cid, _), it, d, st in zip(candidates, texts, dists, stats):
+    for (cid, _), d, st in zip(candidates, dists, stats):
         value = getattr(d, band.measure)
-        se = standard_error(per_token(st, band.measure, np.asarray(it.ids)))
+        se = standard_error(per_token(st, band.measure))
         kept, reason = decide(value, se, d.scored_tokens, band)
         out.append(
             {

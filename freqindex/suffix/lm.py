@@ -38,7 +38,7 @@ from __future__ import annotations
 import os
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -336,34 +336,43 @@ def count_ranges(
     return out
 
 
-def matching_lengths(index: Index, qbuf: np.ndarray, qoff: np.ndarray, qlen: np.ndarray) -> np.ndarray:
+def matching_lengths(
+    index: Index, qbuf: np.ndarray, qoff: np.ndarray, qlen: np.ndarray, known: np.ndarray | None = None
+) -> np.ndarray:
     """Per query and shard, the longest prefix (bytes, whole tokens) that occurs in the shard, shape
     (m, n_shards); the maximum over shards is the matching statistic when the queries are the suffixes of an
-    item (the engine's ``creativity``: ``rs[i] - i``)."""
+    item (the engine's ``creativity``: ``rs[i] - i``). ``known`` (m, n_shards): queries known to occur whole
+    in a shard (a document's own suffixes in its shard) are not searched there."""
     w = index.width
     views = shard_views(index)
     best = np.zeros((qoff.size, len(views)), dtype=np.int64)
+    if known is not None:
+        best[known] = np.broadcast_to(qlen[:, None], best.shape)[known]
     ne = np.nonzero(qlen > 0)[0]
     if not ne.size:
         return best
-    q = _Queries(qbuf, qoff[ne], qlen[ne])
+    allq = _Queries(qbuf, qoff[ne], qlen[ne])
 
     def one(s: int) -> None:
         v = views[s]
         if not v.n_sfx:
             return
+        sel = np.arange(ne.size) if known is None else np.nonzero(~known[ne, s])[0]
+        if not sel.size:
+            return
+        q = allq if sel.size == ne.size else allq.take(sel)
         l0, l1 = _bracket(v, q.klo, q.order)
         pos, llcp, rlcp = _bisect(v, qbuf, q.off, q.len, l0, l1, upper=False, want_lcp=True)
         got = np.maximum(llcp, rlcp)
-        for cand, known in ((pos - 1, llcp), (pos, rlcp)):
+        for cand, seen in ((pos - 1, llcp), (pos, rlcp)):
             # the neighbours the search never compared (the ends of the starting bracket) are compared now
-            ok = np.nonzero((cand >= 0) & (cand < v.n_sfx) & (known < 0))[0]
+            ok = np.nonzero((cand >= 0) & (cand < v.n_sfx) & (seen < 0))[0]
             if ok.size:
                 lcp, _ = _lcp_compare(
                     v, v.pointers(cand[ok]), qbuf, q.off[ok], q.len[ok], np.zeros(ok.size, np.int64)
                 )
                 got[ok] = np.maximum(got[ok], lcp)
-        best[ne, s] = np.maximum(got, 0)
+        best[ne[sel], s] = np.maximum(got, 0)
 
     _per_shard(one, len(views))
     return best // w * w
@@ -393,36 +402,53 @@ class Exclusion:
     start: int
 
 
-def _exclusion_stats(index: Index, ex: Exclusion, n: int):
-    """(sorted suffix-array ranks of the document's own suffixes, per-start matching length in its shard
-    without it, in tokens). The longest match of ``x[j:]`` against the other suffixes of the shard is its
-    common prefix with the nearest suffix on either side (in suffix-array order) that starts outside the
-    document."""
-    v = shard_views(index)[ex.shard]
+def _exclusion_stats(index: Index, exs: dict[int, tuple[Exclusion, int]]) -> dict[int, tuple]:
+    """For each excluded sequence ``k`` (its exclusion and its length in tokens): the sorted suffix-array
+    ranks of the document's own suffixes, and per start its matching length (tokens) in its shard without it.
+    The longest match of ``x[j:]`` against the other suffixes of the shard is its common prefix with the
+    nearest suffix on either side (in suffix-array order) that starts outside the document. Batched per shard
+    over every document."""
+    out: dict[int, tuple] = {}
     w = index.width
-    ptrs = ex.start + np.arange(n, dtype=np.int64) * w
-    ranks = suffix_ranks(index, ex.shard, ptrs)
-    end = ex.start + n * w
-    best = np.zeros(n, dtype=np.int64)
-    for step in (-1, 1):
-        cand = ranks + step
-        rows = np.arange(n)
-        while rows.size:  # skip neighbours inside the document itself
-            ok = (cand[rows] >= 0) & (cand[rows] < v.n_sfx)
-            rows = rows[ok]
-            if not rows.size:
-                break
-            p = v.pointers(cand[rows])
-            inside = (p >= ex.start) & (p < end)
-            cand[rows[inside]] += step
-            done = rows[~inside]
-            if done.size:
-                lcp, _ = _lcp_compare(
-                    v, p[~inside], v.shard.ds, ptrs[done], end - ptrs[done], np.zeros(done.size, np.int64)
-                )
-                best[done] = np.maximum(best[done], lcp)
-            rows = rows[inside]
-    return np.sort(ranks), best // w
+    by_shard: dict[int, list[int]] = {}
+    for k, (ex, _) in exs.items():
+        by_shard.setdefault(ex.shard, []).append(k)
+    for shard, ks in by_shard.items():
+        v = shard_views(index)[shard]
+        lens = np.array([exs[k][1] for k in ks], dtype=np.int64)
+        starts = np.array([exs[k][0].start for k in ks], dtype=np.int64)
+        owner = np.repeat(np.arange(len(ks)), lens)
+        first = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        ptrs = starts[owner] + (np.arange(int(lens.sum())) - first[owner]) * w
+        lo_doc, hi_doc = starts[owner], starts[owner] + lens[owner] * w
+        ranks = suffix_ranks(index, shard, ptrs)
+        best = np.zeros(ptrs.size, dtype=np.int64)
+        for step in (-1, 1):
+            cand = ranks + step
+            rows = np.arange(ptrs.size)
+            while rows.size:  # skip neighbours inside the document itself
+                rows = rows[(cand[rows] >= 0) & (cand[rows] < v.n_sfx)]
+                if not rows.size:
+                    break
+                p = v.pointers(cand[rows])
+                inside = (p >= lo_doc[rows]) & (p < hi_doc[rows])
+                cand[rows[inside]] += step
+                done = rows[~inside]
+                if done.size:
+                    lcp, _ = _lcp_compare(
+                        v,
+                        p[~inside],
+                        v.shard.ds,
+                        ptrs[done],
+                        hi_doc[done] - ptrs[done],
+                        np.zeros(done.size, np.int64),
+                    )
+                    best[done] = np.maximum(best[done], lcp)
+                rows = rows[inside]
+        for j, k in enumerate(ks):
+            sl = slice(first[j], first[j] + lens[j])
+            out[k] = (np.sort(ranks[sl]), best[sl] // w)
+    return out
 
 
 def total_tokens(index: Index) -> int:
@@ -521,6 +547,7 @@ class PositionStats:
     prompt_cnt: np.ndarray  # occurrences of that context (every token position when it is empty)
     cont_cnt: np.ndarray  # occurrences of the context followed by x[t]
     match_len: np.ndarray  # per start i: the longest prefix of x[i:] that occurs (tokens)
+    novel: dict = field(default_factory=dict)  # filled by freqindex.query.distance: n -> flags per n-gram
 
 
 def _context_starts(ms: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -554,14 +581,18 @@ def infgram_positions(
     first = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
     loc = np.arange(n_tot, dtype=np.int64) - first[own]
     off, ln = qb.window(own, loc, lens[own])
-    ms_shard = matching_lengths(index, qb.buf, off, ln) // w  # (starts, shards), the document itself included
+    todo = {k: (ex, int(lens[k])) for k, ex in enumerate(exclude or []) if ex is not None and lens[k]}
+    known = None
+    if todo:  # a document's own suffixes occur whole in its own shard: no search there
+        known = np.zeros((n_tot, len(shard_views(index))), dtype=bool)
+        for k, (ex, n) in todo.items():
+            known[first[k] : first[k] + n, ex.shard] = True
+    ms_shard = matching_lengths(index, qb.buf, off, ln, known) // w  # (starts, shards), documents included
     ms_used = ms_shard.copy()
     ex_ranks: dict[int, np.ndarray] = {}
-    for k, ex in enumerate(exclude or []):
-        if ex is not None and lens[k]:
-            ranks, loo = _exclusion_stats(index, ex, int(lens[k]))
-            ex_ranks[k] = ranks
-            ms_used[first[k] : first[k] + lens[k], ex.shard] = loo
+    for k, (ranks, loo) in _exclusion_stats(index, todo).items():
+        ex_ranks[k] = ranks
+        ms_used[first[k] : first[k] + lens[k], todo[k][0].shard] = loo
     ms = ms_used.max(axis=1) if ms_used.shape[1] else np.zeros(n_tot, dtype=np.int64)
     p_seq, p_start, p_t, p_occ = [], [], [], []
     for k in range(len(seqs)):
