@@ -29,6 +29,7 @@ from freqindex.suffix import lm
 from freqindex.suffix.index import Index
 
 NOVEL_NS = (5, 8, 13)
+CHUNK_TOKENS = 200_000
 MEASURES = (
     "mean_surprisal",
     "max_surprisal",
@@ -134,12 +135,21 @@ def item_distances(
     texts: list[ItemText] | None = None,
     with_stats: bool = False,
 ):
-    """Distance measures of every ``(id, raw text)`` item, computed in one batch. ``texts`` may carry the
-    items already normalized and tokenized (as the corpus profile does for stored documents). With
-    ``with_stats`` returns ``(distances, per-item position statistics)``."""
+    """Distance measures of every ``(id, raw text)`` item, computed in batches of about ``CHUNK_TOKENS``
+    tokens (memory stays bounded, the arrays stay cache-friendly). ``texts`` may carry the items already
+    normalized and tokenized (as the corpus profile does for stored documents). With ``with_stats`` returns
+    ``(distances, per-item position statistics)``."""
     texts = texts if texts is not None else [item_text(index, raw) for _, raw in items]
     seqs = [np.asarray(t.ids, dtype=np.int64) for t in texts]
-    stats = lm.infgram_positions(index, seqs, exclude=exclude)
+    stats: list[lm.PositionStats] = []
+    start, size = 0, 0
+    for k, sq in enumerate(seqs + [None]):
+        if sq is None or (size + len(sq) > CHUNK_TOKENS and k > start):
+            ex = exclude[start:k] if exclude is not None else None
+            stats += lm.infgram_positions(index, seqs[start:k], exclude=ex)
+            start, size = k, 0
+        if sq is not None:
+            size += len(sq)
     flags = {n: novel_flags(seqs, [st.match_len for st in stats], n) for n in NOVEL_NS}
     for k, st in enumerate(stats):
         st.novel = {n: flags[n][k] for n in NOVEL_NS}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,21 +246,54 @@ def percentile_in(values: np.ndarray, x: float | None) -> float | None:
     return float(100.0 * np.searchsorted(values, x, side="right") / values.size)
 
 
+def _distances_and_errors(index: Index, candidates: list[tuple[str, str]], measure: str) -> list[tuple]:
+    """(distance measures, standard error of the band measure) per candidate."""
+    dists, stats = item_distances(index, candidates, with_stats=True)
+    return [(d, standard_error(per_token(st, measure))) for d, st in zip(dists, stats)]
+
+
+_FORKED: tuple | None = None  # (index, candidates, measure), inherited by forked workers
+
+
+def _score_chunk(bounds: tuple[int, int]) -> list[tuple]:
+    index, candidates, measure = _FORKED
+    lm.THREADS = 1  # the processes share the cores already
+    return _distances_and_errors(index, candidates[bounds[0] : bounds[1]], measure)
+
+
 def score_candidates(
-    index: Index, candidates: list[tuple[str, str]], band: Band, profile: list[dict]
+    index: Index,
+    candidates: list[tuple[str, str]],
+    band: Band,
+    profile: list[dict],
+    workers: int | None = None,
 ) -> list[dict]:
     """Per candidate: every distance measure, its percentile in the profile, the score on the band measure
-    with its standard error, and the decision with its reason."""
-    texts = [item_text(index, raw) for _, raw in candidates]
-    dists, stats = item_distances(index, candidates, texts=texts, with_stats=True)
+    with its standard error, and the decision with its reason. Large batches are split over ``workers``
+    forked processes (default: one per core; they share the memory-mapped index and its sample keys)."""
+    global _FORKED
+    if workers is None:  # worth a process from about a thousand candidates each
+        workers = min(os.cpu_count() or 1, len(candidates) // 1000)
+    workers = min(workers, len(candidates))
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        lm.shard_views(index)  # built once here, inherited by every worker
+        step = -(-len(candidates) // (4 * workers))
+        chunks = [(a, min(a + step, len(candidates))) for a in range(0, len(candidates), step)]
+        _FORKED = (index, candidates, band.measure)
+        try:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                scored = [x for part in pool.map(_score_chunk, chunks) for x in part]
+        finally:
+            _FORKED = None
+    else:
+        scored = _distances_and_errors(index, candidates, band.measure)
     sorted_prof = {
         m: np.sort(np.array([r[m] for r in profile if r.get(m) is not None], dtype=np.float64))
         for m in MEASURES
     }
     out = []
-    for (cid, _), d, st in zip(candidates, dists, stats):
+    for (cid, _), (d, se) in zip(candidates, scored):
         value = getattr(d, band.measure)
-        se = standard_error(per_token(st, band.measure))
         kept, reason = decide(value, se, d.scored_tokens, band)
         out.append(
             {

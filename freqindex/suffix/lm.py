@@ -73,10 +73,13 @@ class ShardView:
 _VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+THREADS: int | None = None  # threads per search (None: one per core); worker processes set 1
+
+
 def _per_shard(fn, n: int) -> list:
     """``fn(s)`` for every shard, in threads when there are several cores (the work is numpy gathers and
     ufuncs, which release the GIL); results in shard order."""
-    workers = min(n, os.cpu_count() or 1)
+    workers = min(n, THREADS or os.cpu_count() or 1)
     if workers <= 1:
         return [fn(s) for s in range(n)]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fqx-lm") as pool:
@@ -489,52 +492,79 @@ def counts(index: Index, qb: QueryBuffer, seq, start, end, need: np.ndarray | No
     return (r[:, :, 1] - r[:, :, 0]).sum(axis=1)
 
 
-NEST_ROUNDS = 32  # patterns deeper in a block than this are searched from scratch (few: long verbatim runs)
-
-
 def nested_ranges(index: Index, qb: QueryBuffer, seq, start, end, need: np.ndarray) -> np.ndarray:
-    """Suffix-array ranges (m, n_shards, 2) of windows sorted by (sequence, start, end), none empty. Windows that share a start are
-    nested: the range of ``x[s:e]`` lies inside the range of ``x[s:e']`` for ``e' < e``, and every suffix in
-    it already shares those ``e' - s`` tokens, so the next window of a block is found by a short bisection
-    inside the previous one that compares only the new tokens. The first window of each block (and any past
-    ``NEST_ROUNDS``) is searched from the sampled keys. ``need`` (m, n_shards): shards that can hold each
-    window (from the matching statistics)."""
+    """Suffix-array ranges (m, n_shards, 2) of windows sorted by (sequence, start, end), none empty.
+
+    Windows that share a start form a block, and their ranges are nested: for ``e1 < e < e2`` the range of
+    ``x[s:e]`` starts between those of ``x[s:e1]`` and ``x[s:e2]`` and ends between theirs, and every suffix
+    in it shares the first ``e1 - s`` tokens. So per block only the first window is searched from the
+    sampled keys; the last one, and then the middle of every gap, by a short bisection between its
+    neighbours' bounds that compares only the tokens past ``e1``. A gap whose two ends have the same range
+    holds that range throughout (counts never grow with the window), so a text that repeats a corpus passage
+    costs a few searches, not one per position. ``need`` (m, n_shards): shards that can hold each window
+    (from the matching statistics; a window a shard cannot hold stays empty there)."""
     seq, start, end = (np.asarray(x, dtype=np.int64) for x in (seq, start, end))
     m = seq.size
     views = shard_views(index)
     ranges = np.zeros((m, len(views), 2), dtype=np.int64)
     if not m:
         return ranges
-    new_block = np.r_[True, (seq[1:] != seq[:-1]) | (start[1:] != start[:-1])]
-    block_start = np.maximum.accumulate(np.where(new_block, np.arange(m), 0))
-    rank = np.arange(m) - block_start
     off, ln = qb.window(seq, start, end)
-    fresh = np.nonzero((rank == 0) | (rank >= NEST_ROUNDS))[0]
-    fq = _Queries(qb.buf, off[fresh], ln[fresh])
-    rounds = [np.nonzero(rank == r)[0] for r in range(1, min(NEST_ROUNDS, int(rank.max()) + 1))]
+    block = np.cumsum(np.r_[True, (seq[1:] != seq[:-1]) | (start[1:] != start[:-1])]) - 1
 
     def one(s: int) -> None:
         v = views[s]
         if not v.n_sfx:
             return
-        rows = np.nonzero(need[fresh, s])[0]
-        if rows.size:
-            lo, hi = shard_ranges(v, fq if rows.size == fresh.size else fq.take(rows))
-            ranges[fresh[rows], s, 0], ranges[fresh[rows], s, 1] = lo, hi
-        for rows in rounds:
-            parent = rows - 1
-            plo, phi = ranges[parent, s, 0], ranges[parent, s, 1]
-            sel = np.nonzero((phi > plo) & need[rows, s])[0]
-            if not sel.size:
-                continue
-            two = np.concatenate([sel, sel])
-            up = np.r_[np.zeros(sel.size, bool), np.ones(sel.size, bool)]
-            r2 = rows[two]
-            b = _bisect(v, qb.buf, off[r2], ln[r2], plo[two], phi[two], up, floor=ln[parent[two]])
-            ranges[rows[sel], s, 0], ranges[rows[sel], s, 1] = b[: sel.size], b[sel.size :]
+        rows = np.nonzero(need[:, s])[0]  # need shrinks with the window: a prefix of every block
+        if not rows.size:
+            return
+        blk = block[rows]
+        firsts = rows[np.r_[True, blk[1:] != blk[:-1]]]
+        lasts = rows[np.r_[blk[1:] != blk[:-1], True]]
+        q = _Queries(qb.buf, off[firsts], ln[firsts])
+        lo, hi = shard_ranges(v, q)
+        ranges[firsts, s, 0], ranges[firsts, s, 1] = lo, hi
+        more = lasts != firsts
+        _between(v, qb.buf, off, ln, ranges, s, firsts[more], lasts[more], last_known=False)
+        a, b = firsts[more], lasts[more]
+        while a.size:
+            gap = b - a > 1
+            a, b = a[gap], b[gap]
+            same = (ranges[a, s, 0] == ranges[b, s, 0]) & (ranges[a, s, 1] == ranges[b, s, 1])
+            if same.any():  # equal ends: the whole gap has that range
+                fa, fb = a[same], b[same]
+                cnt = fb - fa - 1
+                fill = np.repeat(fa + 1, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+                ranges[fill, s] = np.repeat(ranges[fa, s], cnt, axis=0)
+            a, b = a[~same], b[~same]
+            mid = (a + b) >> 1
+            _between(v, qb.buf, off, ln, ranges, s, a, mid, last_known=True, right=b)
+            a, b = np.concatenate([a, mid]), np.concatenate([mid, b])
 
     _per_shard(one, len(views))
     return ranges
+
+
+def _between(v: ShardView, qbuf, off, ln, ranges, s, left, rows, last_known: bool, right=None) -> None:
+    """Ranges (in shard ``s``) of the windows ``rows``, each a longer window of the same start as ``left``:
+    inside ``left``'s range, and outside ``right``'s range when it is known (``last_known``)."""
+    if not rows.size:
+        return
+    llo, lhi = ranges[left, s, 0], ranges[left, s, 1]
+    if last_known:
+        rlo, rhi = ranges[right, s, 0], ranges[right, s, 1]
+        lo_hi, hi_lo = rlo, rhi
+    else:
+        lo_hi, hi_lo = lhi, llo
+    k = rows.size
+    two = np.r_[rows, rows]
+    lo0 = np.r_[llo, np.maximum(hi_lo, llo)]
+    hi0 = np.r_[np.minimum(lo_hi, lhi), lhi]
+    up = np.r_[np.zeros(k, bool), np.ones(k, bool)]
+    floor = np.r_[ln[left], ln[left]]
+    got = _bisect(v, qbuf, off[two], ln[two], lo0, np.maximum(hi0, lo0), up, floor=floor)
+    ranges[rows, s, 0], ranges[rows, s, 1] = got[:k], got[k:]
 
 
 @dataclass
@@ -560,6 +590,67 @@ def _context_starts(ms: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndar
     return start, occurs & (ts < n)
 
 
+PROBE_STRIDE = 8
+
+
+def _all_matching_lengths(index: Index, qb: QueryBuffer, own, loc, first, todo: dict):
+    """Matching statistics of every start: per shard (-1 where not computed) and overall (tokens), with the
+    documents in ``todo`` left out of their own shard (leave-one-out), and their suffix ranks.
+
+    ``rs[i] = i + ms[i]`` never decreases, so where two computed starts have the same ``rs`` every start
+    between them has it too. Starts are first computed every ``PROBE_STRIDE`` tokens (and at each end); a gap
+    whose ends differ is split at its middle until its ends agree or meet. Every start where ``rs`` changes,
+    so every start of an effective context, ends up computed; a text the corpus holds verbatim costs
+    ``n / PROBE_STRIDE`` searches instead of ``n`` (each comparing up to the rest of the text)."""
+    w = index.width
+    n_tot = own.size
+    n_sh = len(shard_views(index))
+    lens = qb.lengths
+    known = None
+    excluded = np.zeros(n_tot, dtype=bool)
+    if todo:  # a document's own suffixes occur whole in its own shard: no search there
+        known = np.zeros((n_tot, n_sh), dtype=bool)
+        for k, (ex, n) in todo.items():
+            known[first[k] : first[k] + n, ex.shard] = True
+            excluded[first[k] : first[k] + n] = True
+    ex_stats = _exclusion_stats(index, todo)
+    loo = np.full(n_tot, -1, dtype=np.int64)
+    loo_shard = np.zeros(n_tot, dtype=np.int64)
+    for k, (_, vals) in ex_stats.items():
+        loo[first[k] : first[k] + lens[k]] = vals
+        loo_shard[first[k] : first[k] + lens[k]] = todo[k][0].shard
+    ms_shard = np.full((n_tot, n_sh), -1, dtype=np.int64)
+    rs = np.zeros(n_tot, dtype=np.int64)
+    done = np.zeros(n_tot, dtype=bool)
+    off, ln = qb.window(own, loc, lens[own])
+    idx = np.nonzero((loc % PROBE_STRIDE == 0) | (loc == lens[own] - 1) | excluded)[0]
+    while idx.size:
+        got = matching_lengths(index, qb.buf, off[idx], ln[idx], None if known is None else known[idx]) // w
+        ms_shard[idx] = got
+        used = got.copy()
+        ex_rows = np.nonzero(loo[idx] >= 0)[0]
+        used[ex_rows, loo_shard[idx[ex_rows]]] = loo[idx[ex_rows]]
+        rs[idx] = loc[idx] + (used.max(axis=1) if n_sh else 0)
+        done[idx] = True
+        comp = np.nonzero(done)[0]
+        a, b = comp[:-1], comp[1:]
+        gap = (own[a] == own[b]) & (b - a > 1)
+        same = gap & (rs[a] == rs[b])
+        if same.any():  # fill: every start between shares the ends' rs
+            fa, fb = a[same], b[same]
+            cnt = fb - fa - 1
+            pos = np.repeat(fa + 1, cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+            rs[pos] = np.repeat(rs[fa], cnt)
+            done[pos] = True
+        split = gap & ~same
+        idx = (a[split] + b[split]) // 2
+    ms = rs - loc
+    if todo:  # per-shard values of the documents' own shard, left out
+        rows = np.nonzero(loo >= 0)[0]
+        ms_shard[rows, loo_shard[rows]] = loo[rows]
+    return ms_shard, ms, {k: r for k, (r, _) in ex_stats.items()}
+
+
 def infgram_positions(
     index: Index,
     seqs: list[np.ndarray],
@@ -573,7 +664,6 @@ def infgram_positions(
     match and count is what the index would give without that document (tested equal to such an index)."""
     if not seqs:
         return []
-    w = index.width
     qb = QueryBuffer(index, seqs)
     lens = qb.lengths
     n_tot = int(lens.sum())
@@ -582,18 +672,7 @@ def infgram_positions(
     loc = np.arange(n_tot, dtype=np.int64) - first[own]
     off, ln = qb.window(own, loc, lens[own])
     todo = {k: (ex, int(lens[k])) for k, ex in enumerate(exclude or []) if ex is not None and lens[k]}
-    known = None
-    if todo:  # a document's own suffixes occur whole in its own shard: no search there
-        known = np.zeros((n_tot, len(shard_views(index))), dtype=bool)
-        for k, (ex, n) in todo.items():
-            known[first[k] : first[k] + n, ex.shard] = True
-    ms_shard = matching_lengths(index, qb.buf, off, ln, known) // w  # (starts, shards), documents included
-    ms_used = ms_shard.copy()
-    ex_ranks: dict[int, np.ndarray] = {}
-    for k, (ranks, loo) in _exclusion_stats(index, todo).items():
-        ex_ranks[k] = ranks
-        ms_used[first[k] : first[k] + lens[k], todo[k][0].shard] = loo
-    ms = ms_used.max(axis=1) if ms_used.shape[1] else np.zeros(n_tot, dtype=np.int64)
+    ms_shard, ms, ex_ranks = _all_matching_lengths(index, qb, own, loc, first, todo)
     p_seq, p_start, p_t, p_occ = [], [], [], []
     for k in range(len(seqs)):
         n = int(lens[k])
@@ -624,8 +703,10 @@ def infgram_positions(
     ne = np.nonzero(~empty)[0]
     if ne.size:
         u = uniq[ne]
-        # a shard can hold the pattern only where the match from its start reaches its end there
-        need = ms_shard[first[u[:, 0]] + u[:, 1]] >= (u[:, 2] - u[:, 1])[:, None]
+        # a shard can hold the pattern only where the match from its start reaches its end there (every
+        # pattern starts where the matching statistics were computed, see _all_matching_lengths)
+        ms_at = ms_shard[first[u[:, 0]] + u[:, 1]]
+        need = (ms_at >= (u[:, 2] - u[:, 1])[:, None]) | (ms_at < 0)
         r = nested_ranges(index, qb, u[:, 0], u[:, 1], u[:, 2], need)
         c = (r[:, :, 1] - r[:, :, 0]).sum(axis=1)
         for k, ranks in ex_ranks.items():  # leave-one-out: minus the document's own suffixes in each range

@@ -146,6 +146,15 @@ def test_held_back_vs_shuffled_separated_and_frontier_keeps_the_corpus(tmp_path)
     for measure, sign in (("mean_surprisal", 1), ("novel_13", 1), ("mean_context", -1)):
         auc = _auc([sign * getattr(d, measure) for d in far], [sign * getattr(d, measure) for d in near])
         assert auc >= 0.95, (measure, auc)
+    # scoring split over forked worker processes gives the same records
+    from freqindex.query.frontier import ProfileSettings, build_profile, make_band, score_candidates
+
+    prof = build_profile(idx, ProfileSettings(size=40))
+    band = make_band(prof)
+    cands = [(f"h{k}", t) for k, t in enumerate(held[:30])]
+    assert score_candidates(idx, cands, band, prof, workers=3) == score_candidates(
+        idx, cands, band, prof, workers=1
+    )
     # the frontier: held-back documents of the corpus's own source are kept, shuffled ones rejected
     cand = tmp_path / "cand.jsonl"
     cand.write_text(
