@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
 import shutil
 import sys
 import time
@@ -109,12 +111,16 @@ def frontier_bench(index_dir: Path, out: Path, n: int, seed: int) -> dict:
     res = {"candidates": len(cands), "candidate_bytes": sum(len(t.encode()) for _, t in cands)}
     cmd = [sys.executable, "-m", "freqindex.cli", "frontier", str(index_dir), "--candidates", str(path)]
     for run in ("cold", "warm"):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         m = run_measured(
             cmd + ["--out", str(out / f"frontier-{run}"), "--profile-cache", str(cache)], cwd=str(REPO)
         )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        m["cpu_seconds"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)
         summ = json.loads((out / f"frontier-{run}" / "summary.json").read_text())
         res[run] = {
             "seconds": m["seconds"],
+            "cpu_seconds": m["cpu_seconds"],
             "peak_rss_mb": m["peak_rss_mb"],
             "kept": summ["kept"],
             "reasons": summ["reasons"],
@@ -143,7 +149,10 @@ def main() -> None:
     index_dir = Path(a.index).resolve() if a.index else out / "count-index"
     if not (index_dir / "manifest.json").exists():
         raise SystemExit(f"no index at {index_dir}: pass --index, or run benchmarks/bench_count.py first")
-    res = {"surprisal": surprisal_bench(index_dir, a.engine_sample, a.seed)}
+    res = {
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": [round(x, 1) for x in os.getloadavg()]},
+        "surprisal": surprisal_bench(index_dir, a.engine_sample, a.seed),
+    }
     if not a.skip_frontier:
         res["frontier"] = frontier_bench(index_dir, out, a.candidates, a.seed)
     (out / "lm.json").write_text(json.dumps(res, indent=2) + "\n")
