@@ -9,10 +9,12 @@ engine's ``find`` (``segment_by_shard``): every occurrence counts, also one at t
 last document has no separator after it) and one followed by a document separator. The empty pattern covers
 the whole table: every token position, separators included, as in the engine.
 
-**Search.** Every ``stride``-th suffix of a shard has its first 16 bytes kept in a sorted array of fixed-width
-byte strings (about 16 MiB per shard at most, built on first use). ``np.searchsorted`` over it (queries
-sorted first, so the walk is cache friendly) brackets each query between two samples; an exact bisection over
-the memory-mapped table finishes the job in ``log2(stride)`` steps, longer only where the first 16 bytes tie.
+**Search.** Every ``stride``-th suffix of a shard (16, more for shards over 32 M tokens) has its first 16
+bytes kept as two sorted 64-bit words (at most 32 MiB per shard, built on first use). ``np.searchsorted`` over
+the first word (queries sorted first, so the walk is cache friendly) and a bisection over the second where
+the first ties bracket each query between two samples; an exact bisection over the memory-mapped table
+finishes the job in ``log2(stride)`` steps, longer only where the first 16 bytes tie. Bisections track the
+common prefix at both ends of their interval (Manber and Myers), so a comparison starts past it.
 Comparisons are end-aware: a suffix that ends before the query does (at the end of a shard) compares less,
 exactly as the engine's ``lexicographical_compare`` over a truncated suffix.
 
@@ -22,8 +24,12 @@ exactly as the engine's ``lexicographical_compare`` over a truncated suffix.
 **∞-gram** (:func:`infgram_positions`): the context of position ``t`` is the longest suffix of ``x[:t]`` that
 occurs in the corpus (count > 0), which is the engine's binary-lifting result because occurrence is monotone.
 With ``rs[i] = i + ms[i]`` non-decreasing in ``i``, that suffix starts at ``min{i : rs[i] >= t}``: one pass of
-matching statistics gives the effective context of every position of every item, then one batched count per
-distinct (start, end) pattern gives ``prompt_cnt`` and ``cont_cnt``.
+matching statistics gives the effective context of every position of every item (probed every 8 starts,
+gaps split only where their ends differ), then one batched count per distinct (start, end) pattern gives
+``prompt_cnt`` and ``cont_cnt`` (windows of one start are nested, :func:`nested_ranges`).
+
+**Leave-one-out** (:class:`Exclusion`): a corpus document scored as if the index did not hold it, for the
+frontier's corpus profile; tested equal to an index built without the document.
 
 **Next-token distributions** (:func:`next_token_counts`): the engine's divide and conquer over a range
 (occurrences of a context are sorted by their next token, so a segment whose first and last next tokens agree
@@ -46,7 +52,6 @@ from freqindex.suffix import matching
 from freqindex.suffix.index import Index
 from freqindex.suffix.matching import _plain, _pointers_at, _words_at
 
-KEY_BYTES = 16
 MAX_SAMPLES = 1 << 21  # sampled suffixes per shard: at most 32 MiB of keys per shard
 _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -147,7 +152,7 @@ def _lcp_compare(v: ShardView, ptr, qbuf, qoff, qlen, start, self_query: bool = 
     rows = None  # None: every row (the first round runs on whole arrays, without index lists)
     if self_query:
         lcp = np.where(ptr == qoff, cap, lcp)
-        rows = _first_round_rows(lcp, cap)
+        rows = np.nonzero(lcp < cap)[0]
     while True:
         if rows is None:
             off, p, qo, cp = lcp, ptr, qoff, cap
@@ -172,10 +177,6 @@ def _lcp_compare(v: ShardView, ptr, qbuf, qoff, qlen, start, self_query: bool = 
             break
     sign[(lcp < qlen) & (lcp >= avail)] = -1  # the suffix stopped before the query did
     return lcp, sign
-
-
-def _first_round_rows(lcp, cap):
-    return np.nonzero(lcp < cap)[0]
 
 
 def _bisect(
