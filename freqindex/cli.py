@@ -48,8 +48,9 @@ def _handle_errors(fn):
         except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
             if os.environ.get("FREQINDEX_DEBUG"):
                 raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+                f"[bold red]internal error:[/] {type(exc).__name__}: {first} "
                 "(run with FREQINDEX_DEBUG=1 for the traceback)",
                 highlight=False,
             )
@@ -268,6 +269,7 @@ def build_cli(
             "shards",
             "token_dtype",
             "input_files",
+            "skipped_files",
             "quarantined",
             "blank_lines",
             "resumed_tasks",
@@ -426,12 +428,23 @@ def info_cli(
             f"{c['quarantined']:,}" + (f" {c['quarantine_by_reason']}" if c["quarantined"] else ""),
         ),
         ("blank lines", f"{c['blank_lines']:,}"),
+        ("skipped files", _skipped_row(m.get("skipped_files") or [])),
         ("index bytes", f"{sum(f['size'] for f in m['files'].values()):,}"),
         ("tools", ", ".join(f"{k} {v}" for k, v in m["tools"].items())),
     ]
     for k, v in rows:
         t.add_row(k, v)
     out.print(t)
+
+
+def _skipped_row(skipped: list) -> str:
+    """Input files found and not read: count, then name (reason); older manifests list bare paths."""
+    if not skipped:
+        return "0"
+    from freqindex.corpus.readers import describe_skipped
+
+    pairs = [(s["path"], s["reason"]) if isinstance(s, dict) else (s, "unknown format") for s in skipped]
+    return f"{len(pairs):,}: {describe_skipped(pairs)}"
 
 
 @app.command("verify")
@@ -485,8 +498,8 @@ def demo_corpus_cli(
 
 
 def _progress(enabled: bool = True):
-    """A rich progress display on stderr (only on a terminal) and the (description, done, total) callback
-    that the Spark runner reports task progress through."""
+    """A rich progress display on stderr (only on a terminal; otherwise plain lines) and the (description,
+    done, total) callback that the Spark runner reports task progress through."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(
@@ -498,8 +511,15 @@ def _progress(enabled: bool = True):
         disable=not (enabled and err.is_terminal),
     )
     tasks: dict[str, int] = {}
+    lines = None
+    if enabled and not err.is_terminal:  # a log: plain lines instead of a bar
+        from freqindex.progress import LineProgress
+
+        lines = LineProgress(lambda m: err.print(m, highlight=False))
 
     def on_progress(desc: str, done: int, total: int) -> None:
+        if lines is not None:
+            lines(desc, done, total)
         if desc not in tasks:
             tasks[desc] = progress.add_task(desc, total=total)
         progress.update(tasks[desc], completed=done, total=total)
@@ -659,6 +679,7 @@ def sql_cli(
 
     Example: freqindex sql idx "SELECT source, count(*) FROM docs GROUP BY ALL" --format csv
     """
+    from freqindex.fsutil import read_text
     from freqindex.sqlcat import export_catalog, run_query
 
     if export:
@@ -669,7 +690,7 @@ def sql_cli(
         raise UsageError("give either a QUERY or --file")
     if file:
         try:
-            query = Path(file).read_text(encoding="utf-8")
+            query = read_text(file)
         except OSError as exc:
             raise UsageError(f"cannot read {file}: {exc.strerror}") from None
     if fmt not in ("table", "csv", "json", "parquet"):
@@ -854,20 +875,31 @@ def neighbors_cli(
 @_handle_errors
 def analyze_cli(
     index_dir: Annotated[
-        str,
+        str | None,
         typer.Argument(
-            metavar="DIR", help="Index directory (--normalize simple; embedded for neighbour similarity)."
+            metavar="DIR",
+            help="Index directory (--normalize simple; embedded for neighbour similarity). Not needed with "
+            "--concept-counts.",
+            show_default=False,
         ),
-    ],
-    eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
+    ] = None,
+    eval_file: Annotated[
+        str | None,
+        typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.", show_default=False),
+    ] = None,
     results: Annotated[
-        str,
-        typer.Option(help="Per-item model results: long (id, model, correct|score) or GSM8K's wide layout."),
-    ],
+        str | None,
+        typer.Option(
+            help="Per-item model results: long (id, model, correct|score) or GSM8K's wide layout.",
+            show_default=False,
+        ),
+    ] = None,
     out_dir: Annotated[
         str | None,
         typer.Option(
-            "--out", help="Output directory \\[default: DIR/evals/NAME/analysis].", show_default=False
+            "--out",
+            help="Output directory \\[default: DIR/evals/NAME/analysis; per concept: DIR/evals/NAME/concept_analysis].",
+            show_default=False,
         ),
     ] = None,
     concept_field: Annotated[
@@ -877,7 +909,10 @@ def analyze_cli(
     concepts: Annotated[
         str | None,
         typer.Option(
-            "--concepts", help="Mapping file: id, concept (one row per pair, or a list).", show_default=False
+            "--concepts",
+            help="Per item: mapping file id, concept (one row per pair, or a list). Per concept: the class-name "
+            "vocabulary to count on DIR (see `freqindex tag --help`).",
+            show_default=False,
         ),
     ] = None,
     auto_concepts: Annotated[
@@ -908,7 +943,13 @@ def analyze_cli(
         str | None,
         typer.Option(help="Also refit at these thresholds, e.g. 0.8,0.85,0.95.", show_default=False),
     ] = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap draws over concepts for every interval.")] = 200,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(
+            help="Bootstrap draws over concepts for every interval \\[default: 200 per item, 1000 per concept].",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     covariate: Annotated[
         str | None,
@@ -919,14 +960,89 @@ def analyze_cli(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+    concept_results: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-concept analysis: per-class results with columns model, benchmark, concept, accuracy "
+            "(fraction or percent).",
+            show_default=False,
+        ),
+    ] = None,
+    concept_counts: Annotated[
+        str | None,
+        typer.Option(
+            help="Per concept, without an index: counts with columns benchmark, concept, count.",
+            show_default=False,
+        ),
+    ] = None,
+    count: Annotated[
+        str, typer.Option(help="Per concept on DIR: auto, caption, tags or matched document frequency.")
+    ] = "auto",
+    count_column: Annotated[str, typer.Option(help="Per concept: the COUNTS column to use.")] = "count",
+    pruned_count_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Per concept: COUNTS column of counts after pruning near-copies.", show_default=False
+        ),
+    ] = None,
+    test_items: Annotated[
+        str | None,
+        typer.Option(
+            help="Per concept on DIR with vectors: test items (benchmark + vector or text) whose near-copies "
+            "(similarity >= --prune-threshold) are not counted.",
+            show_default=False,
+        ),
+    ] = None,
+    bins: Annotated[int, typer.Option(help="Per concept: bin edges of the published binned fit.")] = 12,
+    accuracy_scale: Annotated[
+        str, typer.Option(help="Per concept: auto (detect), fraction or percent.")
+    ] = "auto",
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Per concept on DIR: no singular/plural inflections.")
+    ] = False,
 ):
     """Is the frequency effect a similarity effect? Joins each item's concept frequency, its similarity to the
     corpus and per-model correctness; fits accuracy against log frequency raw, controlled for similarity,
     within similarity strata and after pruning near-copies; writes summary.json, items.parquet (the
     `analysis_items` SQL view), figures and report.html with a verdict per model.
 
+    Per concept (--concept-results): per-class accuracy against how often each class occurs in pretraining
+    (from DIR with --concepts VOCAB, or from --concept-counts), the study's binned fit, a slope with a fixed
+    effect per benchmark, the same on pruned counts, and a verdict per model.
+
     Example: freqindex analyze idx --eval test.jsonl --results solutions.jsonl --auto-concepts
+
+    Example: freqindex analyze --concept-counts counts.csv --concept-results results.csv --out out/
     """
+    if concept_results is not None or concept_counts is not None:
+        if eval_file or results or concept_field or auto_concepts or prune_sweep or covariate:
+            raise UsageError(
+                "--eval, --results, --concept-field, --auto-concepts, --prune-sweep and --covariate belong to "
+                "the per-item analysis; the per-concept one takes --concept-results"
+            )
+        return _analyze_concepts(
+            index_dir,
+            concepts,
+            concept_results,
+            concept_counts,
+            count,
+            count_column,
+            pruned_count_column,
+            test_items,
+            prune_threshold,
+            bins,
+            1000 if bootstrap is None else bootstrap,
+            seed,
+            accuracy_scale,
+            exact,
+            out_dir,
+            json_out,
+        )
+    if index_dir is None or eval_file is None or results is None:
+        raise UsageError(
+            "analyze needs DIR, --eval and --results (or --concept-results for the per-concept analysis)"
+        )
+    bootstrap = 200 if bootstrap is None else bootstrap
     from freqindex.analysis import core
     from freqindex.analysis.run import run_analysis
     from freqindex.evals import load_eval, load_results
@@ -999,6 +1115,80 @@ def analyze_cli(
             f"{m}: accuracy {r['accuracy']:.3f}, frequency slope "
             f"{(f['slope'] if f['slope'] is not None else float('nan')):.3f} [{ci[0]:.3f}, {ci[1]:.3f}] -> "
             f"[bold]{r['verdict']}[/]",
+            highlight=False,
+        )
+    err.print(f"report: {paths['report.html']}", highlight=False)
+
+
+def _analyze_concepts(
+    index_dir: str | None,
+    concepts: str | None,
+    concept_results: str | None,
+    concept_counts: str | None,
+    count: str,
+    count_column: str,
+    pruned_count_column: str | None,
+    test_items: str | None,
+    prune_threshold: float,
+    bins: int,
+    bootstrap: int,
+    seed: int,
+    accuracy_scale: str,
+    exact: bool,
+    out_dir: str | None,
+    json_out: bool,
+) -> None:
+    """`analyze --concept-results`: run_concept_analysis, its outputs, and (on an index) the SQL view file."""
+    from freqindex.analysis.per_concept import ConceptAnalysisConfig, run_concept_analysis
+    from freqindex.report.per_concept import items_table, write_concept_outputs
+
+    if concept_results is None:
+        raise UsageError("--concept-counts goes with --concept-results RESULTS")
+    name = Path(concept_results).name.split(".")[0]
+    cfg = ConceptAnalysisConfig(
+        results=concept_results,
+        counts=concept_counts,
+        index=index_dir,
+        vocabulary=concepts,
+        count=count,
+        count_column=count_column,
+        pruned_count_column=pruned_count_column,
+        test_items=test_items,
+        prune_threshold=prune_threshold,
+        bins=bins,
+        bootstrap=bootstrap,
+        seed=seed,
+        accuracy_scale=accuracy_scale,
+        exact=exact,
+        name=name,
+    )
+    cfg.validate()
+    if out_dir is None and index_dir is None:
+        raise UsageError("say where to write the outputs with --out DIR")
+    progress, _ = _progress()
+    with progress:
+        task = progress.add_task("per-concept analysis", total=None)
+        rows, summary = run_concept_analysis(
+            cfg, progress=lambda stage: progress.update(task, description=stage)
+        )
+    target = Path(out_dir) if out_dir else Path(index_dir) / "evals" / name / "concept_analysis"
+    paths = write_concept_outputs(target, rows, summary)
+    if index_dir is not None:  # the `concept_analysis` SQL view reads DIR/evals/*/concept_analysis.parquet
+        view_file = Path(index_dir) / "evals" / name / "concept_analysis.parquet"
+        view_file.parent.mkdir(parents=True, exist_ok=True)
+        _write_table(items_table(rows), str(view_file))
+    for w in summary["warnings"]:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+    if json_out:
+        _print_json(json.loads(paths["summary.json"].read_text()))
+        return
+    for m, r in summary["models"].items():
+        ci = r["ci"] or [float("nan"), float("nan")]
+        slope = r["slope"] if r["slope"] is not None else float("nan")
+        rr = r["binned"]["pearson_r"]
+        err.print(
+            f"{m}: binned r {'n/a' if rr is None else f'{rr:.3f}'}, slope {slope:.2f} [{ci[0]:.2f}, {ci[1]:.2f}] "
+            f"points per tenfold frequency -> [bold]{r['verdict']}[/]",
             highlight=False,
         )
     err.print(f"report: {paths['report.html']}", highlight=False)

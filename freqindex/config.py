@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from freqindex import settings
 from freqindex.errors import UsageError
+from freqindex.fsutil import read_text
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,7 @@ class BuildConfig:
 def load_toml(path: str) -> dict:
     """Read the ``[build]`` table (or the top level) of a TOML config file."""
     try:
-        with open(os.path.expanduser(path), "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(read_text(os.path.expanduser(path)))
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -10,12 +10,16 @@ INDEX_FORMAT = "freqindex/infini-gram-v4"
 DEFAULT_MASTER = "local[*]"
 DEFAULT_TEXT_FIELD = "text"
 DEFAULT_ID_FIELD = "id"
-CHUNK_BYTES = 64 * 1024 * 1024  # uncompressed line files are split into chunks of about this size
+CHUNK_BYTES = 64 * 1024 * 1024  # uncompressed line files are split into equal chunks of at most this size ...
+MIN_FILE_CHUNKS = 8  # ... and a large one into up to this many chunks of at least MIN_CHUNK_BYTES, so that
+MIN_CHUNK_BYTES = 8 * 1024 * 1024  # one big file is tokenized by several tasks side by side
 SHARD_TARGET_BYTES = 1024**3  # default --shards: one shard per this many token bytes ...
 MIN_PARALLEL_SHARDS = 4  # ... and up to this many shards of at least SMALL_SHARD_BYTES for small corpora
 SMALL_SHARD_BYTES = 32 * 1024**2
-SA_BUILD_MEM_GIB = 4  # memory budget handed to infini-gram's indexer per shard
-SA_HACKSIZE = 100_000  # overlap between parts, the same value infini-gram's own script uses
+# Memory budget of one shard's suffix-array build. libdivsufsort needs 5 bytes per token byte (9 above 2 GiB),
+# so a default shard (<= ~1 GiB) fits; a shard that does not is built by infini-gram's bounded-memory indexer.
+SA_BUILD_MEM_GIB = 6
+SA_HACKSIZE = 100_000  # infini-gram's indexer: overlap between parts, the value its own script uses
 TOKENIZE_BATCH = 4096  # documents per Arrow batch handed to the tokenizer
 
 # Queries

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from freqindex.errors import UsageError
+from freqindex.errors import BadInputError, UsageError
 from freqindex.manifest import read_manifest
 
 _EMPTY_VOCAB = (
@@ -46,6 +46,12 @@ _EMPTY_DISTANCE = (
     "NULL::DOUBLE AS mean_context, NULL::DOUBLE AS novel_5, NULL::DOUBLE AS novel_8, NULL::DOUBLE AS novel_13, "
     "NULL::BIGINT AS longest_match_tokens, NULL::BIGINT AS longest_match_chars WHERE false)"
 )
+_EMPTY_CONCEPT_ANALYSIS = (
+    "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS model, NULL::VARCHAR AS benchmark, NULL::VARCHAR AS concept, "
+    "NULL::VARCHAR AS concept_key, NULL::DOUBLE AS accuracy, NULL::DOUBLE AS count, NULL::DOUBLE AS log_count, "
+    "NULL::DOUBLE AS log10_count, NULL::BIGINT AS bin, NULL::DOUBLE AS pruned_count, NULL::BIGINT AS pruned_bin, "
+    "NULL::VARCHAR AS verdict WHERE false)"
+)
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -70,6 +76,8 @@ def view_statements(index_dir: str | Path) -> list[str]:
     an = f"read_parquet('{idx}/evals/*/analysis.parquet')" if has_an else _EMPTY_ANALYSIS
     has_dist = any((root / "evals").glob("*/distance.parquet")) if (root / "evals").is_dir() else False
     dist = f"read_parquet('{idx}/evals/*/distance.parquet')" if has_dist else _EMPTY_DISTANCE
+    has_ca = any((root / "evals").glob("*/concept_analysis.parquet")) if (root / "evals").is_dir() else False
+    ca = f"read_parquet('{idx}/evals/*/concept_analysis.parquet')" if has_ca else _EMPTY_CONCEPT_ANALYSIS
     text = (
         text.replace("{index}", idx)
         .replace("{concept_vocab}", vocab)
@@ -78,6 +86,7 @@ def view_statements(index_dir: str | Path) -> list[str]:
         .replace("{contamination}", cont)
         .replace("{analysis}", an)
         .replace("{distance}", dist)
+        .replace("{concept_analysis}", ca)
     )
     body = "\n".join(ln for ln in text.splitlines() if not ln.strip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]
@@ -93,7 +102,13 @@ def open_catalog(index_dir: str | Path) -> duckdb.DuckDBPyConnection:
     con.execute("SET autoinstall_known_extensions=false")
     con.execute("SET autoload_known_extensions=false")
     for s in stmts:
-        con.execute(s)
+        try:
+            con.execute(s)
+        except duckdb.IOException as exc:  # a table's files are missing: the index is damaged, not the query
+            first = str(exc).strip().splitlines()[0].removeprefix("IO Error: ")
+            raise BadInputError(
+                f"{root} is damaged: {first} (`freqindex verify` names every bad file)"
+            ) from None
     con.execute("SET lock_configuration=true")
     return con
 

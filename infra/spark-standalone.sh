@@ -7,8 +7,8 @@
 #   infra/spark-standalone.sh status
 #
 # State (pids, logs) lives in $FREQINDEX_CLUSTER_DIR (default: ./.spark-standalone).
-# Executors run the same Python as this script's `python3` unless PYSPARK_PYTHON is set; freqindex builds
-# also pin it with spark.pyspark.python.
+# Executors run the same Python as this script's `python3` unless PYSPARK_PYTHON is set; a freqindex build
+# asks for its own interpreter, or for the one named by --conf spark.pyspark.python, per application.
 set -euo pipefail
 
 cmd=${1:-}

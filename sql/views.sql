@@ -54,3 +54,8 @@ SELECT * FROM {analysis};
 -- (bits), zero-probability share, mean effective context, novel 5/8/13-gram shares, longest match.
 CREATE VIEW distance AS
 SELECT * FROM {distance};
+
+-- Per model and concept: per-class accuracy (percent), concept count, its bin, pruned count, the model's verdict
+-- (`freqindex analyze DIR --concepts VOCAB --concept-results RESULTS`).
+CREATE VIEW concept_analysis AS
+SELECT * FROM {concept_analysis};

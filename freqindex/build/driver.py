@@ -3,7 +3,8 @@
 Pure Python; ``jobs/build_index.py`` supplies a runner that executes the tasks in Spark. The index is written
 to ``.NAME.partial`` beside the output and renamed into place only once its manifest is written, so a
 directory with a manifest is always complete. A rerun resumes: a task whose ``.done`` marker and checksums
-match is not redone; a partial build of other input or settings is discarded.
+match is not redone; a partial build of other input or settings is discarded. A lock beside the output
+(``freqindex.build.lock``) keeps a second build of the same output out from planning to publishing.
 """
 
 from __future__ import annotations
@@ -19,10 +20,19 @@ from importlib import metadata as _md
 from pathlib import Path
 
 from freqindex import __version__, settings
+from freqindex.build.guards import check_output_apart_from_inputs, failure_message
+from freqindex.build.lock import OutputLock, lock_for
 from freqindex.config import BuildConfig
-from freqindex.corpus.readers import ChunkSpec, ReadOptions, expand_inputs, plan_chunks
+from freqindex.corpus.readers import (
+    ChunkSpec,
+    ReadOptions,
+    describe_skipped,
+    expand_inputs,
+    parquet_problem,
+    plan_chunks,
+)
 from freqindex.corpus.stage import StageSettings, tokenize_chunk, write_quarantine
-from freqindex.errors import BadInputError, FreqindexError, UsageError
+from freqindex.errors import BadInputError, BuildError, FreqindexError, UsageError
 from freqindex.fsutil import atomic_write_json, fsync_dir, read_json, sha256_file
 from freqindex.manifest import read_manifest, write_manifest
 from freqindex.suffix.stage import ShardPlan, plan_shards, write_shard
@@ -41,7 +51,7 @@ _ENGINE_LIMITS = {1: 255, 2: 65535, 4: 2**32 - 1}
 
 def _tool_versions() -> dict:
     out = {"python": platform.python_version(), "freqindex": __version__}
-    for pkg in ("pyspark", "infini-gram", "pyarrow", "tokenizers", "numpy"):
+    for pkg in ("pyspark", "infini-gram", "pydivsufsort", "pyarrow", "tokenizers", "numpy"):
         try:
             out[pkg] = _md.version(pkg)
         except _md.PackageNotFoundError:
@@ -68,8 +78,39 @@ def _prepare_output(cfg: BuildConfig, key: str, overwrite: bool) -> tuple[Path, 
                 f"{output} already holds an index of other input or settings; pass --overwrite or choose another --output"
             )
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.parent / f".{output.name}.partial"
-    return output, partial, existing
+    return output, _partial_path(output), existing
+
+
+def _partial_path(output: Path) -> Path:
+    return output.parent / f".{output.name}.partial"
+
+
+def _check_plan(cfg: BuildConfig, files: list, skipped: list, opts: ReadOptions, say) -> None:
+    """What the driver can tell before Spark starts: skipped files are named (and fail ``--strict``), and a
+    Parquet file without the text column fails ``--strict``, or the build when no input has the column."""
+    if skipped:
+        listing = describe_skipped(skipped)
+        if cfg.strict:
+            raise BadInputError(
+                f"{len(skipped)} input file(s) would be skipped: {listing} (--strict; name the files to index, "
+                "e.g. with a glob, or drop --strict)"
+            )
+        say(f"skipping {len(skipped)} input file(s): {listing}")
+    problems = [(p, parquet_problem(p, opts)) for p, fmt, _ in files if fmt == "parquet"]
+    problems = [(p, why) for p, why in problems if why]
+    if problems and cfg.strict:
+        raise BadInputError(f"{problems[0][0]}: {problems[0][1]} (--strict)")
+    if problems and len(problems) == len(files):
+        raise BadInputError(f"nothing to index: {problems[0][0]}: {problems[0][1]}")
+
+
+def _unchanged(output: Path, seen: dict | None) -> bool:
+    """Is the output still what this build saw when it started (no index, or the same manifest)?"""
+    try:
+        now = read_manifest(output) if output.exists() else None
+    except FreqindexError:
+        now = {"unreadable": True}
+    return now == seen
 
 
 def build_index(
@@ -88,7 +129,9 @@ def build_index(
     say = on_message or (lambda _m: None)
     t0 = time.monotonic()
     files, skipped = expand_inputs(list(cfg.inputs), cfg.format)
+    check_output_apart_from_inputs(list(cfg.inputs), cfg.output)
     opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.text_per_line, cfg.tags_field)
+    _check_plan(cfg, files, skipped, opts, say)
     chunks = plan_chunks(files, opts, cfg.chunk_bytes)
     tokenizer = load_tokenizer(cfg.tokenizer)
     tok_desc = tokenizer.describe()
@@ -100,6 +143,36 @@ def build_index(
         except OSError:
             fingerprint.append([p, fmt, comp, None, None])
     key = cfg.content_key([fingerprint, tok_desc])
+    resolved = Path(os.path.expanduser(cfg.output)).resolve()
+    lock = lock_for(str(resolved))
+    lock.acquire()
+    try:
+        if lock.stale is not None:
+            say(f"took over the lock of an earlier build ({lock.stale.describe()}) that is no longer running")
+        return _build_locked(
+            cfg, run_tasks, overwrite, say, t0, lock, files, skipped, chunks, tokenizer, tok_desc, key
+        )
+    except (BuildError, OSError) as exc:
+        raise BuildError(failure_message(exc, _partial_path(resolved))) from None
+    finally:
+        lock.release()
+
+
+def _build_locked(
+    cfg: BuildConfig,
+    run_tasks: TaskRunner,
+    overwrite: bool,
+    say: Callable[[str], None],
+    t0: float,
+    lock: OutputLock,
+    files: list,
+    skipped: list,
+    chunks: list[ChunkSpec],
+    tokenizer,
+    tok_desc: dict,
+    key: str,
+) -> dict:
+    """The build once the output is locked: prepare or resume the partial build, run the stages, publish."""
     output, partial, existing = _prepare_output(cfg, key, overwrite)
     if existing is not None and existing.get("content_key") == key:
         say(f"{output} is already a complete index of this input and settings; nothing to do")
@@ -166,7 +239,8 @@ def build_index(
         hint = ""
         if firsts:
             fb = firsts[0]["first_bad"]
-            hint = f"; first bad record: {firsts[0]['source']}:{fb['line']}: {fb['reason']}"
+            where = firsts[0]["source"] + (f":{fb['line']}" if fb["line"] is not None else "")
+            hint = f"; first bad record: {where}: {fb['reason']}"
         shutil.rmtree(partial, ignore_errors=True)
         raise BadInputError(f"nothing to index: 0 valid documents, {n_bad} bad records{hint}")
 
@@ -224,13 +298,16 @@ def build_index(
             for s in shard_summaries
         ],
         "files": files_meta,
-        "skipped_files": skipped,
+        "skipped_files": [{"path": p, "reason": why} for p, why in skipped],
         "tools": _tool_versions(),
     }
     shutil.rmtree(Path(build_dir) / "_staging", ignore_errors=True)
     state_path.unlink(missing_ok=True)
     write_manifest(partial, manifest)
     fsync_dir(partial)
+    lock.verify()
+    if not _unchanged(output, existing):
+        raise BuildError(f"{output} changed while this build ran (another build published there)")
     if output.exists():
         old = output.parent / f".{output.name}.old"
         shutil.rmtree(old, ignore_errors=True)
@@ -252,6 +329,8 @@ def build_index(
         "token_dtype": tok_desc["dtype"],
         "normalization": cfg.normalization,
         "resumed_tasks": resumed,
+        "skipped": [{"path": p, "reason": why} for p, why in skipped],
+        "executor_python": sorted({s["python"] for s in summaries if s.get("python")}),
         "timings": timings,
         "seconds": round(time.monotonic() - t0, 3),
     }

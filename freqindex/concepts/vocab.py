@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from freqindex.errors import BadInputError, UsageError
+from freqindex.fsutil import read_text
 from freqindex.text.normalize import Normalizer
 
 
@@ -100,7 +102,7 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
         return rows
     if name.endswith(".json"):
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(read_text(p))
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadInputError(f"{path}: bad JSON: {exc}") from None
         if isinstance(data, dict):
@@ -127,14 +129,11 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
             rows.append((obj.get("benchmark"), obj.get("concept"), aliases_of(obj.get("aliases"))))
         return rows
     if name.endswith(".csv"):
-        with open(p, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or "concept" not in reader.fieldnames:
-                raise BadInputError(f"{path}: CSV needs a 'concept' column")
-            for r in reader:
-                rows.append(
-                    (r.get("benchmark") or None, r.get("concept"), aliases_of(r.get("aliases") or None))
-                )
+        reader = csv.DictReader(io.StringIO(read_text(p), newline=""))
+        if not reader.fieldnames or "concept" not in reader.fieldnames:
+            raise BadInputError(f"{path}: CSV needs a 'concept' column")
+        for r in reader:
+            rows.append((r.get("benchmark") or None, r.get("concept"), aliases_of(r.get("aliases") or None)))
         return rows
     if name.endswith(".parquet"):
         import pyarrow.parquet as pq
@@ -146,7 +145,7 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
             rows.append((r.get("benchmark"), r.get("concept"), aliases_of(r.get("aliases"))))
         return rows
     # plain text: one concept per line
-    for ln in p.read_text(encoding="utf-8").splitlines():
+    for ln in read_text(p).splitlines():
         if ln.strip():
             rows.append((None, ln.strip(), []))
     return rows

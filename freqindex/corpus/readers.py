@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from freqindex import settings
 from freqindex.errors import UsageError
+from freqindex.fsutil import UTF8_BOM
 
 FORMATS = ("jsonl", "parquet", "text", "tsv")
 _EXT_FORMATS = {
@@ -28,7 +30,12 @@ _EXT_FORMATS = {
     ".tsv": "tsv",
 }
 _COMPRESSIONS = {".gz": "gz", ".zst": "zst", ".zstd": "zst"}
+# compressions we recognise but cannot read: their files are skipped (and named), never read as plain text
+_UNSUPPORTED_COMPRESSIONS = (".bz2", ".xz", ".lzma", ".lz4", ".lz", ".br", ".zip", ".7z", ".snappy", ".z")
 _READ_BLOCK = 1 << 20
+# compressed bytes handed to the decompressor per call: after a corrupt block only this much input has to be
+# replayed byte by byte to recover every byte that still decodes before the damage
+_FEED_BYTES = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,12 @@ def split_compression(path: str) -> tuple[str, str]:
     return ext.lower(), "none"
 
 
+def unsupported_compression(path: str) -> str | None:
+    """The extension of a compression freqindex cannot read (``.bz2`` for ``a.jsonl.bz2``), else None."""
+    ext = os.path.splitext(path)[1].lower()
+    return ext if ext in _UNSUPPORTED_COMPRESSIONS else None
+
+
 def detect_format(path: str, fmt: str) -> tuple[str, str] | None:
     """(format, compression) of ``path`` under ``--format fmt``; None when auto cannot tell."""
     ext, comp = split_compression(path)
@@ -88,16 +101,36 @@ def detect_format(path: str, fmt: str) -> tuple[str, str] | None:
     return (guessed, comp) if guessed else None
 
 
-def expand_inputs(inputs: list[str], fmt: str) -> tuple[list[tuple[str, str, str]], list[str]]:
+def _skip_reason(path: str, fmt: str) -> str | None:
+    """Why a file found inside an input directory is not read (None: it is read)."""
+    name = os.path.basename(path)
+    if name.startswith("."):
+        return "hidden file"
+    if name.startswith("_"):
+        return "marker file (name starts with '_')"
+    bad_comp = unsupported_compression(path)
+    if bad_comp:
+        return f"unsupported compression {bad_comp} (readable: .gz, .zst)"
+    ext = split_compression(path)[0]
+    if fmt == "auto":
+        return None if ext in _EXT_FORMATS else f"unknown format {ext or '(no extension)'}"
+    if _EXT_FORMATS.get(ext) not in (None, fmt):
+        return f"format {_EXT_FORMATS[ext]}, not --format {fmt}"
+    return None
+
+
+def expand_inputs(inputs: list[str], fmt: str) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
     """Resolve files, directories and globs to a sorted list of (abs path, format, compression).
 
-    Returns also the files found inside directories that were skipped because their format is unknown.
-    A named file whose format cannot be inferred, or an input that matches nothing, is a usage error.
+    Returns also what was found inside directories and not read, as (abs path, reason): hidden files and
+    directories (a leading dot), marker files (a leading underscore, like Spark's ``_SUCCESS``), unknown
+    formats and unsupported compressions. A named file whose format or compression cannot be read, or an
+    input that matches nothing, is a usage error.
     """
     if fmt != "auto" and fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of: auto, {', '.join(FORMATS)}")
     found: dict[str, tuple[str, str]] = {}
-    skipped: list[str] = []
+    skipped: dict[str, str] = {}
     for raw in inputs:
         expanded = os.path.expanduser(raw)
         matches = sorted(glob.glob(expanded, recursive=True)) if glob.has_magic(expanded) else [expanded]
@@ -106,28 +139,40 @@ def expand_inputs(inputs: list[str], fmt: str) -> tuple[list[tuple[str, str, str
         for m in matches:
             if os.path.isdir(m):
                 for root, dirs, files in os.walk(m):
+                    for d in sorted(dirs):
+                        if d.startswith("."):
+                            skipped[os.path.abspath(os.path.join(root, d))] = "hidden directory"
                     dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                     for name in sorted(files):
-                        if name.startswith(".") or name.startswith("_"):
-                            continue
                         p = os.path.join(root, name)
-                        det = detect_format(p, fmt if fmt != "auto" else "auto")
-                        if det is None or (
-                            fmt != "auto" and _EXT_FORMATS.get(split_compression(p)[0]) not in (None, fmt)
-                        ):
-                            skipped.append(os.path.abspath(p))
+                        reason = _skip_reason(p, fmt)
+                        if reason is not None:
+                            skipped[os.path.abspath(p)] = reason
                             continue
-                        found[os.path.abspath(p)] = det
+                        found[os.path.abspath(p)] = detect_format(p, fmt)
             else:
+                bad_comp = unsupported_compression(m)
+                if bad_comp:
+                    raise UsageError(
+                        f"cannot read {m}: unsupported compression {bad_comp} (readable: .gz, .zst)"
+                    )
                 det = detect_format(m, fmt)
                 if det is None:
                     raise UsageError(f"cannot tell the format of {m}; pass --format jsonl|parquet|text|tsv")
                 found[os.path.abspath(m)] = det
     if not found:
         raise UsageError(
-            "no input files found" + (f" ({len(skipped)} files of unknown format skipped)" if skipped else "")
+            "no input files found"
+            + (f" ({len(skipped)} skipped: {describe_skipped(sorted(skipped.items()))})" if skipped else "")
         )
-    return [(p, f, c) for p, (f, c) in sorted(found.items())], skipped
+    return [(p, f, c) for p, (f, c) in sorted(found.items())], sorted(skipped.items())
+
+
+def describe_skipped(skipped: list[tuple[str, str]], limit: int = 5) -> str:
+    """``README.md (unknown format .md), g.jsonl.bz2 (unsupported compression .bz2), and 3 more``."""
+    shown = [f"{os.path.basename(p)} ({why})" for p, why in skipped[:limit]]
+    more = len(skipped) - limit
+    return ", ".join(shown) + (f", and {more} more" if more > 0 else "")
 
 
 def plan_chunks(files: list[tuple[str, str, str]], opts: ReadOptions, chunk_bytes: int) -> list[ChunkSpec]:
@@ -149,12 +194,23 @@ def plan_chunks(files: list[tuple[str, str, str]], opts: ReadOptions, chunk_byte
             )
             for g in range(0, max(n_groups, 1), groups_per_chunk):
                 chunks.append(ChunkSpec(len(chunks), path, fmt, comp, g, min(g + groups_per_chunk, n_groups)))
-        elif line_oriented and comp == "none" and size > chunk_bytes:
-            for s in range(0, size, chunk_bytes):
-                chunks.append(ChunkSpec(len(chunks), path, fmt, comp, s, min(s + chunk_bytes, size)))
+        elif line_oriented and comp == "none" and (n := _line_file_chunks(size, chunk_bytes)) > 1:
+            bounds = [size * k // n for k in range(n + 1)]
+            for s, e in zip(bounds, bounds[1:]):
+                chunks.append(ChunkSpec(len(chunks), path, fmt, comp, s, e))
         else:
             chunks.append(ChunkSpec(len(chunks), path, fmt, comp, 0, -1))
     return chunks
+
+
+def _line_file_chunks(size: int, chunk_bytes: int) -> int:
+    """How many equal chunks an uncompressed line file of ``size`` bytes is read in: none above
+    ``chunk_bytes``, and a large file in at least ``settings.MIN_FILE_CHUNKS`` chunks of at least
+    ``settings.MIN_CHUNK_BYTES``, so that one big file is tokenized by several tasks side by side. Depends on
+    the data only, never on the cluster."""
+    by_size = -(-size // chunk_bytes)
+    by_speed = min(settings.MIN_FILE_CHUNKS, size // settings.MIN_CHUNK_BYTES)
+    return max(1, by_size, by_speed)
 
 
 def _parquet_row_groups(path: str) -> int | None:
@@ -166,50 +222,115 @@ def _parquet_row_groups(path: str) -> int | None:
         return None
 
 
+def parquet_problem(path: str, opts: ReadOptions) -> str | None:
+    """Why a Parquet file cannot give a single document, from its footer alone (cheap enough for the driver
+    to check every file before Spark starts), or None. The stage reports the same reason for the file."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+    except Exception as exc:
+        return f"unreadable Parquet file: {exc}"
+    if opts.text_field not in names:
+        return f"missing text column {opts.text_field!r} (columns: {', '.join(names)}); see --text-field"
+    return None
+
+
 class _Truncated(Exception):
     pass
 
 
+class _Codec:
+    """A streaming decompressor factory for one compression, and the errors it raises on corrupt input."""
+
+    def __init__(self, comp: str):
+        if comp == "gz":
+            self.new = lambda: zlib.decompressobj(47)  # gzip or zlib header, auto-detected
+            self.errors: tuple[type[BaseException], ...] = (zlib.error,)
+        else:
+            import zstandard
+
+            dctx = zstandard.ZstdDecompressor()
+            self.new = dctx.decompressobj
+            self.errors = (zstandard.ZstdError,)
+
+
 def _decompressed_blocks(f, comp: str) -> Iterator[bytes]:
-    """Blocks of decompressed bytes; raises _Truncated when the stream ends early or is corrupt."""
+    """Blocks of decompressed bytes; raises _Truncated when the stream ends early or is corrupt.
+
+    Every byte that decodes before the damage is yielded, whatever the codec's internal buffering: input
+    goes to the decompressor ``_FEED_BYTES`` at a time, and when a call fails, the current gzip member or
+    zstd frame is decoded again from its start up to that call and then one byte at a time, so the output
+    that the failed call would have produced before reaching the damage is still yielded. The error names
+    the compressed byte offset where the damage was detected (at or after the damage itself).
+    """
     if comp == "none":
         while block := f.read(_READ_BLOCK):
             yield block
         return
-    if comp == "gz":
-
-        def new():
-            return zlib.decompressobj(47)
-
-        errors: tuple[type[BaseException], ...] = (zlib.error,)
-    else:
-        import zstandard
-
-        dctx = zstandard.ZstdDecompressor()
-
-        def new():
-            return dctx.decompressobj()
-
-        errors = (zstandard.ZstdError,)
-    d = new()
+    codec = _Codec(comp)
+    d = codec.new()
+    frame_start = 0  # compressed offset where the current member / frame starts
+    frame_out = 0  # bytes it has yielded so far
+    pos = 0  # compressed offset of the next byte read from f
     in_frame = False
-    try:
-        while data := f.read(_READ_BLOCK):
-            while data:
+    while data := f.read(_READ_BLOCK):
+        block_start = pos
+        pos += len(data)
+        for i in range(0, len(data), _FEED_BYTES):
+            piece = data[i : i + _FEED_BYTES]
+            piece_start = block_start + i
+            while piece:
                 in_frame = True
-                out = d.decompress(data)
+                try:
+                    out = d.decompress(piece)
+                except codec.errors as exc:
+                    salvaged, at = _salvage(f, codec, frame_start, piece_start, piece, frame_out)
+                    if salvaged:
+                        yield salvaged
+                    raise _Truncated(f"corrupt compressed stream at byte {at:,} ({exc})") from None
                 if out:
+                    frame_out += len(out)
                     yield out
                 if d.eof:
-                    data = d.unused_data
-                    d = new()
+                    rest = d.unused_data
+                    piece_start += len(piece) - len(rest)
+                    piece = rest
+                    frame_start, frame_out = piece_start, 0
+                    d = codec.new()
                     in_frame = False
                 else:
-                    data = b""
-    except errors as exc:
-        raise _Truncated(f"corrupt compressed stream ({exc})") from None
+                    piece = b""
     if in_frame:
-        raise _Truncated("truncated compressed stream (ended before its end-of-stream marker)")
+        raise _Truncated(
+            f"truncated compressed stream (ended at byte {pos:,} before its end-of-stream marker)"
+        )
+
+
+def _salvage(
+    f, codec: _Codec, frame_start: int, piece_start: int, piece: bytes, done: int
+) -> tuple[bytes, int]:
+    """Decode the current member / frame again from ``frame_start``: everything before ``piece_start`` in
+    bulk (it decoded before), then ``piece`` one byte at a time until the codec fails. Returns the output
+    beyond the ``done`` bytes already yielded, and the offset of the byte at which the codec failed."""
+    d = codec.new()
+    out = bytearray()
+    f.seek(frame_start)
+    remaining = piece_start - frame_start
+    while remaining > 0:
+        chunk = f.read(min(_READ_BLOCK, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        out += d.decompress(chunk)
+    at = piece_start
+    try:
+        for k in range(len(piece)):
+            at = piece_start + k
+            out += d.decompress(piece[k : k + 1])
+    except codec.errors:
+        pass
+    return bytes(out[done:]), at
 
 
 def _count_newlines(path: str, end: int) -> int:
@@ -226,7 +347,10 @@ def _count_newlines(path: str, end: int) -> int:
 
 
 def _iter_lines(spec: ChunkSpec) -> Iterator[tuple[int, bytes] | Bad]:
-    """(line number, raw line bytes without the newline) for the lines that start inside the chunk."""
+    """(line number, raw line bytes without the newline) for the lines that start inside the chunk.
+
+    A UTF-8 byte-order mark at the very start of the file is dropped (only the chunk at offset 0 sees it).
+    """
     with open(spec.path, "rb") as f:
         if spec.compression == "none" and spec.start > 0:
             f.seek(spec.start - 1)
@@ -236,20 +360,36 @@ def _iter_lines(spec: ChunkSpec) -> Iterator[tuple[int, bytes] | Bad]:
             line_no = _count_newlines(spec.path, pos) + 1
         else:
             pos, line_no = 0, 1
+        at_file_start = pos == 0
         end = spec.end if spec.compression == "none" and spec.end >= 0 else None
-        if end is not None:
-            while pos < end:
-                line = f.readline()
-                if not line:
-                    break
-                pos += len(line)
-                yield line_no, line.rstrip(b"\n").rstrip(b"\r")
-                line_no += 1
-            return
         pending = b""
+        if end is not None:
+            # block reads, split on newlines; ``pos`` is the byte offset of ``pending``, the line in progress
+            while pos < end:
+                block = f.read(_READ_BLOCK)
+                if not block:
+                    if at_file_start:
+                        pending = pending.removeprefix(UTF8_BOM)
+                    if pending:
+                        yield line_no, pending.rstrip(b"\r")
+                    return
+                lines = (pending + block).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if pos >= end:
+                        return
+                    size = len(line) + 1
+                    if at_file_start:
+                        line, at_file_start = line.removeprefix(UTF8_BOM), False
+                    yield line_no, line.rstrip(b"\r")
+                    pos += size
+                    line_no += 1
+            return
         try:
             for block in _decompressed_blocks(f, spec.compression):
                 block = pending + block
+                if at_file_start and (len(block) >= len(UTF8_BOM) or b"\n" in block):
+                    block, at_file_start = block.removeprefix(UTF8_BOM), False
                 lines = block.split(b"\n")
                 pending = lines.pop()
                 for line in lines:
@@ -258,6 +398,8 @@ def _iter_lines(spec: ChunkSpec) -> Iterator[tuple[int, bytes] | Bad]:
         except _Truncated as exc:
             yield Bad(line_no, f"{exc}; this line and everything after it could not be read")
             return
+        if at_file_start:
+            pending = pending.removeprefix(UTF8_BOM)
         if pending:
             yield line_no, pending.rstrip(b"\r")
 
@@ -371,7 +513,7 @@ def _read_whole_text(spec: ChunkSpec) -> Iterator[Record | Bad]:
         except _Truncated as exc:
             yield Bad(None, str(exc))
             return
-    text = _decode(b"".join(parts))
+    text = _decode(b"".join(parts).removeprefix(UTF8_BOM))
     if isinstance(text, Bad):
         yield text
         return
@@ -391,8 +533,9 @@ def _read_parquet(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
         yield Bad(None, f"unreadable Parquet file: {exc}")
         return
     names = pf.schema_arrow.names
-    if opts.text_field not in names:
-        yield Bad(None, f"missing text column {opts.text_field!r} (columns: {', '.join(names)})")
+    problem = parquet_problem(spec.path, opts)
+    if problem:
+        yield Bad(None, problem)
         return
     id_field = opts.id_field or "id"
     tags_field = opts.tags_field if opts.tags_field in names else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +145,7 @@ def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
         "n_bad": len(bad_lines),
         "n_blank": blanks,
         "first_bad": ({"line": bad_lines[0], "reason": bad_reasons[0]} if bad_lines else None),
+        "python": sys.executable,  # the interpreter this task ran in (the build summary lists them)
         "files": {str(p.relative_to(root)): file_entry(p) for p in (out, bad_out)},
     }
     atomic_write_json(marker, summary)

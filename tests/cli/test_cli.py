@@ -146,6 +146,19 @@ def test_user_errors_exit_2_without_traceback(small_index, tmp_path):
         assert "Traceback" not in p.stderr and p.stderr.strip(), args
 
 
+def test_sql_on_an_index_without_its_docs_table(small_index, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "idx"
+    shutil.copytree(small_index, damaged)
+    shutil.rmtree(damaged / "docs")
+    p = cli("sql", damaged, "SELECT count(*) FROM docs", check=2)
+    assert p.stderr.strip() == (
+        f'error: {damaged} is damaged: No files found that match the pattern "{damaged}/docs/*.parquet" '
+        "(`freqindex verify` names every bad file)"
+    )
+
+
 def test_verify_catches_a_flipped_byte(tmp_path):
     build([WIKITEXT], tmp_path / "idx", text_per_line=True)
     ok = json.loads(cli("verify", tmp_path / "idx", "--json", check=0).stdout)
