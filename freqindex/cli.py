@@ -970,6 +970,14 @@ def analyze_cli(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    covariate: Annotated[
+        str | None,
+        typer.Option(
+            help="distance: also fit accuracy against each item's distance from the corpus (mean ∞-gram "
+            "surprisal) and the frequency slope controlled for it.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
     concept_results: Annotated[
         str | None,
@@ -1026,10 +1034,10 @@ def analyze_cli(
     Example: freqindex analyze --concept-counts counts.csv --concept-results results.csv --out out/
     """
     if concept_results is not None or concept_counts is not None:
-        if eval_file or results or concept_field or auto_concepts or prune_sweep:
+        if eval_file or results or concept_field or auto_concepts or prune_sweep or covariate:
             raise UsageError(
-                "--eval, --results, --concept-field, --auto-concepts and --prune-sweep belong to the per-item "
-                "analysis; the per-concept one takes --concept-results"
+                "--eval, --results, --concept-field, --auto-concepts, --prune-sweep and --covariate belong to "
+                "the per-item analysis; the per-concept one takes --concept-results"
             )
         return _analyze_concepts(
             index_dir,
@@ -1108,6 +1116,7 @@ def analyze_cli(
             n_boot=bootstrap,
             seed=seed,
             progress=lambda stage: progress.update(task, description=stage),
+            covariate=covariate,
         )
     summary["settings"]["concepts"] = how
     target = Path(out_dir) if out_dir else idx.eval_dir(name, "analysis")
@@ -1440,6 +1449,496 @@ def _CONTAMINATION_SCHEMA():
             ("evidence_doc_id", pa.int64()),
         ]
     )
+
+
+# --- probabilities, distance, priming, frontier (issue 16) ---------------------------------------------
+
+
+def _batch_errors(path: str, bad: list[tuple[int, str]]) -> None:
+    """Report bad lines of a batch file (one line each on stderr) and exit 2 after the good ones were written."""
+    for line, msg in bad:
+        err.print(f"{path}:{line}: {msg}", highlight=False, markup=False)
+    if bad:
+        err.print(f"[bold red]error:[/] {len(bad)} bad line(s) in {path}; the other lines were answered")
+        raise typer.Exit(2)
+
+
+def _prob_query(idx, obj: dict):
+    from freqindex.query.prob import ProbQuery, check_ids, encode_text
+
+    if "context_ids" in obj or "next_ids" in obj:
+        return ProbQuery(
+            check_ids(idx, obj.get("context_ids"), "context_ids", allow_empty=True),
+            check_ids(idx, obj.get("next_ids"), "next_ids"),
+        )
+    if "context" not in obj or "next" not in obj:
+        raise UsageError("expected the fields context and next (or context_ids and next_ids)")
+    return ProbQuery(
+        encode_text(idx, obj["context"], "context"),
+        encode_text(idx, obj["next"], "next"),
+        obj["context"],
+        obj["next"],
+    )
+
+
+@app.command("prob")
+@_handle_errors
+def prob_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    context: Annotated[str | None, typer.Option(help="The context text.", show_default=False)] = None,
+    next_: Annotated[
+        str | None,
+        typer.Option("--next", help="The continuation text (one or more tokens).", show_default=False),
+    ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="JSONL of {context, next} (or {context_ids, next_ids}); one JSON object out per line.",
+            show_default=False,
+        ),
+    ] = None,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "-n", help="Also the n-gram probability with the last n-1 context tokens.", show_default=False
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
+):
+    """The corpus's probability of NEXT after CONTEXT, in the index's token space after its normalization:
+    the ∞-gram probability (the longest suffix of the context that occurs, its length and the counts behind
+    it), and with -n the n-gram probability. A multi-token NEXT is scored token by token and chained.
+
+    Example: freqindex prob idx --context "the golden" --next " retriever" -n 3
+    """
+    from freqindex.query.prob import chained, infgram_probs, ngram_probs, read_batch
+
+    idx = _open(index_dir)
+    if (file is None) == (context is None and next_ is None):
+        raise UsageError("give --context and --next, or --file")
+    if file is None:
+        if context is None or next_ is None:
+            raise UsageError("give both --context and --next")
+        lines = [(0, {"context": context, "next": next_})]
+    else:
+        lines = []
+        bad = []
+        for b in read_batch(file, ("context", "next")):
+            (bad.append((b.line, b.error)) if b.error else lines.append((b.line, b.fields)))
+    queries, good, bad_lines = [], [], []
+    for line, obj in lines:
+        try:
+            queries.append(_prob_query(idx, obj))
+            good.append(line)
+        except UsageError as exc:
+            if file is None:
+                raise
+            bad_lines.append((line, str(exc)))
+    inf = infgram_probs(idx, queries) if queries else []
+    ng = ngram_probs(idx, queries, n) if queries and n is not None else [None] * len(queries)
+    records = {}
+    for line, q, toks, ntoks in zip(good, queries, inf, ng):
+        rec = {
+            "context": q.context,
+            "next": q.next,
+            "context_tokens": len(q.context_ids),
+            "next_tokens": len(q.next_ids),
+            "infgram": {"prob": chained(toks), "tokens": [t.to_dict() for t in toks]},
+        }
+        if ntoks is not None:
+            rec["ngram"] = {"n": n, "prob": chained(ntoks), "tokens": [t.to_dict() for t in ntoks]}
+        records[line] = rec
+    if file is None:
+        rec = records[0]
+        if json_out:
+            _print_json(rec)
+            return
+        t = rec["infgram"]["tokens"]
+        out.print(
+            f"∞-gram P({next_!r} | {context!r}) = {rec['infgram']['prob']:.6g}  "
+            + "  ".join(
+                f"[{x['token']!r}: {x['cont_cnt']:,}/{x['prompt_cnt']:,} after {x['suffix_len']} tokens]"
+                for x in t
+            ),
+            highlight=False,
+        )
+        if "ngram" in rec:
+            pg = rec["ngram"]["prob"]
+            out.print(f"{n}-gram P = {'undefined (context never occurs)' if pg is None else f'{pg:.6g}'}")
+        return
+    errors = dict(bad + bad_lines)
+    for line in sorted(set(records) | set(errors)):
+        _print_json(
+            {"line": line, "error": errors[line]} if line in errors else {"line": line, **records[line]}
+        )
+    _batch_errors(file, sorted(errors.items()))
+
+
+@app.command("ntd")
+@_handle_errors
+def ntd_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    context: Annotated[str | None, typer.Option(help="The context text.", show_default=False)] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="JSONL of {context} (or {context_ids}); one JSON object out per line.",
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Show the K most frequent next tokens.")] = 10,
+    infgram: Annotated[
+        bool,
+        typer.Option("--infgram", help="Use the longest suffix of the context that occurs (infgram_ntd)."),
+    ] = False,
+    max_support: Annotated[
+        int | None,
+        typer.Option(
+            help="Subsample like the engine above this many occurrences (default: exact).", show_default=False
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
+):
+    """The next-token distribution after CONTEXT: every token that follows an occurrence, with its count and
+    probability (document ends count as the engine's eos token).
+
+    Example: freqindex ntd idx --context "the golden" --top 5
+    """
+    from freqindex.query.prob import check_ids, encode_text, next_tokens, read_batch, token_strings
+
+    if top < 1:
+        raise UsageError("--top must be at least 1")
+    if max_support is not None and max_support < 1:
+        raise UsageError("--max-support must be at least 1")
+    idx = _open(index_dir)
+    if (file is None) == (context is None):
+        raise UsageError("give --context or --file")
+    lines = [(0, {"context": context})] if file is None else []
+    bad: list[tuple[int, str]] = []
+    if file is not None:
+        for b in read_batch(file, ("context",)):
+            (bad.append((b.line, b.error)) if b.error else lines.append((b.line, b.fields)))
+    ctxs, good, texts = [], [], []
+    for line, obj in lines:
+        try:
+            if "context_ids" in obj:
+                ctxs.append(check_ids(idx, obj["context_ids"], "context_ids", allow_empty=True))
+            elif "context" in obj:
+                ctxs.append(encode_text(idx, obj["context"], "context"))
+            else:
+                raise UsageError("expected the field context (or context_ids)")
+            good.append(line)
+            texts.append(obj.get("context"))
+        except UsageError as exc:
+            if file is None:
+                raise
+            bad.append((line, str(exc)))
+    res = next_tokens(idx, ctxs, max_support, infgram) if ctxs else []
+    records = {}
+    for line, c, text, r in zip(good, ctxs, texts, res):
+        top_items = r.top(top)
+        names = token_strings(idx, [t for t, _ in top_items])
+        records[line] = {
+            "context": text,
+            "context_tokens": len(c),
+            "suffix_len": r.suffix_len,
+            "prompt_cnt": r.prompt_cnt,
+            "approx": r.approx,
+            "distinct_next": len(r.counts),
+            "next": [
+                {"token_id": t, "token": name, "cont_cnt": cnt, "prob": cnt / r.prompt_cnt}
+                for (t, cnt), name in zip(top_items, names)
+            ],
+        }
+    if file is None:
+        rec = records[0]
+        if json_out:
+            _print_json(rec)
+            return
+        used = f" (longest suffix that occurs: {rec['suffix_len']} tokens)" if infgram else ""
+        out.print(
+            f"{rec['prompt_cnt']:,} occurrences of {context!r}{used}, {rec['distinct_next']:,} distinct next tokens"
+            + (" (approximate)" if rec["approx"] else ""),
+            highlight=False,
+        )
+        t = Table("token", "id", "count", "prob")
+        for x in rec["next"]:
+            t.add_row(repr(x["token"]), str(x["token_id"]), f"{x['cont_cnt']:,}", f"{x['prob']:.4f}")
+        out.print(t)
+        return
+    errors = dict(bad)
+    for line in sorted(set(records) | set(errors)):
+        _print_json(
+            {"line": line, "error": errors[line]} if line in errors else {"line": line, **records[line]}
+        )
+    _batch_errors(file, sorted(errors.items()))
+
+
+def _DISTANCE_SCHEMA():
+    import pyarrow as pa
+
+    from freqindex.query.distance import MEASURES
+
+    ints = {"n_tokens", "scored_tokens", "longest_match_tokens", "longest_match_chars"}
+    cols = [
+        ("eval", pa.string()),
+        ("id", pa.string()),
+        ("n_tokens", pa.int64()),
+        ("scored_tokens", pa.int64()),
+    ]
+    cols += [(m, pa.int64() if m in ints else pa.float64()) for m in MEASURES]
+    return pa.schema(cols)
+
+
+@app.command("distance")
+@_handle_errors
+def distance_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
+    fields: Annotated[
+        str | None,
+        typer.Option(help="Fields that make up an item, joined by a newline (a,b).", show_default=False),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(help="Item text as a template, e.g. '{question}\\n{answer}'.", show_default=False),
+    ] = None,
+    id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
+    out_file: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Also write the rows to this .parquet, .csv or .jsonl \\[always: DIR/evals/NAME/distance.parquet, the `distance` SQL view].",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per item.")] = False,
+):
+    """How far each eval item sits from the corpus: mean and max per-token ∞-gram surprisal (bits), the share
+    of tokens the ∞-gram model gives probability 0, the mean effective context length, the share of the
+    item's 5-, 8- and 13-token n-grams the corpus never holds, and the longest match (as `contamination`).
+
+    Example: freqindex distance idx --eval ../shared/data/evals/gsm8k/test.jsonl --fields question
+    """
+    import pyarrow as pa
+
+    from freqindex.evals import load_eval
+    from freqindex.query.distance import item_distances
+
+    idx = _open(index_dir)
+    items = load_eval(eval_file, id_field, fields.split(",") if fields else None, template)
+    name = Path(eval_file).name.split(".")[0]
+    dists = item_distances(idx, [(it.id, it.text) for it in items])
+    rows = [{"eval": name, **d.to_dict()} for d in dists]
+    table = pa.Table.from_pylist(rows, schema=_DISTANCE_SCHEMA())
+    try:  # the `distance` SQL view reads the declared evals/NAME/distance.parquet
+        view_file = idx.publish_eval(name, "distance", table)
+    except UsageError as exc:  # a read-only index: the rows still go to --out / stdout
+        err.print(f"note: the `distance` view was not written ({exc})", highlight=False)
+        view_file = None
+    if out_file:
+        _write_table(table, out_file)
+    if json_out:
+        for r in rows:
+            _print_json(r)
+        return
+    import statistics
+
+    def med(k):
+        v = [r[k] for r in rows if r[k] is not None]
+        return statistics.median(v) if v else float("nan")
+
+    err.print(
+        f"{len(rows):,} items: median mean surprisal {med('mean_surprisal'):.3f} bits/token, novel 13-grams "
+        f"{med('novel_13'):.3f}, mean context {med('mean_context'):.1f} tokens, longest match "
+        f"{med('longest_match_tokens'):.0f} tokens" + (f"; written to {view_file}" if view_file else ""),
+        highlight=False,
+    )
+
+
+@app.command("priming")
+@_handle_errors
+def priming_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    file: Annotated[
+        str,
+        typer.Option(
+            "--file",
+            help="JSONL of {context, keyword} (or {context_ids, keyword_ids}), or .tsv: context<TAB>keyword.",
+        ),
+    ],
+    threshold: Annotated[
+        float, typer.Option(help="Flag keywords whose probability is below this (the priming study's 1e-3).")
+    ] = 1e-3,
+    out_file: Annotated[
+        str | None, typer.Option("--out", help="Also write the records to this .jsonl.", show_default=False)
+    ] = None,
+):
+    """The corpus's probability of each KEYWORD after its CONTEXT (∞-gram, chained over the keyword's tokens,
+    with the counts behind each factor), flagged when below --threshold: the keywords that learning is
+    predicted to prime. One JSON object per input line; bad lines are reported by line number.
+
+    Example: freqindex priming idx --file keywords.jsonl --threshold 1e-3
+    """
+    from freqindex.query.priming import make_query, priming
+    from freqindex.query.prob import read_batch
+
+    idx = _open(index_dir)
+    bad: list[tuple[int, str]] = []
+    queries, good = [], []
+    for b in read_batch(file, ("context", "keyword")):
+        if b.error:
+            bad.append((b.line, b.error))
+            continue
+        try:
+            queries.append(make_query(idx, b.fields))
+            good.append(b.line)
+        except UsageError as exc:
+            bad.append((b.line, str(exc)))
+    records = dict(zip(good, priming(idx, queries, threshold))) if queries else {}
+    if not 0 < threshold < 1:
+        raise UsageError("--threshold must lie in (0, 1)")
+    errors = dict(bad)
+    lines_out = []
+    for line in sorted(set(records) | set(errors)):
+        rec = {"line": line, "error": errors[line]} if line in errors else {"line": line, **records[line]}
+        lines_out.append(rec)
+        _print_json(rec)
+    if out_file:
+        from freqindex.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(
+            out_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines_out).encode()
+        )
+    n_flag = sum(1 for r in records.values() if r["flagged"])
+    err.print(f"{len(records):,} keywords, {n_flag:,} below {threshold:g}", highlight=False)
+    _batch_errors(file, sorted(errors.items()))
+
+
+def _read_candidates(path: str, field: str, id_field: str):
+    """(id, text, row) per good line of a candidates file (.jsonl objects, or .txt one text a line), and the
+    bad lines (line, reason). Ids come from ``id_field``, else the line number; a repeated id is an error."""
+    from freqindex.query.prob import read_batch
+
+    good, bad = [], []
+    seen: set[str] = set()
+    for b in read_batch(path, (field,)):
+        if b.error:
+            bad.append((b.line, b.error))
+            continue
+        text = b.fields.get(field)
+        if not isinstance(text, str) or not text.strip():
+            bad.append((b.line, f"no non-empty string field {field!r}"))
+            continue
+        raw_id = b.fields.get(id_field)
+        cid = str(raw_id) if raw_id not in (None, "") else str(b.line)
+        if cid in seen:
+            bad.append((b.line, f"candidate id {cid!r} appears twice"))
+            continue
+        seen.add(cid)
+        good.append((cid, text, b.fields))
+    return good, bad
+
+
+@app.command("frontier")
+@_handle_errors
+def frontier_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    candidates: Annotated[
+        str,
+        typer.Option("--candidates", help="Candidate texts: .jsonl objects (--field) or .txt (one a line)."),
+    ],
+    out_dir: Annotated[str, typer.Option("--out", help="Output directory.")],
+    field: Annotated[str, typer.Option(help="JSONL field holding the candidate text.")] = "text",
+    id_field: Annotated[
+        str, typer.Option(help="JSONL field holding the candidate id (else the line number).")
+    ] = "id",
+    measure: Annotated[
+        str,
+        typer.Option(
+            help="Band measure: novel_13, novel_8, novel_5, mean_surprisal, zero_prob_share, mean_context."
+        ),
+    ] = "novel_13",
+    band: Annotated[str, typer.Option(help="Percentiles of the corpus profile: LO,HI.")] = "5,95",
+    min_value: Annotated[
+        float | None,
+        typer.Option("--min", help="Absolute lower threshold instead of --band.", show_default=False),
+    ] = None,
+    max_value: Annotated[
+        float | None,
+        typer.Option("--max", help="Absolute upper threshold instead of --band.", show_default=False),
+    ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option(help="Reject only beyond the band by this many standard errors (0: plain comparison)."),
+    ] = 1.645,
+    min_tokens: Annotated[int, typer.Option(help="Reject candidates with fewer scored tokens.")] = 16,
+    profile_size: Annotated[int, typer.Option(help="Documents in the corpus profile.")] = 500,
+    profile_seed: Annotated[int, typer.Option(help="Seed of the profile sample.")] = 0,
+    profile_max_tokens: Annotated[
+        int, typer.Option(help="Profile documents have at most this many tokens.")
+    ] = 4096,
+    profile_cache: Annotated[
+        str | None,
+        typer.Option(help="Where to cache the profile \\[default: DIR/evals/_profile].", show_default=False),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+):
+    """The learning frontier: score candidate texts by their distance from the corpus, compare them with the
+    corpus's own profile (the same measure on sampled documents of the index, each leave-one-out; cached),
+    and write the kept and rejected candidates with reason and score, scores.parquet, summary.json and a
+    report with the candidates' distribution against the profile.
+
+    Example: freqindex frontier idx --candidates refined.jsonl --out frontier/ --band 5,95
+    """
+    from freqindex.query.frontier import (
+        ProfileSettings,
+        load_or_build_profile,
+        make_band,
+        score_candidates,
+        summarize,
+    )
+    from freqindex.report.frontier import write_outputs
+
+    try:
+        pct = tuple(float(x) for x in band.split(","))
+    except ValueError:
+        raise UsageError(f"--band takes two percentiles LO,HI, got {band!r}") from None
+    if len(pct) != 2:
+        raise UsageError(f"--band takes two percentiles LO,HI, got {band!r}")
+    idx = _open(index_dir)
+    good, bad = _read_candidates(candidates, field, id_field)
+    if not good:
+        _batch_errors(candidates, bad)
+        raise UsageError(f"{candidates}: no candidates")
+    settings = ProfileSettings(profile_size, profile_seed, profile_max_tokens).validate()
+    progress, on_progress = _progress()
+    with progress:
+        prof, path, built, note = load_or_build_profile(
+            idx, settings, profile_cache, progress=lambda d, t: on_progress("corpus profile", d, t)
+        )
+    if note:
+        err.print(f"note: {note}", highlight=False)
+    b = make_band(prof, measure, pct, (min_value, max_value), tolerance, min_tokens)
+    records = score_candidates(idx, [(c, t) for c, t, _ in good], b, prof)
+    summary = summarize(records, b, prof, settings)
+    summary["profile"]["cache"] = str(path) if path else None
+    summary["profile"]["built_now"] = built
+    summary["bad_lines"] = [{"line": ln, "error": m} for ln, m in bad]
+    paths = write_outputs(
+        Path(out_dir), records, {c: t for c, t, _ in good}, {c: row for c, _, row in good}, summary, prof
+    )
+    if json_out:
+        _print_json(json.loads(paths["summary.json"].read_text()))
+    else:
+        err.print(
+            f"{summary['kept']:,} of {summary['n_candidates']:,} candidates kept "
+            f"({', '.join(f'{k}: {v:,}' for k, v in sorted(summary['reasons'].items()))}); report: {paths['report.html']}",
+            highlight=False,
+        )
+    _batch_errors(candidates, bad)
 
 
 def main() -> None:

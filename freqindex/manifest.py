@@ -35,7 +35,7 @@ QUARANTINE_FILE = "quarantine/quarantine.parquet"
 EVALS_DIR = "evals"
 EVALS_CATALOG = "evals/catalog.json"
 EVALS_FORMAT = "freqindex/evals"
-EVAL_KINDS = ("neighbors", "contamination", "analysis", "concept_analysis")
+EVAL_KINDS = ("neighbors", "contamination", "analysis", "concept_analysis", "distance")
 
 
 # --- names --------------------------------------------------------------------------------------------------

@@ -41,6 +41,12 @@ _EMPTY_ANALYSIS = (
     "NULL::BIGINT AS similarity_doc_id, NULL::BIGINT AS longest_match_chars, "
     "NULL::DOUBLE AS longest_match_fraction WHERE false)"
 )
+_EMPTY_DISTANCE = (
+    "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NULL::BIGINT AS n_tokens, NULL::BIGINT AS scored_tokens, "
+    "NULL::DOUBLE AS mean_surprisal, NULL::DOUBLE AS max_surprisal, NULL::DOUBLE AS zero_prob_share, "
+    "NULL::DOUBLE AS mean_context, NULL::DOUBLE AS novel_5, NULL::DOUBLE AS novel_8, NULL::DOUBLE AS novel_13, "
+    "NULL::BIGINT AS longest_match_tokens, NULL::BIGINT AS longest_match_chars WHERE false)"
+)
 _EMPTY_CONCEPT_ANALYSIS = (
     "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS model, NULL::VARCHAR AS benchmark, NULL::VARCHAR AS concept, "
     "NULL::VARCHAR AS concept_key, NULL::DOUBLE AS accuracy, NULL::DOUBLE AS count, NULL::DOUBLE AS log_count, "
@@ -77,6 +83,7 @@ def view_statements(index: str | Path | Index) -> list[str]:
         "{contamination}": _parquet(idx.eval_tables("contamination"), _EMPTY_CONTAMINATION),
         "{analysis}": _parquet(idx.eval_tables("analysis"), _EMPTY_ANALYSIS),
         "{concept_analysis}": _parquet(idx.eval_tables("concept_analysis"), _EMPTY_CONCEPT_ANALYSIS),
+        "{distance}": _parquet(idx.eval_tables("distance"), _EMPTY_DISTANCE),
     }
     for key, value in fill.items():
         text = text.replace(key, value)

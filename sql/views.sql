@@ -51,6 +51,11 @@ SELECT * FROM {contamination};
 CREATE VIEW analysis_items AS
 SELECT * FROM {analysis};
 
+-- Per eval item: how far it sits from the corpus (`freqindex distance`): mean / max per-token ∞-gram surprisal
+-- (bits), zero-probability share, mean effective context, novel 5/8/13-gram shares, longest match.
+CREATE VIEW distance AS
+SELECT * FROM {distance};
+
 -- Per model and concept: per-class accuracy (percent), concept count, its bin, pruned count, the model's verdict
 -- (`freqindex analyze DIR --concepts VOCAB --concept-results RESULTS`).
 CREATE VIEW concept_analysis AS

@@ -131,12 +131,25 @@ def count(
     """Count ``query`` in ``index`` (normalized and tokenized exactly as the index was)."""
     _check_options(unit, max_diff_tokens)
     clauses = [[encode_term(index, t) for t in c] for c in parse_cnf(query, literal)]
+    return CountResult(query, count_encoded(index, clauses, unit, max_diff_tokens), unit, False)
+
+
+def count_encoded(
+    index: Index,
+    clauses: list[list[bytes]],
+    unit: str = "occurrences",
+    max_diff_tokens: int = settings.MAX_DIFF_TOKENS,
+) -> int:
+    """The exact count of a CNF query given as token bytes (clauses of alternatives), with ``count``'s
+    semantics; the form for callers that already hold token ids (the infini-gram-compatible API)."""
+    _check_options(unit, max_diff_tokens)
+    if any(not t or len(t) % index.width for c in clauses for t in c):
+        raise UsageError("every term needs at least one token")
     if unit == "occurrences" and len(clauses) == 1 and len(clauses[0]) == 1:
-        return CountResult(query, int(search.count_occurrences(index, clauses[0])[0]), unit, False)
+        return int(search.count_occurrences(index, clauses[0])[0])
     terms = list(dict.fromkeys(t for c in clauses for t in c))
     ranges = dict(zip(terms, search.find_ranges(index, terms)))
-    n = _Evaluator(index, ranges, max_diff_tokens).count(clauses, unit)
-    return CountResult(query, n, unit, False)
+    return _Evaluator(index, ranges, max_diff_tokens).count(clauses, unit)
 
 
 def count_many(

@@ -33,6 +33,7 @@ from freqindex import settings
 from freqindex.errors import FreqindexError
 from freqindex.query.count import CountResult, count, count_many
 from freqindex.query.docs import DocHit, find_docs
+from freqindex.server.infinigram_api import infinigram_router
 from freqindex.suffix.index import Index
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -370,6 +371,8 @@ def create_app(
             raise ApiError(
                 504, "timeout", f"the request took longer than {timeout_s:g} s and was cancelled"
             ) from None
+
+    app.include_router(infinigram_router(get_index, call, list(indexes)))  # infini-gram's API: POST /
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict:
