@@ -74,24 +74,28 @@ class Embedder:
 
             return [[m.span() for m in re.finditer(r"\S+", t)] for t in texts]
         tok = self._model.tokenizer
-        backend = getattr(tok, "backend_tokenizer", None)
+        backend = self._offsets_tokenizer()
         if backend is not None:  # the fast tokenizer itself: the same offsets, and no over-length warning
-            # encode() leaves the model's truncation set on the shared backend: lift it for this call only
-            trunc = backend.truncation
-            backend.no_truncation()
-            try:
-                encs = backend.encode_batch(texts, add_special_tokens=False)
-            finally:
-                if trunc:
-                    backend.enable_truncation(
-                        trunc["max_length"],
-                        stride=trunc["stride"],
-                        strategy=trunc["strategy"],
-                        direction=trunc["direction"],
-                    )
+            encs = backend.encode_batch(texts, add_special_tokens=False)
             return [[tuple(o) for o in e.offsets] for e in encs]
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
         return [[tuple(o) for o in offs] for offs in enc["offset_mapping"]]
+
+    def _offsets_tokenizer(self):
+        """A private copy of the model's fast tokenizer without truncation or padding (the model's own
+        encode() sets both on the shared one), made once; None for tokenizers without a fast backend."""
+        cached = getattr(self, "_offsets_tok", False)
+        if cached is not False:
+            return cached
+        backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_str(backend.to_str())
+            backend.no_truncation()
+            backend.no_padding()
+        self._offsets_tok = backend
+        return backend
 
     def fits(self, texts: list[str]) -> list[bool]:
         """Whether each text fits the model's window (special tokens excluded); a longer text would be
