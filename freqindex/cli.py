@@ -38,7 +38,9 @@ def _handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except FreqindexError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            from rich.markup import escape  # messages name extras like 'freqindex[embed]': not markup
+
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
