@@ -38,7 +38,9 @@ def _handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except FreqindexError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            from rich.markup import escape  # messages name extras like 'freqindex[embed]': not markup
+
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -829,6 +831,14 @@ def embed_cli(
         )
 
 
+_NEIGHBORS_HELP = (
+    "auto (exhaustive when the index has vectors, else candidates) | exhaustive (the FAISS index of "
+    "`freqindex embed`) | candidates (embed only the windows of each item's candidate documents, found "
+    "in the suffix arrays; no `embed` needed)."
+)
+_CANDIDATES_HELP = "Candidate documents per item in candidates mode \\[default: 32]."
+
+
 @app.command("neighbors")
 @_handle_errors
 def neighbors_cli(
@@ -855,6 +865,10 @@ def neighbors_cli(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per (item, document).")
     ] = False,
+    neighbors_mode: Annotated[str, typer.Option("--neighbors", help=_NEIGHBORS_HELP)] = "auto",
+    candidates: Annotated[
+        int | None, typer.Option("--candidates", help=_CANDIDATES_HELP, show_default=False)
+    ] = None,
 ):
     """Top-k pretraining documents for every eval item: doc_id, external id, window, cosine similarity, snippet.
 
@@ -867,7 +881,8 @@ def neighbors_cli(
     idx = _open(index_dir)
     items = load_eval(eval_file, id_field, fields.split(",") if fields else None, template)
     name = Path(eval_file).name.split(".")[0]
-    rows = neighbors(idx, items, k, name)
+    stats: dict = {}
+    rows = neighbors(idx, items, k, name, mode=neighbors_mode, candidates=candidates, stats=stats)
     import pyarrow as pa
 
     table = pa.Table.from_pylist(rows, schema=NEIGHBOR_SCHEMA)
@@ -884,8 +899,9 @@ def neighbors_cli(
     ms = max_similarity(rows)
     vals = sorted(ms.values())
     err.print(
-        f"{len(items):,} items, {len(rows):,} neighbours written to {target}; max similarity median "
-        f"{vals[len(vals) // 2]:.3f}, items >= 0.9: {sum(v >= 0.9 for v in vals):,}",
+        f"{len(items):,} items, {len(rows):,} neighbours ({stats['mode']} mode) written to {target}; max "
+        f"similarity median {vals[len(vals) // 2] if vals else float('nan'):.3f}, items >= 0.9: "
+        f"{sum(v >= 0.9 for v in vals):,}",
         highlight=False,
     )
 
@@ -953,7 +969,10 @@ def analyze_cli(
     ] = "min",
     similarity: Annotated[
         str,
-        typer.Option(help="auto (neighbors when the index has vectors, else verbatim), neighbors, verbatim."),
+        typer.Option(
+            help="auto (neighbors when the index has vectors or the embed extra is installed, else "
+            "verbatim), neighbors, verbatim."
+        ),
     ] = "auto",
     prune_threshold: Annotated[
         float, typer.Option(help="Prune documents at least this similar to any item, then refit.")
@@ -1019,6 +1038,10 @@ def analyze_cli(
     exact: Annotated[
         bool, typer.Option("--exact", help="Per concept on DIR: no singular/plural inflections.")
     ] = False,
+    neighbors_mode: Annotated[str, typer.Option("--neighbors", help=_NEIGHBORS_HELP)] = "auto",
+    candidates: Annotated[
+        int | None, typer.Option("--candidates", help=_CANDIDATES_HELP, show_default=False)
+    ] = None,
 ):
     """Is the frequency effect a similarity effect? Joins each item's concept frequency, its similarity to the
     corpus and per-model correctness; fits accuracy against log frequency raw, controlled for similarity,
@@ -1117,6 +1140,8 @@ def analyze_cli(
             seed=seed,
             progress=lambda stage: progress.update(task, description=stage),
             covariate=covariate,
+            neighbors_mode=neighbors_mode,
+            candidates=candidates,
         )
     summary["settings"]["concepts"] = how
     target = Path(out_dir) if out_dir else idx.eval_dir(name, "analysis")
@@ -1344,6 +1369,18 @@ def contamination_cli(
         ),
     ] = "all",
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+    neighbors_mode: Annotated[
+        str,
+        typer.Option(
+            "--neighbors",
+            help="Semantic similarity: "
+            + _NEIGHBORS_HELP
+            + " off: none. auto without the embed extra: none.",
+        ),
+    ] = "auto",
+    candidates: Annotated[
+        int | None, typer.Option("--candidates", help=_CANDIDATES_HELP, show_default=False)
+    ] = None,
 ):
     """Is this eval set in this corpus? Exact verbatim metrics per item from the suffix arrays, every
     standard definition (GPT-3, PaLM, 50-character / infini-gram mini), semantic similarity when the index
@@ -1361,12 +1398,7 @@ def contamination_cli(
     field_list = [f.strip() for f in fields.split(",") if f.strip()]
     items = load_eval(eval_file, id_field, field_list)
     name = Path(eval_file).name.split(".")[0]
-    semantic = None
-    if idx.manifest.get("vectors"):
-        from freqindex.query.neighbors import neighbors
-
-        rows = neighbors(idx, items, 1, name)
-        semantic = {r["item_id"]: (r["similarity"], r["doc_id"]) for r in rows}
+    semantic, semantic_stats = _semantic(idx, items, name, neighbors_mode, candidates)
     progress, _ = _progress()
     with progress:
         task = progress.add_task("check items", total=len(items))
@@ -1379,6 +1411,7 @@ def contamination_cli(
             progress=lambda d, t: progress.update(task, completed=d),
             definitions=chosen,
         )
+    summary.setdefault("semantic", {}).update(semantic_stats)
     imp = imp_png = None
     if results:
         from freqindex.contamination.impact import impact
@@ -1430,6 +1463,27 @@ def contamination_cli(
             highlight=False,
         )
         raise typer.Exit(1)
+
+
+def _semantic(idx, items, name: str, mode: str, candidates: int | None) -> tuple[dict | None, dict]:
+    """Each item's best neighbour (similarity, doc_id) for the contamination report, and how it was found;
+    ``auto`` without the embed extra (or ``off``) reports none and says why."""
+    from freqindex.errors import MissingExtraError
+    from freqindex.query.neighbors import neighbors
+
+    if mode == "off":
+        return None, {"mode": "off"}
+    stats: dict = {}
+    try:
+        rows = neighbors(idx, items, 1, name, mode=mode, candidates=candidates, skip_long=True, stats=stats)
+    except MissingExtraError as exc:
+        if mode != "auto":
+            raise
+        return None, {"mode": "off", "reason": str(exc)}
+    keep = ("mode", "model", "items_too_long", "candidates_per_item", "windows_embedded")
+    return {r["item_id"]: (r["similarity"], r["doc_id"]) for r in rows}, {
+        k: stats[k] for k in keep if k in stats
+    }
 
 
 def _CONTAMINATION_SCHEMA():

@@ -35,3 +35,11 @@ class BuildError(FreqindexError):
     """A build stage failed for a reason other than bad input (a crashed Spark task, a failed indexer)."""
 
     exit_code = 3
+
+
+class MissingExtraError(UsageError):
+    """An optional dependency is not installed; ``extra`` names the freqindex extra that installs it."""
+
+    def __init__(self, message: str, extra: str):
+        super().__init__(message)
+        self.extra = extra

@@ -26,7 +26,7 @@ _EMPTY_HITS = (
 _EMPTY_NEIGHBORS = (
     "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS item_id, NULL::INTEGER AS rank, NULL::BIGINT AS doc_id, "
     "NULL::VARCHAR AS ext_id, NULL::INTEGER AS char_start, NULL::INTEGER AS char_end, "
-    "NULL::FLOAT AS similarity, NULL::VARCHAR AS snippet WHERE false)"
+    "NULL::FLOAT AS similarity, NULL::VARCHAR AS snippet, NULL::VARCHAR AS mode WHERE false)"
 )
 _EMPTY_CONTAMINATION = (
     "(SELECT NULL::VARCHAR AS eval, NULL::VARCHAR AS id, NULL::VARCHAR AS bucket, "

@@ -51,9 +51,13 @@ def run_analysis(
     seed: int = 0,
     progress=None,
     covariate: str | None = None,
+    neighbors_mode: str = "auto",
+    candidates: int | None = None,
 ) -> tuple[list[dict], dict]:
     """(per item x model rows, summary). ``covariate="distance"`` adds each item's distance from the corpus
-    (mean per-token ∞-gram surprisal, :mod:`freqindex.query.distance`) to the fits: ``models[M]["distance"]``."""
+    (mean per-token ∞-gram surprisal, :mod:`freqindex.query.distance`) to the fits: ``models[M]["distance"]``.
+    ``neighbors_mode`` / ``candidates``: how neighbour similarity is found (exhaustive over the index's
+    vectors, or candidates mode; see freqindex.query.neighbors)."""
     if aggregate not in core.AGGREGATES:
         raise UsageError(f"unknown --aggregate {aggregate!r}; choose min, gmean or max")
     if not 0 < prune_threshold <= 1:
@@ -66,7 +70,9 @@ def run_analysis(
     docs = core.concept_doc_ids(index, names)
     freq = {c: int(d.size) for c, d in docs.items()}
     step("similarity")
-    sim = core.similarity(index, items, similarity, eval_name)
+    sim = core.similarity(
+        index, items, similarity, eval_name, neighbors_mode=neighbors_mode, candidates=candidates
+    )
     thresholds = sorted(set([prune_threshold] + list(prune_sweep or [])))
     if sim.kind == "verbatim" and min(thresholds) < 0.5:
         raise UsageError("with --similarity verbatim, pruning thresholds must be at least 0.5")
@@ -148,6 +154,7 @@ def run_analysis(
         "settings": {
             "aggregate": aggregate,
             "similarity": sim.kind,
+            "neighbors_mode": sim.neighbors_mode,
             "prune_threshold": prune_threshold,
             "prune_sweep": thresholds if prune_sweep else None,
             "bootstrap": n_boot,

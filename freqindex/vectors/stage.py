@@ -23,7 +23,7 @@ from freqindex.errors import UsageError
 from freqindex.manifest import publish_stage
 from freqindex.suffix.index import Index
 from freqindex.vectors import ann
-from freqindex.vectors.embedders import encode_images, load_embedder, multi_windows
+from freqindex.vectors.embedders import encode_images, load_embedder, multi_windows, torch_threads
 
 EMBED_BLOCK_BYTES = 256 * 1024  # embedding is slow: small blocks spread even a small index over all cores
 META_SCHEMA = pa.schema([("doc_id", pa.int64()), ("char_start", pa.int32()), ("char_end", pa.int32())])
@@ -48,7 +48,7 @@ def embed_block(
     """Embed documents [lo, hi) of a shard: every window of each size in ``chunk_tokens`` (see multi_windows)."""
     index = Index.open(index_dir, replacing="vectors")
     shard = index.shard(shard_no)
-    emb = load_embedder(model, threads)
+    emb = load_embedder(model)
     doc_ids, starts, ends, pieces = [], [], [], []
     missing = 0
     if image_root is not None:  # one vector per document: its image, found by external id under image_root
@@ -63,7 +63,8 @@ def embed_block(
             starts.append(0)
             ends.append(0)
             paths.append(str(p))
-        vecs = encode_images(emb, paths).astype(dtype)
+        with torch_threads(threads):
+            vecs = encode_images(emb, paths).astype(dtype)
     else:
         texts = index.doc_texts(shard, lo, hi)
         spans = emb.token_spans(texts)
@@ -73,7 +74,8 @@ def embed_block(
                 starts.append(cs)
                 ends.append(ce)
                 pieces.append(t[cs:ce])
-        vecs = emb.encode(pieces).astype(dtype)
+        with torch_threads(threads):
+            vecs = emb.encode(pieces).astype(dtype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = out / f"part-{task_id:05d}"
@@ -149,7 +151,7 @@ def run_embedding(
     fac, nprobe = (factory, None) if factory else ann.choose_factory(n)
     if factory and "IVF" in factory:
         nlist = int(factory.split("IVF")[1].split(",")[0].split("_")[0])
-        nprobe = max(16, nlist // 32)
+        nprobe = max(16, nlist // ann.NPROBE_FRACTION)
     index = ann.new_index(fac, emb.dim)
     parts = [work / f"part-{i:05d}.npy" for i in range(len(tasks))]
     if not index.is_trained:
