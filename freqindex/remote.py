@@ -27,6 +27,7 @@ from freqindex import settings, storage
 from freqindex.build.target import parse_manifest
 from freqindex.errors import CheckFailedError, IndexNotFoundError, UsageError
 from freqindex.fsutil import atomic_write_bytes, atomic_write_json, read_json, sha256_file
+from freqindex.manifest import EVALS_CATALOG, SEAL_KEY, content_sha256
 
 PULL_STATE = ".freqindex-pull.json"
 PULL_WORKERS = 8
@@ -191,6 +192,9 @@ def pull(
     for rel in sorted(set(old_files) - set(files)):  # files of the previous version that are gone now
         (dest / rel).unlink(missing_ok=True)
         records.pop(rel, None)
+    for p in sorted((dest / "sa").iterdir()) if (dest / "sa").is_dir() else []:
+        if f"sa/{p.name}" not in files:  # the engine opens every file in sa/: only the index's may be there
+            p.unlink()
     atomic_write_json(dest / PULL_STATE, {"url": canonical, "files": records})
     atomic_write_bytes(local_manifest, raw)
     return {"index": canonical, "dir": str(dest), "files": len(files), **stats}
@@ -252,12 +256,29 @@ def verify_remote(
     """Check every object the manifest lists, in place: its size, then its sha256 streamed from the store.
     Raises CheckFailedError naming the first bad object (in path order)."""
     fs, root, canonical = _index_url(url, storage_options)
-    manifest, _ = remote_manifest(url, storage_options)
-    files = manifest.get("files", {})
+    manifest, _ = remote_manifest(url, storage_options)  # its seal and consistency are checked here
+    files = dict(manifest.get("files", {}))
+    owner = {rel: "" for rel in files}
+    outputs = 0
+    try:  # eval outputs declared beside the index (an index uploaded after eval commands ran on it)
+        catalog = json.loads(fs.cat_file(f"{root}/{EVALS_CATALOG}"))
+    except FileNotFoundError:
+        catalog = None
+    except ValueError as exc:
+        raise CheckFailedError(f"verify failed: unreadable {canonical}/{EVALS_CATALOG}: {exc}") from None
+    if catalog is not None:
+        if not isinstance(catalog, dict) or catalog.get(SEAL_KEY) != content_sha256(catalog):
+            raise CheckFailedError(
+                f"verify failed: {canonical}/{EVALS_CATALOG} does not match its {SEAL_KEY}"
+            )
+        for key, entry in catalog.get("outputs", {}).items():
+            outputs += 1
+            for rel, meta in entry.get("files", {}).items():
+                files[rel], owner[rel] = meta, f" (eval output {key})"
 
     def check(rel: str) -> str | None:
         meta = files[rel]
-        where = f"{canonical}/{rel}"
+        where = f"{canonical}/{rel}{owner[rel]}"
         try:
             size = int(fs.info(f"{root}/{rel}").get("size") or 0)
         except FileNotFoundError:
@@ -278,10 +299,13 @@ def verify_remote(
         raise CheckFailedError(
             problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
         )
+    index_files = manifest["files"]
     return {
         "index": canonical,
-        "files_checked": len(files),
-        "bytes_checked": sum(v["size"] for v in files.values()),
+        "files_checked": len(index_files),
+        "bytes_checked": sum(v["size"] for v in index_files.values()),
+        "eval_outputs_checked": outputs,
+        "eval_files_checked": len(files) - len(index_files),
         "ok": True,
     }
 

@@ -1,5 +1,5 @@
 """`freqindex build` as a Spark job: read + validate + tokenize per input chunk, then one task per shard
-writes the infini-gram shard files and builds its suffix array with infini-gram's own indexer.
+writes the infini-gram shard files and builds its suffix array (libdivsufsort, infini-gram's table format).
 
 Runnable with spark-submit too::
 

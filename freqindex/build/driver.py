@@ -40,6 +40,7 @@ from freqindex.corpus.readers import (
 )
 from freqindex.corpus.stage import StageSettings, write_quarantine
 from freqindex.errors import BadInputError, BuildError
+from freqindex.manifest import engine_params
 from freqindex.suffix.stage import ShardPlan, plan_shards
 from freqindex.text.tokenizers import load_tokenizer
 
@@ -51,12 +52,9 @@ def run_in_process(description: str, fn: Callable[[int], dict], n: int) -> list[
     return [fn(i) for i in range(n)]
 
 
-_ENGINE_LIMITS = {1: 255, 2: 65535, 4: 2**32 - 1}
-
-
 def _tool_versions() -> dict:
     out = {"python": platform.python_version(), "freqindex": __version__}
-    for pkg in ("pyspark", "infini-gram", "pyarrow", "tokenizers", "numpy"):
+    for pkg in ("pyspark", "infini-gram", "pydivsufsort", "pyarrow", "tokenizers", "numpy"):
         try:
             out[pkg] = _md.version(pkg)
         except _md.PackageNotFoundError:
@@ -266,7 +264,6 @@ def _build_locked(
     tok_manifest = dict(tok_desc)
     if tokenizer_json:
         tok_manifest["file"] = "tokenizer/tokenizer.json"
-    limit = _ENGINE_LIMITS[width]
     manifest = {
         "format": settings.INDEX_FORMAT,
         "schema_version": settings.SCHEMA_VERSION,
@@ -276,10 +273,10 @@ def _build_locked(
         "tokenizer": tok_manifest,
         "token_dtype": tok_desc["dtype"],
         "normalization": {"name": cfg.normalization, "version": 1},
-        "engine": {"version": 4, "vocab_size": limit, "eos_token_id": limit - 1},
+        "engine": engine_params(width),
         "counts": counts,
         "shards": [
-            {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes")}
+            {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size")}
             for s in shard_summaries
         ],
         "files": files_meta,

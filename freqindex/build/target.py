@@ -38,9 +38,17 @@ from pathlib import Path
 from freqindex import settings, storage
 from freqindex.build.faults import fault_point
 from freqindex.build.guards import failure_cause, failure_message, human_bytes
-from freqindex.errors import BuildError, FreqindexError, IndexNotFoundError, UsageError
+from freqindex.errors import BuildError, FreqindexError, IndexDamagedError, IndexNotFoundError, UsageError
 from freqindex.fsutil import atomic_write_json, file_entry, fsync_dir, marker_valid, read_json, sha256_file
-from freqindex.manifest import read_manifest, write_manifest
+from freqindex.manifest import (
+    SEAL_KEY,
+    check_files,
+    content_sha256,
+    manifest_problem,
+    read_manifest,
+    seal,
+    write_manifest,
+)
 
 STAGING = "_staging"
 REMOTE_STATE = f"{STAGING}/build-state.json"
@@ -309,6 +317,7 @@ class LocalTarget(BuildTarget):
 
     def __init__(self, output: str, scratch_dir: str | None = None):
         super().__init__(str(Path(storage.local_path(output)).resolve()))
+        self.seen: dict | None = None
         self.path = Path(self.output)
         self.partial = self.path.parent / f".{self.path.name}.partial"
         self.scratch_dir = scratch_dir
@@ -320,20 +329,42 @@ class LocalTarget(BuildTarget):
             if not output.is_dir():
                 raise UsageError(f"--output {output} exists and is not a directory")
             try:
-                existing = read_manifest(output)
+                existing = read_manifest(output, check=False)
             except FreqindexError:
                 if any(output.iterdir()):
                     raise UsageError(
                         f"--output {output} exists, is not empty and is not a freqindex index"
                     ) from None
                 output.rmdir()
+            if existing is not None and existing.get("content_key") == key and not self._intact():
+                existing = None  # the same content, but damaged or of an older schema: rebuild it in place
             if existing is not None and existing.get("content_key") != key and not overwrite:
                 raise UsageError(
                     f"{output} already holds an index of other input or settings; pass --overwrite or choose another --output"
                 )
         output.parent.mkdir(parents=True, exist_ok=True)
         self.existing = existing
+        self.seen = self._output_state()
         return existing
+
+    def _intact(self) -> bool:
+        """An index of the current schema whose manifest and files pass the open-time checks."""
+        try:
+            check_files(self.path, read_manifest(self.path))
+        except FreqindexError:
+            return False
+        return True
+
+    def _output_state(self) -> dict | None:
+        """What is at the output now: None (nothing), its manifest, or a marker for one that cannot be read
+        (damaged, or of an older schema). Compared before publishing to see whether another build published."""
+        try:
+            return read_manifest(self.path) if self.path.exists() else None
+        except FreqindexError:
+            try:
+                return {"unreadable": (self.path / settings.MANIFEST_NAME).read_bytes().hex()}
+            except OSError:
+                return {"unreadable": None}
 
     def start(self, key: str, config: dict, say: Callable[[str], None]) -> None:
         state_path = self.partial / "build-state.json"
@@ -385,7 +416,7 @@ class LocalTarget(BuildTarget):
         write_manifest(partial, manifest)
         fsync_dir(partial)
         lock.verify()
-        if not self._unchanged():
+        if self._output_state() != self.seen:
             raise BuildError(f"{output} changed while this build ran (another build published there)")
         if output.exists():
             old = output.parent / f".{output.name}.old"
@@ -396,14 +427,6 @@ class LocalTarget(BuildTarget):
         else:
             os.replace(partial, output)
         fsync_dir(output.parent)
-
-    def _unchanged(self) -> bool:
-        """Is the output still what this build saw when it started (no index, or the same manifest)?"""
-        try:
-            now = read_manifest(self.path) if self.path.exists() else None
-        except FreqindexError:
-            now = {"unreadable": True}
-        return now == self.existing
 
     def discard(self) -> None:
         shutil.rmtree(self.partial, ignore_errors=True)
@@ -427,6 +450,8 @@ class RemoteTarget(BuildTarget):
         self.storage_options = storage_options
         self.scratch_dir = scratch_dir
         self.key = ""
+        self.seen: bytes | None = None  # the manifest's bytes when the build started (publish re-checks them)
+        self.replace = False  # an index is there that this build replaces
         self._work: tempfile.TemporaryDirectory | None = None
 
     def _p(self, rel: str) -> str:
@@ -441,18 +466,40 @@ class RemoteTarget(BuildTarget):
             return []
         return sorted(p[len(self.root) + 1 :] for p in found if p.startswith(self.root + "/"))
 
-    def manifest(self) -> dict | None:
-        """The published manifest, or None when the prefix holds none."""
+    def _manifest_raw(self) -> bytes | None:
         self.fs.invalidate_cache()
         try:
-            raw = self.fs.cat_file(self._p(settings.MANIFEST_NAME))
+            return self.fs.cat_file(self._p(settings.MANIFEST_NAME))
         except FileNotFoundError:
             return None
-        return parse_manifest(raw, self.output)
+
+    def manifest(self) -> dict | None:
+        """The published manifest (parsed, not checked), or None when the prefix holds none."""
+        raw = self._manifest_raw()
+        return None if raw is None else parse_manifest(raw, self.output, check=False)
+
+    def _intact(self) -> bool:
+        """The published index passes the open-time checks: a sealed, consistent manifest of this schema, and
+        every file it lists present with its size (one listing of the prefix)."""
+        try:
+            m = parse_manifest(self._manifest_raw() or b"", self.output)
+            self.fs.invalidate_cache()
+            sizes = {
+                p[len(self.root) + 1 :]: int(info.get("size") or 0)
+                for p, info in self.fs.find(self.root, detail=True).items()
+            }
+        except (FreqindexError, OSError):
+            return False
+        return all(sizes.get(rel) == meta["size"] for rel, meta in m["files"].items())
 
     def prepare(self, key: str, overwrite: bool) -> dict | None:
         self.key = key
-        existing = self.manifest()
+        self.seen = self._manifest_raw()
+        try:
+            existing = self.manifest()
+        except FreqindexError:  # a manifest that cannot be read: an index to rebuild, with --overwrite
+            existing = {"unreadable": True}
+        self.replace = existing is not None
         if existing is None:
             objects = self._objects()
             if objects and REMOTE_STATE not in objects:
@@ -460,17 +507,22 @@ class RemoteTarget(BuildTarget):
                     f"--output {self.output} is not empty and is neither a freqindex index nor an unfinished "
                     f"build of one ({len(objects)} object(s), e.g. {objects[0]})"
                 )
+        elif existing.get("content_key") == key and self._intact():
+            self.existing = existing
+            return existing
         elif existing.get("content_key") != key and not overwrite:
             raise UsageError(
                 f"{self.output} already holds an index of other input or settings; pass --overwrite or choose another --output"
             )
-        self.existing = existing
-        return existing
+        return None  # nothing yet, or an index to replace (--overwrite, or the same one damaged)
 
     def clean_up_published(self) -> int:
         """After a build whose publish was cut short: remove what the manifest does not list. Returns the
         number of objects removed."""
-        m = self.manifest()
+        try:
+            m = self.manifest()
+        except FreqindexError:
+            return 0
         if m is None:
             return 0
         keep = set(m["files"]) | {settings.MANIFEST_NAME}
@@ -479,12 +531,12 @@ class RemoteTarget(BuildTarget):
         return len(stray)
 
     def start(self, key: str, config: dict, say: Callable[[str], None]) -> None:
-        if self.existing is not None:  # --overwrite: the prefix stops being an index before it changes
+        if self.replace:  # the prefix stops being an index before anything in it changes
             say(
-                f"removing the manifest of the index of other input or settings at {self.output} (--overwrite)"
+                f"removing the manifest of the index at {self.output}: it is rebuilt (--overwrite, or damaged)"
             )
             self.fs.rm_file(self._p(settings.MANIFEST_NAME))
-            self.existing = None
+            self.seen = None
         try:
             state = json.loads(self.fs.cat_file(self._p(REMOTE_STATE)))
         except (FileNotFoundError, ValueError):
@@ -542,16 +594,12 @@ class RemoteTarget(BuildTarget):
         if bad:
             raise BuildError(f"{storage.join(self.output, bad[0])} does not match what its task uploaded")
         lock.verify()
-        now = self.manifest()
-        if now != self.existing:
+        if self._manifest_raw() != self.seen:
             raise BuildError(f"{self.output} changed while this build ran (another build published there)")
         keep = set(files) | {settings.MANIFEST_NAME}
         self._remove([r for r in self._objects() if r not in keep and not r.startswith(STAGING + "/")])
         fault_point("driver-before-manifest")
-        self.fs.pipe_file(
-            self._p(settings.MANIFEST_NAME),
-            (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(),
-        )
+        self.fs.pipe_file(self._p(settings.MANIFEST_NAME), manifest_bytes(manifest))
         self._remove([r for r in self._objects() if r.startswith(STAGING + "/")])
         self._abort_uploads()
         if self._work is not None:
@@ -602,22 +650,40 @@ class RemoteTarget(BuildTarget):
         )
 
 
-def parse_manifest(raw: bytes, where: str) -> dict:
-    """A manifest read from a store, with the checks ``read_manifest`` makes of a local one."""
+def manifest_bytes(manifest: dict) -> bytes:
+    """The sealed manifest as ``write_manifest`` writes it to a local index (the same bytes)."""
+    return (json.dumps(seal(manifest), indent=2, sort_keys=True) + "\n").encode()
+
+
+def parse_manifest(raw: bytes, where: str, *, check: bool = True) -> dict:
+    """A manifest read from a store, with the checks ``read_manifest`` makes of a local one: format and
+    schema, and with ``check`` its seal and the consistency of its sections."""
     try:
         m = json.loads(raw)
     except ValueError as exc:
-        raise IndexNotFoundError(f"unreadable manifest in {where}: {exc}") from None
+        raise IndexDamagedError(f"unreadable manifest in {where}: {exc}") from None
     if not isinstance(m, dict) or m.get("format") != settings.INDEX_FORMAT:
+        got = m.get("format") if isinstance(m, dict) else type(m).__name__
+        raise IndexNotFoundError(f"{where}: manifest format {got!r} is not {settings.INDEX_FORMAT!r}")
+    version = m.get("schema_version", 0)
+    if not isinstance(version, int) or version > settings.SCHEMA_VERSION:
         raise IndexNotFoundError(
-            f"{where}: manifest format {m.get('format') if isinstance(m, dict) else None!r} is not "
-            f"{settings.INDEX_FORMAT!r}"
-        )
-    if m.get("schema_version", 0) > settings.SCHEMA_VERSION:
-        raise IndexNotFoundError(
-            f"{where}: manifest schema {m['schema_version']} is newer than this freqindex understands "
+            f"{where}: manifest schema {version!r} is newer than this freqindex understands "
             f"({settings.SCHEMA_VERSION}); upgrade freqindex"
         )
+    if check and version < settings.SCHEMA_VERSION:
+        raise IndexNotFoundError(
+            f"{where}: manifest schema {version} predates this freqindex (schema {settings.SCHEMA_VERSION}); "
+            "rebuild the index with `freqindex build ... --overwrite`"
+        )
+    if check:
+        if m.get(SEAL_KEY) != content_sha256(m):
+            raise IndexDamagedError(
+                f"damaged index {where}: {settings.MANIFEST_NAME} does not match its {SEAL_KEY}; rebuild the index"
+            )
+        problem = manifest_problem(m)
+        if problem:
+            raise IndexDamagedError(f"damaged index {where}: {problem}")
     return m
 
 

@@ -63,7 +63,7 @@ def run_shard_task(
     and the docs part in the attempt directory, put them, then the marker."""
     marker = shard_marker(plan.shard)
     done = store.marker(marker)
-    if done is not None:
+    if done is not None and "ptr_size" in done:  # a marker of an older freqindex lacks it: redo the shard
         return _resumed(done)
     with store.attempt_dir() as work:
         local = dataclasses.replace(st, tokenizer_json=store.localize(st.tokenizer_json, work))

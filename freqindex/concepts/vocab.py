@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +74,20 @@ def _inflections(form: str) -> list[str]:
 
 
 _ENGINE: dict = {}
+
+
+def concept_forms(
+    normalizer: Normalizer, name: str, aliases: Sequence[str] = (), exact: bool = False
+) -> list[str]:
+    """The forms a concept is matched by, as whole words: its name and aliases normalized as documents are,
+    plus (unless ``exact``) the singular or plural of each from ``inflect``. Sorted, distinct; empty when the
+    name normalizes to nothing. The one generator of forms: the vocabulary (``tag``, ``concepts``) and the
+    analysis (``analyze``) both use it."""
+    forms = {f for f in (normalizer.document(n) if n else "" for n in [name, *aliases]) if f}
+    if not exact:
+        for f in list(forms):
+            forms.update(_inflections(f))
+    return sorted(forms)
 
 
 def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None, str, list[str]]]:
@@ -179,14 +194,7 @@ def vocabulary_from_rows(
             warnings.append(f"skipped concept {where}: empty name {name!r}")
             continue
         key = (bench, norm)
-        forms = {norm}
-        for a in aliases:
-            na = normalizer.document(a) if a else ""
-            if na:
-                forms.add(na)
-        if not exact:
-            for f in list(forms):
-                forms.update(_inflections(f))
+        forms = set(concept_forms(normalizer, name, aliases, exact))
         if key in by_key:
             warnings.append(f"duplicate concept {name!r}{f' in {bench!r}' if bench else ''} merged")
             merged = set(by_key[key].forms) | forms

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from freqindex import storage
+from freqindex import settings, storage
 from freqindex.errors import UsageError
 from freqindex.fsutil import UTF8_BOM
 
@@ -268,12 +268,23 @@ def plan_chunks(files: list[tuple[str, str, str]], opts: ReadOptions, chunk_byte
             )
             for g in range(0, max(n_groups, 1), groups_per_chunk):
                 chunks.append(ChunkSpec(len(chunks), path, fmt, comp, g, min(g + groups_per_chunk, n_groups)))
-        elif line_oriented and comp == "none" and size > chunk_bytes:
-            for s in range(0, size, chunk_bytes):
-                chunks.append(ChunkSpec(len(chunks), path, fmt, comp, s, min(s + chunk_bytes, size)))
+        elif line_oriented and comp == "none" and (n := _line_file_chunks(size, chunk_bytes)) > 1:
+            bounds = [size * k // n for k in range(n + 1)]
+            for s, e in zip(bounds, bounds[1:]):
+                chunks.append(ChunkSpec(len(chunks), path, fmt, comp, s, e))
         else:
             chunks.append(ChunkSpec(len(chunks), path, fmt, comp, 0, -1))
     return chunks
+
+
+def _line_file_chunks(size: int, chunk_bytes: int) -> int:
+    """How many equal chunks an uncompressed line file of ``size`` bytes is read in: none above
+    ``chunk_bytes``, and a large file in at least ``settings.MIN_FILE_CHUNKS`` chunks of at least
+    ``settings.MIN_CHUNK_BYTES``, so that one big file is tokenized by several tasks side by side. Depends on
+    the data only, never on the cluster."""
+    by_size = -(-size // chunk_bytes)
+    by_speed = min(settings.MIN_FILE_CHUNKS, size // settings.MIN_CHUNK_BYTES)
+    return max(1, by_size, by_speed)
 
 
 def _parquet_file(path: str, opts: ReadOptions):
@@ -469,18 +480,29 @@ def _iter_lines(spec: ChunkSpec, opts: ReadOptions) -> Iterator[tuple[int, bytes
             pos, line_no = 0, 1
         at_file_start = pos == 0
         end = spec.end if spec.compression == "none" and spec.end >= 0 else None
-        if end is not None:
-            while pos < end:
-                line = f.readline()
-                if not line:
-                    break
-                pos += len(line)
-                if at_file_start:
-                    line, at_file_start = line.removeprefix(UTF8_BOM), False
-                yield line_no, line.rstrip(b"\n").rstrip(b"\r")
-                line_no += 1
-            return
         pending = b""
+        if end is not None:
+            # block reads, split on newlines; ``pos`` is the byte offset of ``pending``, the line in progress
+            while pos < end:
+                block = f.read(_READ_BLOCK)
+                if not block:
+                    if at_file_start:
+                        pending = pending.removeprefix(UTF8_BOM)
+                    if pending:
+                        yield line_no, pending.rstrip(b"\r")
+                    return
+                lines = (pending + block).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if pos >= end:
+                        return
+                    size = len(line) + 1
+                    if at_file_start:
+                        line, at_file_start = line.removeprefix(UTF8_BOM), False
+                    yield line_no, line.rstrip(b"\r")
+                    pos += size
+                    line_no += 1
+            return
         try:
             for block in _decompressed_blocks(f, spec.compression):
                 block = pending + block

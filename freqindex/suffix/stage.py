@@ -11,11 +11,11 @@ Layout written into a build in progress::
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from freqindex import settings
 from freqindex.corpus.stage import StageSettings, chunk_paths
 from freqindex.errors import BuildError
 from freqindex.fsutil import atomic_write_json, file_entry, marker_valid
-from freqindex.suffix.sa_build import build_suffix_array
+from freqindex.suffix.sa_build import build_suffix_array, pointer_bytes
 from freqindex.text.tokenizers import load_tokenizer, separator
 
 DOCS_SCHEMA = pa.schema(
@@ -53,11 +53,11 @@ class ShardPlan:
 
 
 def default_shards(token_bytes: int) -> int:
-    """One shard per GiB of tokens (the memory one suffix-array build needs), and for a small corpus up to
-    ``settings.MIN_PARALLEL_SHARDS`` shards of at least 32 MiB: infini-gram's indexer is faster on several
-    smaller shards built side by side than on one. Depends on the data only, never on the cluster, so builds
-    stay byte-identical across masters. Each shard costs a little query latency (the engine searches shards
-    in threads), hence the cap."""
+    """One shard per GiB of tokens (a suffix-array build needs ~5 bytes of memory per token byte), and for a
+    small corpus up to ``settings.MIN_PARALLEL_SHARDS`` shards of at least 32 MiB, built side by side on
+    several cores. Depends on the data only, never on the cluster, so builds stay byte-identical across
+    masters. Each shard costs a little query latency (the engine searches shards in threads), hence the
+    cap."""
     by_memory = math.ceil(token_bytes / settings.SHARD_TARGET_BYTES)
     by_speed = min(settings.MIN_PARALLEL_SHARDS, math.ceil(token_bytes / settings.SMALL_SHARD_BYTES))
     return max(1, by_memory, by_speed)
@@ -116,6 +116,26 @@ def plan_shards(
     return plans
 
 
+def _starts(sizes: list[int], pos: int) -> tuple[np.ndarray, int]:
+    """Byte offsets (little-endian u64) of consecutive records of ``sizes`` bytes written from ``pos``, and
+    the position after the last."""
+    ends = np.cumsum(np.asarray(sizes, dtype=np.int64)) + pos
+    return (ends - np.asarray(sizes, dtype=np.int64)).astype("<u8"), int(ends[-1]) if len(sizes) else pos
+
+
+def metadata_lines(doc_id: int, source: str, lines: list, ext_ids: list) -> list[bytes]:
+    """The ``metadata.N`` line of each document: exactly ``json.dumps({"doc_id", "source", "line", "id"},
+    ensure_ascii=False, separators=(",", ":")) + "\\n"`` in UTF-8, formatted without a JSON encoder per
+    document (the source is encoded once)."""
+    src = encode_basestring(source)
+    out = []
+    for i, (line, ext) in enumerate(zip(lines, ext_ids)):
+        line_s = "null" if line is None else str(int(line))
+        ext_s = "null" if ext is None else encode_basestring(ext)
+        out.append(f'{{"doc_id":{doc_id + i},"source":{src},"line":{line_s},"id":{ext_s}}}\n'.encode())
+    return out
+
+
 def write_shard(
     plan: ShardPlan, sources: dict[int, str], st: StageSettings, build_dir: str, cpus: int
 ) -> dict:
@@ -124,7 +144,7 @@ def write_shard(
     staging = root / "_staging"
     marker = staging / "shards" / f"shard-{plan.shard:05d}.done"
     done = marker_valid(marker, root)
-    if done is not None:
+    if done is not None and "ptr_size" in done:  # a marker of an older freqindex lacks it: redo the shard
         done["resumed"] = True
         return done
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -159,28 +179,15 @@ def write_shard(
             n_toks = table.column("n_tokens").to_pylist()
             hashes = table.column("content_hash").to_pylist()
             tags = table.column("tags").to_pylist()
-            offsets = np.empty(len(toks), dtype="<u8")
-            metaoffs = np.empty(len(toks), dtype="<u8")
-            meta_parts = []
-            for i, t in enumerate(toks):
-                offsets[i] = ds_pos
-                ds_pos += len(sep) + len(t)
-                m = (
-                    json.dumps(
-                        {"doc_id": doc_id + i, "source": source, "line": lines[i], "id": ext_ids[i]},
-                        ensure_ascii=False,
-                        separators=(",", ":"),
-                    )
-                    + "\n"
-                ).encode()
-                metaoffs[i] = mt_pos
-                mt_pos += len(m)
-                meta_parts.append(m)
-            ds.write(b"".join(x for t in toks for x in (sep, t)))
-            od.write(offsets.tobytes())
-            mt.write(b"".join(meta_parts))
-            om.write(metaoffs.tobytes())
             k = len(toks)
+            meta = metadata_lines(doc_id, source, lines, ext_ids)
+            offsets, ds_pos = _starts([len(t) + len(sep) for t in toks], ds_pos)
+            metaoffs, mt_pos = _starts([len(m) for m in meta], mt_pos)
+            if k:
+                ds.write(sep + sep.join(toks))
+            od.write(offsets.tobytes())
+            mt.write(b"".join(meta))
+            om.write(metaoffs.tobytes())
             docs_cols["doc_id"].extend(range(doc_id, doc_id + k))
             docs_cols["shard"].extend([s] * k)
             docs_cols["source"].extend([source] * k)
@@ -196,7 +203,7 @@ def write_shard(
         raise BuildError(f"shard {s}: wrote {doc_id - plan.doc_start} documents, planned {plan.n_docs}")
     for k in ("tokenized", "offset", "metadata", "metaoff"):
         os.replace(tmp[k], names[k])
-    build_suffix_array(
+    sa_builder = build_suffix_array(
         str(names["tokenized"]),
         str(names["table"]),
         str(staging / f"sa-work-{s}"),
@@ -213,6 +220,8 @@ def write_shard(
         "n_docs": plan.n_docs,
         "n_tokens": n_tokens,
         "ds_bytes": ds_pos,
+        "sa_builder": sa_builder,
+        "ptr_size": pointer_bytes(ds_pos),  # recorded, so a reader never infers it from the table's size
         "files": {str(p.relative_to(root)): file_entry(p) for p in [*names.values(), docs_path]},
     }
     atomic_write_json(marker, summary)

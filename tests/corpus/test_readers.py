@@ -295,3 +295,32 @@ def test_mid_stream_corruption_keeps_every_record_before_the_damage(tmp_path, co
     assert (
         summary["documents"] == expected and summary["quarantine_by_reason"]["corrupt compressed stream"] == 1
     )
+
+
+def test_one_big_file_is_read_in_equal_chunks(tmp_path, monkeypatch):
+    """A large line file spreads over settings.MIN_FILE_CHUNKS equal chunks (so one file keeps every core
+    busy); reading them one after another gives exactly the records of the whole file, also with CRLF line
+    ends, lines longer than a read block that cross chunk ends, and no final newline."""
+    from freqindex import settings
+
+    p = tmp_path / "one.jsonl"
+    lines = [json.dumps({"id": i, "text": f"doc {i} " + "y" * (i % 300)}).encode() for i in range(4000)]
+    lines[1000] = json.dumps({"text": "long " + "x" * (3 << 20)}).encode()
+    lines[2500] = b'{"text": "crlf"}\r'
+    lines[2501] = b"{broken"
+    p.write_bytes(b"\n".join(lines))  # no final newline
+    size = p.stat().st_size
+    files, _ = expand_inputs([str(p)], "auto")
+    monkeypatch.setattr(settings, "MIN_FILE_CHUNKS", 1)
+    whole = [x for c in plan_chunks(files, ReadOptions(), 1 << 30) for x in read_chunk(c, ReadOptions())]
+    monkeypatch.setattr(settings, "MIN_FILE_CHUNKS", 8)
+    monkeypatch.setattr(settings, "MIN_CHUNK_BYTES", 256 * 1024)
+    chunks = plan_chunks(files, ReadOptions(), 1 << 30)
+    assert len(chunks) == 8
+    sizes = [c.end - c.start for c in chunks]
+    assert max(sizes) - min(sizes) <= 1 and chunks[0].start == 0 and chunks[-1].end == size
+    pieces = [x for c in chunks for x in read_chunk(c, ReadOptions())]
+    assert pieces == whole
+    assert len(good(whole)) == 3999 and bad(whole) == [(2502, bad(whole)[0][1])]
+    assert (2501, "crlf") in good(whole) and good(whole)[-1][0] == 4000
+    assert plan_chunks(files, ReadOptions(), size // 3) == chunks  # 3 by size, 8 by the minimum
