@@ -120,7 +120,7 @@ def _candidate_rows(idx: Index, items, texts, k: int, m: int | None, cache_dir, 
     stride = vec.get("stride") if isinstance(vec.get("stride"), int) else None
     cache = EmbeddingCache.for_index(idx, emb.name, emb.dim, cache_dir)
     rows, st = candidate_neighbors(
-        idx, items, texts, k, m or DEFAULT_CANDIDATES, emb, sizes, stride, cache, snippet_chars
+        idx, items, texts, k, DEFAULT_CANDIDATES if m is None else m, emb, sizes, stride, cache, snippet_chars
     )
     st.update({"window_sizes": list(sizes), "cache": str(cache.directory) if cache.directory else None})
     return rows, st

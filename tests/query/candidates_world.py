@@ -6,7 +6,7 @@ embedding on 2 cores, the most expensive fixture of the suite, so every check th
 - 300 WikiText-2 paragraphs, and 24 more with a GSM8K test question planted in the middle (between two
   paragraphs): 8 verbatim, 16 paraphrased (tests/paraphrase.py: substitution and reordering).
 
-Embedded exhaustively with 32-token windows (stride 16) and an exact ``Flat`` index: 50,000+ windows.
+Embedded exhaustively with 32-token windows (stride 16) and an exact ``Flat`` index: about 47,000 windows.
 The eval items are the 24 planted questions and 24 GSM8K test questions planted nowhere.
 """
 
