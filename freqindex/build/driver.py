@@ -22,6 +22,7 @@ from pathlib import Path
 from freqindex import __version__, settings
 from freqindex.build.guards import check_output_apart_from_inputs, failure_message
 from freqindex.build.lock import OutputLock, lock_for
+from freqindex.build.scheduling import ShardTaskLayout, shard_task_layout
 from freqindex.config import BuildConfig
 from freqindex.corpus.readers import (
     ChunkSpec,
@@ -102,6 +103,23 @@ def _check_plan(cfg: BuildConfig, files: list, skipped: list, opts: ReadOptions,
         raise BadInputError(f"{problems[0][0]}: {problems[0][1]} (--strict)")
     if problems and len(problems) == len(files):
         raise BadInputError(f"nothing to index: {problems[0][0]}: {problems[0][1]}")
+
+
+def _shard_layout(run_tasks: TaskRunner, plans: list[ShardPlan], mem_gib: float) -> ShardTaskLayout:
+    """How the shard tasks use the cores and memory of the runner's executors (``freqindex.build.scheduling``).
+    A runner that does not describe its resources runs one task at a time in this process: all cores."""
+    resources = getattr(run_tasks, "shard_resources", None)
+    if resources is None:
+        return ShardTaskLayout(threads=os.cpu_count() or 1)
+    return shard_task_layout([p.ds_bytes for p in plans], mem_gib, **resources())
+
+
+def _run_shard_tasks(
+    run_tasks: TaskRunner, description: str, fn: Callable[[int], dict], n: int, layout: ShardTaskLayout
+) -> list:
+    if getattr(run_tasks, "shard_resources", None) is None:
+        return run_tasks(description, fn, n)
+    return run_tasks(description, fn, n, layout=layout)
 
 
 def _unchanged(output: Path, seen: dict | None) -> bool:
@@ -244,15 +262,17 @@ def _build_locked(
         shutil.rmtree(partial, ignore_errors=True)
         raise BadInputError(f"nothing to index: 0 valid documents, {n_bad} bad records{hint}")
 
-    plans: list[ShardPlan] = plan_shards(build_dir, summaries, cfg.shards, tokenizer.width)
+    plans: list[ShardPlan] = plan_shards(
+        build_dir, summaries, cfg.shards, tokenizer.width, shard_size=cfg.shard_size_bytes
+    )
     sources = {c.chunk_id: c.path for c in chunks}
-    cpus = max(1, getattr(run_tasks, "parallelism", os.cpu_count() or 1) // len(plans))
+    layout = _shard_layout(run_tasks, plans, cfg.sa_mem_gib)
 
     def shard_task(sid: int) -> dict:
-        return write_shard(plans[sid], sources, st, build_dir, cpus)
+        return write_shard(plans[sid], sources, st, build_dir, layout.threads)
 
     t = time.monotonic()
-    results = run_tasks("write shards + suffix arrays", shard_task, len(plans))
+    results = _run_shard_tasks(run_tasks, "write shards + suffix arrays", shard_task, len(plans), layout)
     shard_summaries = sorted(results, key=lambda s: s["shard"])
     timings["shards"] = round(time.monotonic() - t, 3)
 
@@ -329,6 +349,12 @@ def _build_locked(
         "token_dtype": tok_desc["dtype"],
         "normalization": cfg.normalization,
         "resumed_tasks": resumed,
+        "shard_tasks": {
+            **layout.describe(),
+            "spark_task_cpus": sorted(
+                {s["spark_task_cpus"] for s in shard_summaries if "spark_task_cpus" in s}
+            ),
+        },
         "skipped": [{"path": p, "reason": why} for p, why in skipped],
         "executor_python": sorted({s["python"] for s in summaries if s.get("python")}),
         "timings": timings,
