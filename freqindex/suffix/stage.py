@@ -199,6 +199,12 @@ def write_shard(
         raise BuildError(f"shard {s}: wrote {ds_pos} token bytes, planned {plan.ds_bytes}")
     for k in ("tokenized", "offset", "metadata", "metaoff"):
         os.replace(tmp[k], names[k])
+    # the docs table first: its columns (Python objects for every document) are freed before the suffix
+    # array, the build's largest allocation, is made
+    docs_path = docs_dir / f"part-{s:05d}.parquet"
+    pq.write_table(pa.table(docs_cols, schema=DOCS_SCHEMA), str(docs_path) + ".tmp")
+    del docs_cols
+    os.replace(str(docs_path) + ".tmp", docs_path)
     sa_builder = build_suffix_array(
         str(names["tokenized"]),
         str(names["table"]),
@@ -207,9 +213,6 @@ def write_shard(
         cpus,
         st.sa_mem_gib,
     )
-    docs_path = docs_dir / f"part-{s:05d}.parquet"
-    pq.write_table(pa.table(docs_cols, schema=DOCS_SCHEMA), str(docs_path) + ".tmp")
-    os.replace(str(docs_path) + ".tmp", docs_path)
     summary = {
         "shard": s,
         "doc_start": plan.doc_start,
