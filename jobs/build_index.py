@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 
 from freqindex.build import build_index
+from freqindex.build.append import append_index
 from freqindex.config import BuildConfig
 from jobs.spark import run_entry, spark_runner
 
@@ -32,10 +33,14 @@ def run_build(
     on_message: Callable[[str], None] | None = None,
     keep_spark: bool = False,
 ) -> dict:
-    """Build the index ``cfg`` describes on the Spark master ``cfg.master``. Returns the build summary."""
+    """Build the index ``cfg`` describes on the Spark master ``cfg.master`` (or, with ``cfg.append_to``,
+    append its inputs to that index as a new generation). Returns the build summary."""
     cfg.validate()
     with spark_runner(cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark) as runner:
-        summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
+        if cfg.append_to:
+            summary = append_index(cfg, runner, on_message=on_message)
+        else:
+            summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
     if runner.started:  # part of the first stage's time and of ``seconds``, which the driver measures
         summary.setdefault("timings", {})["spark_start"] = runner.start_seconds
     return summary

@@ -375,7 +375,7 @@ def _build_locked(
     )
     return {
         "status": "built" if base is None else "appended",
-        **({"generation": base.generation} if base is not None else {}),
+        **({"generation": base.generation, "quarantine_file": qrel} if base is not None else {}),
         "output": target.output,
         **counts,
         "shards": len(shard_summaries),
