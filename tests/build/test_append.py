@@ -60,43 +60,66 @@ def _sha(root: Path) -> dict[str, str]:
     }
 
 
-def _tag_and_embed(idx: Path) -> None:
-    from freqindex.vectors.stage import run_embedding
+@pytest.fixture(scope="module")
+def vocab():
+    return load_vocabulary(str(CLASSNAMES), get_normalizer("simple"))
 
-    vocab = load_vocabulary(str(CLASSNAMES), get_normalizer("simple"))
-    run_tagging(str(idx), vocab, run_in_process, str(CLASSNAMES))
-    run_embedding(str(idx), run_in_process, chunk_tokens=(64,), factory="Flat")
+
+def _grow(root: Path, names: tuple[str, ...], stage, **settings) -> tuple[Path, Path, dict, list[str]]:
+    """Build names[0] into root/idx, run ``stage`` on it, append the others one by one; build all of them
+    afresh into root/fresh and run ``stage`` there. Returns (idx, fresh, sha256 of A's files, messages)."""
+    build_index(
+        BuildConfig(inputs=(str(root / names[0]),), output=str(root / "idx"), **settings), run_in_process
+    )
+    stage(root / "idx")
+    before = _sha(root / "idx")
+    said: list[str] = []
+    for name in names[1:]:
+        cfg = BuildConfig(inputs=(str(root / name),), output=str(root / "idx"))
+        assert append_index(cfg, run_in_process, on_message=said.append)["status"] == "appended"
+    fresh = root / "fresh"
+    build_index(
+        BuildConfig(inputs=tuple(str(root / n) for n in names), output=str(fresh), **settings), run_in_process
+    )
+    stage(fresh)
+    return root / "idx", fresh, before, said
 
 
 @pytest.fixture(scope="module")
-def grown(tmp_path_factory):
-    """(root, grown index, fresh index, sha256 of A's files before the appends, said messages)."""
-    pytest.importorskip("faiss")
+def grown(tmp_path_factory, vocab):
+    """(root, grown index, fresh index, sha256 of A's files before the appends, messages): tagged."""
     root = tmp_path_factory.mktemp("append")
     lines = _lines()
     _write(root / "a.jsonl", lines[:260])
     _write(root / "b.jsonl", lines[260:330], bad_every=20)
     _write(root / "c.jsonl", lines[330:370])
     build_index(
-        BuildConfig(inputs=(str(root / "a.jsonl"),), output=str(root / "idx"), **SMALL), run_in_process
+        BuildConfig(inputs=(str(root / "a.jsonl"),), output=str(root / "plain"), **SMALL), run_in_process
     )
-    shutil.copytree(root / "idx", root / "plain")  # untagged copy of A for the kill and engine tests
-    _tag_and_embed(root / "idx")
-    before = _sha(root / "idx")
-    said: list[str] = []
-    for name in ("b.jsonl", "c.jsonl"):
-        s = append_index(
-            BuildConfig(inputs=(str(root / name),), output=str(root / "idx")),
-            run_in_process,
-            on_message=said.append,
-        )
-        assert s["status"] == "appended"
-    fresh = root / "fresh"
-    build_index(
-        BuildConfig(inputs=tuple(str(root / n) for n in NAMES), output=str(fresh), **SMALL), run_in_process
-    )
-    _tag_and_embed(fresh)
-    return root, root / "idx", fresh, before, said
+
+    def tag(idx: Path) -> None:
+        run_tagging(str(idx), vocab, run_in_process, str(CLASSNAMES))
+
+    return root, *_grow(root, NAMES, tag, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """(grown index, fresh index, sha256 of A's files before the appends): embedded (a smaller corpus: the
+    model runs on CPU)."""
+    from freqindex.vectors.stage import run_embedding
+
+    pytest.importorskip("faiss")
+    root = tmp_path_factory.mktemp("append-vectors")
+    lines = [ln[:400] for ln in _lines()[1000:]]
+    _write(root / "a.jsonl", lines[:24])
+    _write(root / "b.jsonl", lines[24:32])
+    _write(root / "c.jsonl", lines[32:38])
+
+    def embed(idx: Path) -> None:
+        run_embedding(str(idx), run_in_process, chunk_tokens=(128,), stride=128, factory="Flat")
+
+    return _grow(root, NAMES, embed)[:3]
 
 
 def _brute(root: Path) -> BruteCorpus:
@@ -157,10 +180,7 @@ def test_docs_and_quarantine_equal_a_fresh_build(grown):
         assert a.doc_text(ix) == b.doc_text(ix)
 
 
-def test_concepts_and_neighbours_equal_a_fresh_build(grown):
-    from freqindex.evals.items import EvalItem
-    from freqindex.query.neighbors import neighbors
-
+def test_concept_hits_equal_a_fresh_build(grown):
     _, idx, fresh, _, _ = grown
     a, b = Index.open(idx), Index.open(fresh)
     ha = a.concept_hits().sort_by([("doc_id", "ascending"), ("concept_id", "ascending")])
@@ -168,6 +188,14 @@ def test_concepts_and_neighbours_equal_a_fresh_build(grown):
     assert ha.equals(hb) and ha.num_rows > 0
     assert max(ha.column("doc_id").to_pylist()) >= a.manifest["generations"][1]["doc_start"]
     assert a.manifest["concepts"]["n_pairs"] == b.manifest["concepts"]["n_pairs"]
+
+
+def test_vectors_and_neighbours_equal_a_fresh_build(embedded):
+    from freqindex.evals.items import EvalItem
+    from freqindex.query.neighbors import neighbors
+
+    idx, fresh, before = embedded
+    a, b = Index.open(idx), Index.open(fresh)
     assert a.vectors.doc_id.tolist() == b.vectors.doc_id.tolist()
     assert a.manifest["vectors"]["n_vectors"] == b.manifest["vectors"]["n_vectors"]
     texts = [
@@ -177,14 +205,19 @@ def test_concepts_and_neighbours_equal_a_fresh_build(grown):
     na, nb = neighbors(a, items, k=5), neighbors(b, items, k=5)
     assert [(r["item_id"], r["doc_id"]) for r in na] == [(r["item_id"], r["doc_id"]) for r in nb]
     assert np.allclose([r["similarity"] for r in na], [r["similarity"] for r in nb], atol=1e-4)
+    after = _sha(idx)
+    # the manifest is the commit point; the FAISS index is derived and now holds the new vectors too
+    assert sorted(rel for rel, h in before.items() if after.get(rel) != h) == [
+        "manifest.json",
+        "vectors/index.faiss",
+    ]
 
 
 def test_no_file_of_the_first_build_changed(grown):
     _, idx, _, before, _ = grown
     after = _sha(idx)
     changed = sorted(rel for rel, h in before.items() if after.get(rel) != h)
-    # the manifest is the commit point; the FAISS index is derived and holds the new vectors too
-    assert changed == ["manifest.json", "vectors/index.faiss"]
+    assert changed == ["manifest.json"]  # the commit point; every other file is byte for byte as it was
     assert not [p for p in idx.parent.iterdir() if p.name.startswith(".idx")]  # no partial or old left
 
 
@@ -241,11 +274,20 @@ def test_a_killed_append_leaves_the_index_as_it_was(grown, tmp_path, fault):
     }
 
 
-def test_the_engine_opens_the_grown_shards_and_the_cli_appends(grown, tmp_path):
-    """One Spark run: `freqindex build C --append-to INDEX` through the CLI; then infini-gram's engine reads
-    every shard of the grown index."""
+def test_the_engine_opens_the_grown_shards(grown):
     from infini_gram.engine import InfiniGramEngine
 
+    _, idx, _, _, _ = grown
+    index = Index.open(idx)
+    eng = InfiniGramEngine(index_dir=str(idx / "sa"), eos_token_id=254, vocab_size=255, token_dtype="u8")
+    for q in (" the ", " and ", "ing "):
+        assert eng.count(input_ids=list(q.encode()))["count"] == count(index, q).count
+    assert len(list((idx / "sa").glob("table.*"))) == 4
+
+
+@pytest.mark.spark
+def test_the_cli_appends(grown, tmp_path):
+    """One Spark run: `freqindex build C --append-to INDEX` through the CLI."""
     root = grown[0]
     index = tmp_path / "a"
     shutil.copytree(root / "plain", index)
@@ -261,11 +303,8 @@ def test_the_engine_opens_the_grown_shards_and_the_cli_appends(grown, tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["status"] == "appended" and summary["generation"] == 1 and summary["documents"] == 40
-    idx = Index.open(index)
-    eng = InfiniGramEngine(index_dir=str(index / "sa"), eos_token_id=254, vocab_size=255, token_dtype="u8")
-    for q in (" the ", " and "):
-        assert eng.count(input_ids=list(q.encode()))["count"] == count(idx, q).count
-    assert len(list((index / "sa").glob("table.*"))) == 3
+    m = Index.open(index).manifest
+    assert len(m["generations"]) == 2 and m["counts"]["documents"] == 260 + 40
 
 
 @pytest.mark.s3
