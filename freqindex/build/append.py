@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -166,7 +167,7 @@ class AppendBase:
             write_manifest(work, m)
             index = Index.open(work)
         if m.get("vectors"):
-            m = _extend_vectors(index, m, blocks_from, run_tasks, say)
+            m = _extend_vectors(index, m, blocks_from, run_tasks, say, self.local_root)
         return m
 
 
@@ -205,6 +206,7 @@ def _extend_concepts(index, m: dict, first_shard: int, run_tasks: TaskRunner, sa
         rel = f"concepts/hits/part-{base + i:05d}.parquet"
         os.replace(Path(out_s) / "hits" / f"part-{base + i:05d}.parquet", index.path / rel)
         rels.append(rel)
+    shutil.rmtree(out_s, ignore_errors=True)
     section = {
         **section,
         "parts": base + len(blocks),
@@ -213,7 +215,7 @@ def _extend_concepts(index, m: dict, first_shard: int, run_tasks: TaskRunner, sa
     return {**m, "concepts": section, "files": {**m["files"], **_new_files(index.path, rels)}}
 
 
-def _extend_vectors(index, m: dict, first_shard: int, run_tasks: TaskRunner, say) -> dict:
+def _extend_vectors(index, m: dict, first_shard: int, run_tasks: TaskRunner, say, original: Path) -> dict:
     import numpy as np
 
     from freqindex.vectors import ann
@@ -244,7 +246,8 @@ def _extend_vectors(index, m: dict, first_shard: int, run_tasks: TaskRunner, say
     t = time.monotonic()
     results = run_tasks("embed (append)", task, len(blocks))
     faiss = ann.faiss_module()
-    fi = faiss.read_index(str(index.file("vectors/index.faiss")))
+    # the index's own FAISS file (a resumed append may already have replaced the partial index's copy)
+    fi = faiss.read_index(str(original / "vectors/index.faiss"))
     rels = []
     for i in range(len(blocks)):
         for ext in (".npy", ".parquet"):
@@ -252,6 +255,7 @@ def _extend_vectors(index, m: dict, first_shard: int, run_tasks: TaskRunner, say
             os.replace(Path(out_s) / f"part-{base + i:05d}{ext}", index.path / rel)
             rels.append(rel)
         fi.add(np.load(index.path / f"vectors/part-{base + i:05d}.npy").astype(np.float32))
+    shutil.rmtree(out_s, ignore_errors=True)
     # a new file replaces the index's by rename: the linked original is never written into
     tmp = index.path / "vectors" / ".index.faiss.append"
     faiss.write_index(fi, str(tmp))

@@ -418,7 +418,9 @@ class LocalTarget(BuildTarget):
         for rel in sorted(names):
             dest = self.partial / rel
             if dest.exists():
-                continue  # a resumed append linked it already
+                if os.path.samefile(self.path / rel, dest):
+                    continue  # a resumed append linked it already
+                dest.unlink()  # replaced by the killed attempt (vectors/index.faiss): back to the index's
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(self.path / rel, dest)
@@ -725,6 +727,8 @@ class RemoteTarget(BuildTarget):
         cause = failure_cause(exc)
         try:
             objects = self._objects()
+            if self.known:  # an append: the index's own objects are not the unfinished build
+                objects = [r for r in objects if r not in self.known and r != settings.MANIFEST_NAME]
             if objects and all(r == REMOTE_STATE for r in objects):
                 self._remove(objects)
                 objects = []

@@ -72,6 +72,7 @@ def _grow(root: Path, names: tuple[str, ...], stage, **settings) -> tuple[Path, 
         BuildConfig(inputs=(str(root / names[0]),), output=str(root / "idx"), **settings), run_in_process
     )
     stage(root / "idx")
+    shutil.copytree(root / "idx", root / "base")  # A as built, for the kill tests
     before = _sha(root / "idx")
     said: list[str] = []
     for name in names[1:]:
@@ -119,7 +120,7 @@ def embedded(tmp_path_factory):
     def embed(idx: Path) -> None:
         run_embedding(str(idx), run_in_process, chunk_tokens=(128,), stride=128, factory="Flat")
 
-    return _grow(root, NAMES, embed)[:3]
+    return (*_grow(root, NAMES, embed)[:3], root)
 
 
 def _brute(root: Path) -> BruteCorpus:
@@ -194,7 +195,7 @@ def test_vectors_and_neighbours_equal_a_fresh_build(embedded):
     from freqindex.evals.items import EvalItem
     from freqindex.query.neighbors import neighbors
 
-    idx, fresh, before = embedded
+    idx, fresh, before, _ = embedded
     a, b = Index.open(idx), Index.open(fresh)
     assert a.vectors.doc_id.tolist() == b.vectors.doc_id.tolist()
     assert a.manifest["vectors"]["n_vectors"] == b.manifest["vectors"]["n_vectors"]
@@ -237,6 +238,24 @@ def test_inputs_already_in_the_index_are_skipped(grown):
         append_index(
             BuildConfig(inputs=(str(root / "c.jsonl"),), output=str(idx), tokenizer="gpt2"), run_in_process
         )
+
+
+def test_a_killed_append_of_an_embedded_index_resumes_without_doubling_vectors(embedded, tmp_path):
+    idx, _, _, root = embedded
+    index = tmp_path / "a"
+    shutil.copytree(root / "base", index)
+    before = _sha(index)
+    proc = _append_in_subprocess(root, index, "driver-before-manifest=kill")
+    assert proc.returncode == -9, proc.stderr
+    assert _sha(index) == before and verify(index)["ok"]
+    append_index(BuildConfig(inputs=(str(root / "b.jsonl"),), output=str(index)), run_in_process)
+    m, grown = read_manifest(index), read_manifest(idx)
+    want = grown["vectors"]["n_vectors"] - sum(  # A's and B's windows: the grown index less C's
+        int(pq.read_metadata(idx / f"vectors/part-{i:05d}.parquet").num_rows)
+        for i in range(m["vectors"]["parts"], grown["vectors"]["parts"])
+    )
+    assert m["vectors"]["n_vectors"] == want == Index.open(index).vectors.faiss_index.ntotal
+    assert verify(index)["ok"]
 
 
 def _append_in_subprocess(root: Path, index: Path, fault: str) -> subprocess.CompletedProcess:
