@@ -304,26 +304,43 @@ def test_the_engine_opens_the_grown_shards(grown):
     assert len(list((idx / "sa").glob("table.*"))) == 4
 
 
-@pytest.mark.spark
 def test_the_cli_appends(grown, tmp_path):
-    """One Spark run: `freqindex build C --append-to INDEX` through the CLI."""
+    """`freqindex build C --append-to INDEX` (a small append on a local master runs without Spark)."""
     root = grown[0]
     index = tmp_path / "a"
     shutil.copytree(root / "plain", index)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-c", "from freqindex.cli import app; app(prog_name='freqindex')"]
-        + ["build", str(root / "c.jsonl"), "--append-to", str(index), "--master", "local[1]", "--json"],
+        + ["build", str(root / "c.jsonl"), "--append-to", str(index)],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
-    assert summary["status"] == "appended" and summary["generation"] == 1 and summary["documents"] == 40
+    assert "without starting Spark" in proc.stderr and "generation" in proc.stderr
     m = Index.open(index).manifest
     assert len(m["generations"]) == 2 and m["counts"]["documents"] == 260 + 40
+
+
+@pytest.mark.spark
+def test_an_append_in_spark_equals_one_in_process(grown, tmp_path):
+    """The one Spark run: the append's tasks as Spark tasks give the same shard files."""
+    from jobs.spark import spark_runner
+
+    root = grown[0]
+    for name in ("spark", "core"):
+        shutil.copytree(root / "plain", tmp_path / name)
+    cfg = BuildConfig(inputs=(str(root / "b.jsonl"),), output=str(tmp_path / "spark"), master="local[2]")
+    with spark_runner("local[2]", "freqindex-test-append") as runner:
+        assert append_index(cfg, runner)["status"] == "appended"
+    append_index(BuildConfig(inputs=(str(root / "b.jsonl"),), output=str(tmp_path / "core")), run_in_process)
+    for kind in ("tokenized", "offset", "table", "metadata", "metaoff"):
+        assert (tmp_path / "spark" / f"sa/{kind}.2").read_bytes() == (
+            tmp_path / "core" / f"sa/{kind}.2"
+        ).read_bytes()
+    assert verify(tmp_path / "spark")["ok"]
 
 
 @pytest.mark.s3
