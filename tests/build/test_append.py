@@ -177,6 +177,9 @@ def test_docs_and_quarantine_equal_a_fresh_build(grown):
     qa = pa.concat_tables(pq.read_table(p) for p in a.files_under("quarantine")).to_pylist()
     qb = pq.read_table(b.files_under("quarantine")[0]).to_pylist()
     assert qa == qb and len(qa) > 0
+    from freqindex.sqlcat import open_catalog
+
+    assert open_catalog(idx).execute("SELECT count(*) FROM quarantine").fetchone()[0] == len(qb)
     for ix in (0, 150, a.total_docs - 1):
         assert a.doc_text(ix) == b.doc_text(ix)
 
