@@ -7,6 +7,11 @@ parameters, shard sizes and document ranges, every shard file listed): these are
 a tool that writes an inconsistent manifest and seals it. ``check_files`` compares every listed file's
 presence and size with the disk (cheap: one ``stat`` each; ``Index.open`` runs it), and ``verify`` adds the
 full sha256 of every file and content checks of the document offsets and the docs table.
+
+An index grows by generations (``freqindex build NEW --append-to INDEX``, ``freqindex.build.append``): the
+``generations`` section lists them in order, each a contiguous run of shards with its documents, counts,
+quarantine file (``generation_quarantine``) and input files (path, size, sha256); the top-level ``counts``
+are their sums. A manifest without the section (built before appends existed) is one generation.
 """
 
 from __future__ import annotations

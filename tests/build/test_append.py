@@ -379,3 +379,21 @@ def test_append_to_an_index_in_an_object_store(grown, tmp_path):
     for q in (" the ", " of ", "ing "):
         for unit in ("occurrences", "docs"):
             assert count(a, q, unit=unit).count == count(b, q, unit=unit).count
+
+
+def test_the_manifest_checks_its_generations(grown):
+    import copy
+
+    from freqindex.manifest import manifest_problem
+
+    m = read_manifest(grown[1])
+    assert manifest_problem(m) is None
+    for edit, want in (
+        (lambda g: g[1].update(first_shard=3), "generation 1 starts at shard 3"),
+        (lambda g: g[2].update(n_docs=1), "generation 2 doc_start/n_docs"),
+        (lambda g: g[1].update(quarantine="quarantine/quarantine.parquet"), "generation 1 quarantine"),
+        (lambda g: g.pop(), "the generations cover 3 shards"),
+    ):
+        bad = copy.deepcopy(m)
+        edit(bad["generations"])
+        assert want in (manifest_problem(bad) or ""), want
