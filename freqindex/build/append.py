@@ -56,6 +56,12 @@ def input_records(files: list[tuple[str, str, str]], so: storage.StorageOptions 
     """(path, size, sha256) of every input file, hashed in parallel (a URL is streamed from its store)."""
 
     def one(path: str) -> dict:
+        try:
+            return read(path)
+        except OSError:  # unreadable: its chunk reports why (quarantine); never taken as already indexed
+            return {"path": path, "size": None, "sha256": None}
+
+    def read(path: str) -> dict:
         if storage.is_url(path):
             fs, p = storage.filesystem(path, so)
             with fs.open(p, "rb", block_size=storage.READ_BLOCK) as f:
@@ -297,7 +303,12 @@ def append_index(
                 "write into a local index: pull it, append to the local copy, or append before tagging"
             )
         cfg = append_config(cfg, m).validate()
-        known = {(i["path"], i["size"], i["sha256"]) for g in generations(m) for i in g.get("inputs", [])}
+        known = {
+            (i["path"], i["size"], i["sha256"])
+            for g in generations(m)
+            for i in g.get("inputs", [])
+            if i.get("sha256")
+        }
         if not m.get("generations"):
             say(
                 "the index records no checksums of its inputs (built by an older freqindex): inputs it "
