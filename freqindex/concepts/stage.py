@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from freqindex.concepts.tagger import Matcher, decode_block
 from freqindex.concepts.vocab import Concept, Vocabulary
 from freqindex.errors import UsageError
+from freqindex.faults import crash_point
 from freqindex.manifest import publish_stage, read_manifest
 
 TAG_BLOCK_BYTES = 32 * 1024 * 1024
@@ -133,6 +134,7 @@ def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_p
         return tag_block(root_s, payload, i, s, lo, hi, work_s)
 
     results = run_tasks("tag concepts", task, len(tasks))
+    crash_point("tag:tasks-done")  # every hits part written, nothing published yet
     vt = pa.table(
         {
             "concept_id": [c.concept_id for c in vocab.concepts],

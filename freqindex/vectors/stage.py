@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from freqindex.concepts.stage import plan_tag_tasks
 from freqindex.errors import UsageError
+from freqindex.faults import crash_point
 from freqindex.manifest import publish_stage, read_manifest
 from freqindex.vectors import ann
 from freqindex.vectors.embedders import encode_images, load_embedder, multi_windows
@@ -153,6 +154,7 @@ def run_embedding(
     else:
         results = run_tasks("embed", task, len(tasks))
     embed_s = time.monotonic() - t
+    crash_point("embed:vectors-written")  # every vector part written; no FAISS index, nothing published
     n = sum(r["vectors"] for r in results)
     if n == 0:
         raise UsageError("nothing to embed" + (" (no image found under --image-root)" if image_root else ""))
