@@ -38,7 +38,9 @@ def _handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except FreqindexError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            from rich.markup import escape  # messages name extras like 'freqindex[embed]': not markup
+
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -48,14 +50,52 @@ def _handle_errors(fn):
         except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
             if os.environ.get("FREQINDEX_DEBUG"):
                 raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+                f"[bold red]internal error:[/] {type(exc).__name__}: {first} "
                 "(run with FREQINDEX_DEBUG=1 for the traceback)",
                 highlight=False,
             )
             raise typer.Exit(3) from None
 
     return wrapper
+
+
+CacheDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-dir",
+        help="Where an index given as a URL is cached locally \\[default: $FREQINDEX_CACHE_DIR, else the user "
+        "cache directory, e.g. ~/.cache/freqindex].",
+        show_default=False,
+    ),
+]
+StorageOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--storage-option",
+        help="KEY=VALUE for the filesystem of a URL (repeatable), e.g. endpoint_url=http://host:9000; "
+        "SCHEME.KEY=VALUE applies to one scheme only. Credentials come from the usual environment.",
+        show_default=False,
+    ),
+]
+
+
+def _local_index(location: str, cache_dir: str | None, storage_option: list[str] | None) -> str:
+    """The local directory of an index given as DIR or URL: a URL (s3://, gs://, hdfs://, abfs://) is opened
+    through the verified local cache (freqindex.remote), which pulls what is missing or changed first."""
+    from freqindex import storage
+
+    if not storage.is_url(location):
+        return storage.local_path(location) if location.startswith("file://") else location
+    from freqindex.remote import local_index
+
+    return local_index(
+        location,
+        cache_dir,
+        storage.parse_storage_options(storage_option),
+        on_message=lambda m: err.print(m, highlight=False),
+    )
 
 
 def _print_json(obj) -> None:
@@ -88,11 +128,17 @@ def build_cli(
     inputs: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Files, directories or globs: .jsonl[.gz|.zst], .parquet, .txt, .tsv (id<TAB>text).",
+            help="Files, directories or globs, local or URLs (s3://, gs://, hdfs://, abfs://): "
+            ".jsonl[.gz|.zst], .parquet, .txt, .tsv (id<TAB>text).",
             show_default=False,
         ),
     ] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Index directory to create.")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", help="Index directory, or URL (s3://bucket/idx, gs://, hdfs://, abfs://)."
+        ),
+    ] = None,
     format: Annotated[str, typer.Option("--format", help="auto | jsonl | parquet | text | tsv.")] = "auto",
     text_field: Annotated[
         str, typer.Option(help="JSON/Parquet field holding the text.")
@@ -158,6 +204,15 @@ def build_cli(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")
     ] = False,
+    storage_option: StorageOpt = None,
+    scratch_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Executor-local directory where tasks build before uploading to an --output URL "
+            "\\[default: Spark's local directories, else the temp directory].",
+            show_default=False,
+        ),
+    ] = None,
     concepts: Annotated[
         str | None,
         typer.Option(
@@ -181,8 +236,14 @@ def build_cli(
     written to a temporary directory and renamed into place when complete, so a killed build never leaves
     an index that looks complete: run the same command again and it resumes.
 
+    Inputs and --output may be URLs; then no filesystem is shared: tasks read their own chunks, build in
+    local scratch and upload, and manifest.json is written last.
+
     Example: freqindex build corpus/ --output idx --format jsonl --shards 2
+
+    Example: freqindex build s3://bucket/dump/ -o s3://bucket/idx --storage-option endpoint_url=http://minio:9000
     """
+    from freqindex import storage
     from freqindex.config import BuildConfig, load_toml
 
     table = load_toml(config) if config else {}
@@ -220,7 +281,15 @@ def build_cli(
         master=pick("master", master),
         chunk_bytes=(chunk_mb * 1024 * 1024) if chunk_mb else table.get("chunk_bytes", settings.CHUNK_BYTES),
         spark_conf=tuple(conf_pairs) or tuple(table.get("spark_conf", {}).items()),
+        storage_options=storage.parse_storage_options(storage_option)
+        or storage.parse_storage_options(table.get("storage_options")),
+        scratch_dir=pick("scratch_dir", scratch_dir),
     ).validate()
+    if storage.is_url(cfg.output) and (concepts is not None or embed):
+        raise UsageError(
+            "--concepts and --embed write into a local index: build to a URL, then `freqindex pull` it and "
+            "tag or embed the local copy (or build locally)"
+        )
     if dry_run:
         _print_json(cfg.to_dict())
         return
@@ -268,6 +337,7 @@ def build_cli(
             "shards",
             "token_dtype",
             "input_files",
+            "skipped_files",
             "quarantined",
             "blank_lines",
             "resumed_tasks",
@@ -305,7 +375,9 @@ def _open(index_dir: str):
 @app.command("count")
 @_handle_errors
 def count_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     query: Annotated[
         str | None,
         typer.Argument(help="String to count; ' AND ' / ' OR ' make a CNF query.", show_default=False),
@@ -319,16 +391,19 @@ def count_cli(
     file: Annotated[
         str | None,
         typer.Option(
-            "--file", help="One query per line; prints one JSON object per line.", show_default=False
+            "--file",
+            help="One query per line; prints one JSON object per line (with its line number; a bad query "
+            "gets an error object, the others are still counted, and the exit code is then 2).",
+            show_default=False,
         ),
     ] = None,
-    max_clause_freq: Annotated[
-        int, typer.Option(help="AND queries: subsample clauses above this count.")
-    ] = settings.MAX_CLAUSE_FREQ,
     max_diff_tokens: Annotated[
-        int, typer.Option(help="AND queries: clauses must fall within this many tokens.")
+        int,
+        typer.Option(help="AND queries (occurrences): the other clauses must start within this many tokens."),
     ] = settings.MAX_DIFF_TOKENS,
     json_out: Annotated[bool, typer.Option("--json", help="Print {query, count, unit, approx}.")] = False,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Count a string exactly, normalized and tokenized exactly as the index was.
 
@@ -337,21 +412,33 @@ def count_cli(
 
     Example: freqindex count idx " golden retriever " --unit docs --json
     """
-    from freqindex.query.count import count
+    from freqindex.query.count import CountError, count, count_many
 
-    idx = _open(index_dir)
-    kw = dict(unit=unit, literal=literal, max_clause_freq=max_clause_freq, max_diff_tokens=max_diff_tokens)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
+    kw = dict(unit=unit, literal=literal, max_diff_tokens=max_diff_tokens)
     if file:
         if query is not None:
             raise UsageError("give either QUERY or --file, not both")
-        try:
-            lines = Path(file).read_text(encoding="utf-8").splitlines()
+        try:  # utf-8-sig: a byte-order mark is not part of the first query
+            text = Path(file).read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read --file {file}: {exc}") from None
-        for q in lines:
-            if q == "":
-                continue
-            _print_json(count(idx, q, **kw).to_dict())
+        numbered = [(n, q.removesuffix("\r")) for n, q in enumerate(text.split("\n"), 1)]
+        numbered = [(n, q) for n, q in numbered if q != ""]
+        bad = []
+        for i in range(0, len(numbered), settings.COUNT_FILE_BATCH):
+            chunk = numbered[i : i + settings.COUNT_FILE_BATCH]
+            results = count_many(idx, [q for _, q in chunk], on_error="return", **kw)
+            for (n, _), res in zip(chunk, results):
+                if isinstance(res, CountError):
+                    bad.append(n)
+                _print_json({"line": n, **res.to_dict()})
+        if bad:
+            shown_lines = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+            lines = "line" if len(bad) == 1 else "lines"
+            raise UsageError(
+                f"{len(bad)} of {len(numbered)} queries could not be counted ({lines} {shown_lines})"
+            )
         return
     if query is None:
         raise UsageError("missing QUERY (or --file)")
@@ -366,7 +453,9 @@ def count_cli(
 @app.command("docs")
 @_handle_errors
 def docs_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     query: Annotated[str, typer.Argument(help="String to look up (' OR ' alternatives allowed).")],
     limit: Annotated[
         int, typer.Option(help="Documents to show (the first by doc_id).")
@@ -375,6 +464,8 @@ def docs_cli(
         bool, typer.Option("--literal", help="Look the query up as written: no OR parsing.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per document.")] = False,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """List documents that contain QUERY: doc_id, external id, source file and line, and a snippet.
 
@@ -382,7 +473,7 @@ def docs_cli(
     """
     from freqindex.query.docs import find_docs
 
-    idx = _open(index_dir)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
     n, hits = find_docs(idx, query, limit=limit, literal=literal)
     if json_out:
         for h in hits:
@@ -400,20 +491,29 @@ def docs_cli(
 @app.command("info")
 @_handle_errors
 def info_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the whole manifest as JSON.")] = False,
+    storage_option: StorageOpt = None,
 ):
     """Show what an index holds: documents, tokens, shards, tokenizer, normalization, quarantine, tools."""
+    from freqindex import storage
     from freqindex.manifest import read_manifest
 
-    m = read_manifest(index_dir)
+    if storage.is_url(index_dir):  # the manifest is all `info` reads: no need to pull the index
+        from freqindex.remote import remote_manifest
+
+        m, _ = remote_manifest(index_dir, storage.parse_storage_options(storage_option))
+    else:
+        m = read_manifest(index_dir)
     if json_out:
         _print_json(m)
         return
     c = m["counts"]
     t = Table(show_header=False, box=None)
     rows = [
-        ("index", str(Path(index_dir).resolve())),
+        ("index", index_dir if storage.is_url(index_dir) else str(Path(index_dir).resolve())),
         ("created", m["created"]),
         ("documents", f"{c['documents']:,}"),
         ("tokens", f"{c['tokens']:,} ({m['token_dtype']})"),
@@ -426,6 +526,7 @@ def info_cli(
             f"{c['quarantined']:,}" + (f" {c['quarantine_by_reason']}" if c["quarantined"] else ""),
         ),
         ("blank lines", f"{c['blank_lines']:,}"),
+        ("skipped files", _skipped_row(m.get("skipped_files") or [])),
         ("index bytes", f"{sum(f['size'] for f in m['files'].values()):,}"),
         ("tools", ", ".join(f"{k} {v}" for k, v in m["tools"].items())),
     ]
@@ -434,18 +535,41 @@ def info_cli(
     out.print(t)
 
 
+def _skipped_row(skipped: list) -> str:
+    """Input files found and not read: count, then name (reason); older manifests list bare paths."""
+    if not skipped:
+        return "0"
+    from freqindex.corpus.readers import describe_skipped
+
+    pairs = [(s["path"], s["reason"]) if isinstance(s, dict) else (s, "unknown format") for s in skipped]
+    return f"{len(pairs):,}: {describe_skipped(pairs)}"
+
+
 @app.command("verify")
 @_handle_errors
 def verify_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    storage_option: StorageOpt = None,
 ):
-    """Check every file of an index against the sizes and sha256 sums in its manifest (exit 1 on mismatch)."""
+    """Check an index: its manifest (checksum, consistency), every file against the sizes and sha256 sums in
+    the manifest, and the eval outputs declared in evals/catalog.json (exit 1 naming the first problem).
+
+    A URL is checked in place: the manifest, then each object's size and its sha256 streamed from the store.
+    """
+    from freqindex import storage
     from freqindex.errors import CheckFailedError
     from freqindex.manifest import verify
 
     try:
-        res = verify(index_dir)
+        if storage.is_url(index_dir):  # in place: sizes, then sha256 streamed from the store
+            from freqindex.remote import verify_remote
+
+            res = verify_remote(index_dir, storage.parse_storage_options(storage_option))
+        else:
+            res = verify(index_dir)
     except CheckFailedError as exc:
         if json_out:
             _print_json({"index": index_dir, "ok": False, "error": str(exc)})
@@ -455,7 +579,45 @@ def verify_cli(
         _print_json(res)
     else:
         out.print(
-            f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest",
+            f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest; "
+            f"{res['eval_outputs_checked']} eval outputs ({res['eval_files_checked']} files) match "
+            "evals/catalog.json",
+            highlight=False,
+        )
+
+
+@app.command("pull")
+@_handle_errors
+def pull_cli(
+    url: Annotated[
+        str, typer.Argument(metavar="URL", help="Index URL (s3://bucket/idx, gs://, hdfs://, abfs://).")
+    ],
+    dest: Annotated[str, typer.Argument(metavar="DIR", help="Local directory to copy the index into.")],
+    workers: Annotated[int, typer.Option(help="Files downloaded at once.")] = 8,
+    storage_option: StorageOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+):
+    """Copy an index from object storage into a local directory, every file checked against the manifest.
+
+    Parallel and resumable: run it again after an interruption and files already verified are kept, a cut-off
+    download continues. The manifest is written last, so DIR opens as an index only when complete.
+
+    Example: freqindex pull s3://bucket/idx idx && freqindex count idx " dog "
+    """
+    from freqindex import storage
+    from freqindex.remote import pull
+
+    if not storage.is_url(url):
+        raise UsageError(f"pull takes an index URL (s3://, gs://, hdfs://, abfs://), got {url!r}")
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    res = pull(url, dest, storage.parse_storage_options(storage_option), workers=workers)
+    if json_out:
+        _print_json(res)
+    else:
+        out.print(
+            f"pulled {res['index']} into {res['dir']}: {res['files']} files ({res['downloaded']} downloaded, "
+            f"{res['kept']} already there and verified), every one checked against the manifest",
             highlight=False,
         )
 
@@ -485,8 +647,8 @@ def demo_corpus_cli(
 
 
 def _progress(enabled: bool = True):
-    """A rich progress display on stderr (only on a terminal) and the (description, done, total) callback
-    that the Spark runner reports task progress through."""
+    """A rich progress display on stderr (only on a terminal; otherwise plain lines) and the (description,
+    done, total) callback that the Spark runner reports task progress through."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(
@@ -498,8 +660,15 @@ def _progress(enabled: bool = True):
         disable=not (enabled and err.is_terminal),
     )
     tasks: dict[str, int] = {}
+    lines = None
+    if enabled and not err.is_terminal:  # a log: plain lines instead of a bar
+        from freqindex.progress import LineProgress
+
+        lines = LineProgress(lambda m: err.print(m, highlight=False))
 
     def on_progress(desc: str, done: int, total: int) -> None:
+        if lines is not None:
+            lines(desc, done, total)
         if desc not in tasks:
             tasks[desc] = progress.add_task(desc, total=total)
         progress.update(tasks[desc], completed=done, total=total)
@@ -557,7 +726,9 @@ def tag_cli(
 @app.command("concepts")
 @_handle_errors
 def concepts_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     concepts: Annotated[
         str, typer.Option("--concepts", help="Vocabulary file (see `freqindex tag --help`).")
     ],
@@ -574,6 +745,8 @@ def concepts_cli(
         typer.Option("--out", help="Write the table (.parquet, .csv or .jsonl).", show_default=False),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per concept.")] = False,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Occurrences and document frequency of every concept, from tags or straight from the suffix arrays.
 
@@ -585,7 +758,7 @@ def concepts_cli(
     from freqindex.concepts.vocab import load_vocabulary
     from freqindex.query.concepts import concept_counts
 
-    idx = _open(index_dir)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
     vocab = load_vocabulary(concepts, idx.normalizer, exact, label_field)
     for w in vocab.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -630,7 +803,9 @@ def _write_table(table, path: str, fmt: str | None = None) -> None:
 @app.command("sql")
 @_handle_errors
 def sql_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     query: Annotated[str | None, typer.Argument(help="One SELECT statement.", show_default=False)] = None,
     file: Annotated[
         str | None,
@@ -651,6 +826,8 @@ def sql_cli(
         ),
     ] = None,
     max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Read-only SQL (DuckDB) over the index's tables: docs, quarantine, concept_*, neighbors, neighbor_max.
 
@@ -659,8 +836,10 @@ def sql_cli(
 
     Example: freqindex sql idx "SELECT source, count(*) FROM docs GROUP BY ALL" --format csv
     """
+    from freqindex.fsutil import read_text
     from freqindex.sqlcat import export_catalog, run_query
 
+    index_dir = _local_index(index_dir, cache_dir, storage_option)
     if export:
         p = export_catalog(index_dir, export)
         err.print(f"wrote {p}: open it with `duckdb {p}` and query the views", highlight=False)
@@ -669,7 +848,7 @@ def sql_cli(
         raise UsageError("give either a QUERY or --file")
     if file:
         try:
-            query = Path(file).read_text(encoding="utf-8")
+            query = read_text(file)
         except OSError as exc:
             raise UsageError(f"cannot read {file}: {exc.strerror}") from None
     if fmt not in ("table", "csv", "json", "parquet"):
@@ -792,10 +971,18 @@ def embed_cli(
         )
 
 
+_NEIGHBORS_HELP = (
+    "auto (exhaustive when the index has vectors, else candidates) | exhaustive (the FAISS index of "
+    "`freqindex embed`) | candidates (embed only the windows of each item's candidate documents, found "
+    "in the suffix arrays; no `embed` needed)."
+)
+_CANDIDATES_HELP = "Candidate documents per item in candidates mode \\[default: 32]."
+
+
 @app.command("neighbors")
 @_handle_errors
 def neighbors_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory (embedded).")],
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory or URL (embedded).")],
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
     fields: Annotated[
         str | None,
@@ -818,6 +1005,12 @@ def neighbors_cli(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per (item, document).")
     ] = False,
+    neighbors_mode: Annotated[str, typer.Option("--neighbors", help=_NEIGHBORS_HELP)] = "auto",
+    candidates: Annotated[
+        int | None, typer.Option("--candidates", help=_CANDIDATES_HELP, show_default=False)
+    ] = None,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Top-k pretraining documents for every eval item: doc_id, external id, window, cosine similarity, snippet.
 
@@ -827,16 +1020,20 @@ def neighbors_cli(
     from freqindex.evals import load_eval
     from freqindex.query.neighbors import NEIGHBOR_SCHEMA, max_similarity, neighbors
 
-    idx = _open(index_dir)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
     items = load_eval(eval_file, id_field, fields.split(",") if fields else None, template)
     name = Path(eval_file).name.split(".")[0]
-    rows = neighbors(idx, items, k, name)
+    stats: dict = {}
+    rows = neighbors(idx, items, k, name, mode=neighbors_mode, candidates=candidates, stats=stats)
     import pyarrow as pa
 
     table = pa.Table.from_pylist(rows, schema=NEIGHBOR_SCHEMA)
-    target = out_file or str(idx.path / "evals" / name / "neighbors.parquet")
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    _write_table(table, target)
+    if out_file:
+        target = out_file
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        _write_table(table, target)
+    else:
+        target = str(idx.publish_eval(name, "neighbors", table))
     if json_out:
         for r in rows:
             _print_json(r)
@@ -844,8 +1041,9 @@ def neighbors_cli(
     ms = max_similarity(rows)
     vals = sorted(ms.values())
     err.print(
-        f"{len(items):,} items, {len(rows):,} neighbours written to {target}; max similarity median "
-        f"{vals[len(vals) // 2]:.3f}, items >= 0.9: {sum(v >= 0.9 for v in vals):,}",
+        f"{len(items):,} items, {len(rows):,} neighbours ({stats['mode']} mode) written to {target}; max "
+        f"similarity median {vals[len(vals) // 2] if vals else float('nan'):.3f}, items >= 0.9: "
+        f"{sum(v >= 0.9 for v in vals):,}",
         highlight=False,
     )
 
@@ -913,7 +1111,10 @@ def analyze_cli(
     ] = "min",
     similarity: Annotated[
         str,
-        typer.Option(help="auto (neighbors when the index has vectors, else verbatim), neighbors, verbatim."),
+        typer.Option(
+            help="auto (neighbors when the index has vectors or the embed extra is installed, else "
+            "verbatim), neighbors, verbatim."
+        ),
     ] = "auto",
     prune_threshold: Annotated[
         float, typer.Option(help="Prune documents at least this similar to any item, then refit.")
@@ -930,6 +1131,14 @@ def analyze_cli(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    covariate: Annotated[
+        str | None,
+        typer.Option(
+            help="distance: also fit accuracy against each item's distance from the corpus (mean ∞-gram "
+            "surprisal) and the frequency slope controlled for it.",
+            show_default=False,
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
     concept_results: Annotated[
         str | None,
@@ -971,6 +1180,12 @@ def analyze_cli(
     exact: Annotated[
         bool, typer.Option("--exact", help="Per concept on DIR: no singular/plural inflections.")
     ] = False,
+    neighbors_mode: Annotated[str, typer.Option("--neighbors", help=_NEIGHBORS_HELP)] = "auto",
+    candidates: Annotated[
+        int | None, typer.Option("--candidates", help=_CANDIDATES_HELP, show_default=False)
+    ] = None,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Is the frequency effect a similarity effect? Joins each item's concept frequency, its similarity to the
     corpus and per-model correctness; fits accuracy against log frequency raw, controlled for similarity,
@@ -985,11 +1200,13 @@ def analyze_cli(
 
     Example: freqindex analyze --concept-counts counts.csv --concept-results results.csv --out out/
     """
+    if index_dir is not None:
+        index_dir = _local_index(index_dir, cache_dir, storage_option)
     if concept_results is not None or concept_counts is not None:
-        if eval_file or results or concept_field or auto_concepts or prune_sweep:
+        if eval_file or results or concept_field or auto_concepts or prune_sweep or covariate:
             raise UsageError(
-                "--eval, --results, --concept-field, --auto-concepts and --prune-sweep belong to the per-item "
-                "analysis; the per-concept one takes --concept-results"
+                "--eval, --results, --concept-field, --auto-concepts, --prune-sweep and --covariate belong to "
+                "the per-item analysis; the per-concept one takes --concept-results"
             )
         return _analyze_concepts(
             index_dir,
@@ -1068,13 +1285,14 @@ def analyze_cli(
             n_boot=bootstrap,
             seed=seed,
             progress=lambda stage: progress.update(task, description=stage),
+            covariate=covariate,
+            neighbors_mode=neighbors_mode,
+            candidates=candidates,
         )
     summary["settings"]["concepts"] = how
-    target = Path(out_dir) if out_dir else idx.path / "evals" / name / "analysis"
+    target = Path(out_dir) if out_dir else idx.eval_dir(name, "analysis")
     paths = write_outputs(target, rows, summary, name)
-    view_file = idx.path / "evals" / name / "analysis.parquet"
-    view_file.parent.mkdir(parents=True, exist_ok=True)
-    _write_table(items_table(rows, name), str(view_file))
+    idx.publish_eval(name, "analysis", items_table(rows, name), target)
     if json_out:
         _print_json(json.loads(paths["summary.json"].read_text()))
         return
@@ -1141,12 +1359,17 @@ def _analyze_concepts(
         rows, summary = run_concept_analysis(
             cfg, progress=lambda stage: progress.update(task, description=stage)
         )
-    target = Path(out_dir) if out_dir else Path(index_dir) / "evals" / name / "concept_analysis"
+    idx = None
+    if index_dir is not None:
+        from freqindex.suffix.index import Index
+
+        idx = Index.open(index_dir)
+    target = Path(out_dir) if out_dir else idx.eval_dir(name, "concept_analysis")
     paths = write_concept_outputs(target, rows, summary)
-    if index_dir is not None:  # the `concept_analysis` SQL view reads DIR/evals/*/concept_analysis.parquet
-        view_file = Path(index_dir) / "evals" / name / "concept_analysis.parquet"
-        view_file.parent.mkdir(parents=True, exist_ok=True)
-        _write_table(items_table(rows), str(view_file))
+    if (
+        idx is not None
+    ):  # the `concept_analysis` SQL view reads the declared evals/NAME/concept_analysis.parquet
+        idx.publish_eval(name, "concept_analysis", items_table(rows), target)
     for w in summary["warnings"]:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
     if json_out:
@@ -1170,7 +1393,8 @@ def serve_cli(
     index_dirs: Annotated[
         list[str],
         typer.Argument(
-            metavar="DIR...", help="Index directories to serve; each is addressed by its directory name."
+            metavar="DIR...",
+            help="Index directories or URLs to serve; each is addressed by its directory name (a URL's last part).",
         ),
     ],
     host: Annotated[
@@ -1192,6 +1416,8 @@ def serve_cli(
     log_level: Annotated[
         str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")
     ] = "info",
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Serve indexes over HTTP: count, docs, concepts, neighbors, contamination, read-only SQL, /metrics and
     an OpenAPI spec at /docs and /openapi.json. SIGTERM finishes in-flight requests, then exits.
@@ -1223,7 +1449,7 @@ def serve_cli(
         raise UsageError(f"binding {host} exposes the service: give --token-file (or bind 127.0.0.1)")
     if workers < 1 or not 0 < timeout <= 3600:
         raise UsageError("--workers must be >= 1 and --timeout in (0, 3600]")
-    dirs = [str(Path(d).resolve()) for d in index_dirs]
+    dirs = [str(Path(_local_index(d, cache_dir, storage_option)).resolve()) for d in index_dirs]
     app_obj = create_app(dirs, token, timeout)  # open everything once here: bad indexes fail before binding
     kw = dict(
         host=host, port=port, log_level=log_level, timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_S
@@ -1244,7 +1470,9 @@ def serve_cli(
 @app.command("contamination")
 @_handle_errors
 def contamination_cli(
-    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    index_dir: Annotated[
+        str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+    ],
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
     fields: Annotated[
         str, typer.Option(help="Fields to check, each on its own (question or question,answer).")
@@ -1292,6 +1520,20 @@ def contamination_cli(
         ),
     ] = "all",
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+    neighbors_mode: Annotated[
+        str,
+        typer.Option(
+            "--neighbors",
+            help="Semantic similarity: "
+            + _NEIGHBORS_HELP
+            + " off: none. auto without the embed extra: none.",
+        ),
+    ] = "auto",
+    candidates: Annotated[
+        int | None, typer.Option("--candidates", help=_CANDIDATES_HELP, show_default=False)
+    ] = None,
+    cache_dir: CacheDirOpt = None,
+    storage_option: StorageOpt = None,
 ):
     """Is this eval set in this corpus? Exact verbatim metrics per item from the suffix arrays, every
     standard definition (GPT-3, PaLM, 50-character / infini-gram mini), semantic similarity when the index
@@ -1304,17 +1546,12 @@ def contamination_cli(
     from freqindex.report.contamination import write_outputs
 
     chosen = parse_definitions(definitions)
-    idx = _open(index_dir)
+    idx = _open(_local_index(index_dir, cache_dir, storage_option))
     policy = load_policy(config, min_len=min_len, skip=skip, fail_above=fail_above)
     field_list = [f.strip() for f in fields.split(",") if f.strip()]
     items = load_eval(eval_file, id_field, field_list)
     name = Path(eval_file).name.split(".")[0]
-    semantic = None
-    if idx.manifest.get("vectors"):
-        from freqindex.query.neighbors import neighbors
-
-        rows = neighbors(idx, items, 1, name)
-        semantic = {r["item_id"]: (r["similarity"], r["doc_id"]) for r in rows}
+    semantic, semantic_stats = _semantic(idx, items, name, neighbors_mode, candidates)
     progress, _ = _progress()
     with progress:
         task = progress.add_task("check items", total=len(items))
@@ -1327,6 +1564,7 @@ def contamination_cli(
             progress=lambda d, t: progress.update(task, completed=d),
             definitions=chosen,
         )
+    summary.setdefault("semantic", {}).update(semantic_stats)
     imp = imp_png = None
     if results:
         from freqindex.contamination.impact import impact
@@ -1339,7 +1577,7 @@ def contamination_cli(
     gate_failed = policy.fail_above is not None and summary["dirty_fraction"] > policy.fail_above
     if policy.fail_above is not None:
         summary["gate"] = {"fail_above": policy.fail_above, "failed": gate_failed}
-    target = Path(out_dir) if out_dir else idx.path / "evals" / name / "contamination"
+    target = Path(out_dir) if out_dir else idx.eval_dir(name, "contamination")
     paths = write_outputs(target, records, summary, {it.id: it.row for it in items}, imp, imp_png)
     import pyarrow as pa
 
@@ -1358,9 +1596,9 @@ def contamination_cli(
         }
         for r in records
     ]
-    view_file = idx.path / "evals" / name / "contamination.parquet"
-    view_file.parent.mkdir(parents=True, exist_ok=True)
-    _write_table(pa.Table.from_pylist(flat, schema=_CONTAMINATION_SCHEMA()), str(view_file))
+    idx.publish_eval(
+        name, "contamination", pa.Table.from_pylist(flat, schema=_CONTAMINATION_SCHEMA()), target
+    )
     if json_out:
         _print_json(summary)
     else:
@@ -1380,6 +1618,27 @@ def contamination_cli(
         raise typer.Exit(1)
 
 
+def _semantic(idx, items, name: str, mode: str, candidates: int | None) -> tuple[dict | None, dict]:
+    """Each item's best neighbour (similarity, doc_id) for the contamination report, and how it was found;
+    ``auto`` without the embed extra (or ``off``) reports none and says why."""
+    from freqindex.errors import MissingExtraError
+    from freqindex.query.neighbors import neighbors
+
+    if mode == "off":
+        return None, {"mode": "off"}
+    stats: dict = {}
+    try:
+        rows = neighbors(idx, items, 1, name, mode=mode, candidates=candidates, skip_long=True, stats=stats)
+    except MissingExtraError as exc:
+        if mode != "auto":
+            raise
+        return None, {"mode": "off", "reason": str(exc)}
+    keep = ("mode", "model", "items_too_long", "candidates_per_item", "windows_embedded")
+    return {r["item_id"]: (r["similarity"], r["doc_id"]) for r in rows}, {
+        k: stats[k] for k in keep if k in stats
+    }
+
+
 def _CONTAMINATION_SCHEMA():
     import pyarrow as pa
 
@@ -1397,6 +1656,496 @@ def _CONTAMINATION_SCHEMA():
             ("evidence_doc_id", pa.int64()),
         ]
     )
+
+
+# --- probabilities, distance, priming, frontier (issue 16) ---------------------------------------------
+
+
+def _batch_errors(path: str, bad: list[tuple[int, str]]) -> None:
+    """Report bad lines of a batch file (one line each on stderr) and exit 2 after the good ones were written."""
+    for line, msg in bad:
+        err.print(f"{path}:{line}: {msg}", highlight=False, markup=False)
+    if bad:
+        err.print(f"[bold red]error:[/] {len(bad)} bad line(s) in {path}; the other lines were answered")
+        raise typer.Exit(2)
+
+
+def _prob_query(idx, obj: dict):
+    from freqindex.query.prob import ProbQuery, check_ids, encode_text
+
+    if "context_ids" in obj or "next_ids" in obj:
+        return ProbQuery(
+            check_ids(idx, obj.get("context_ids"), "context_ids", allow_empty=True),
+            check_ids(idx, obj.get("next_ids"), "next_ids"),
+        )
+    if "context" not in obj or "next" not in obj:
+        raise UsageError("expected the fields context and next (or context_ids and next_ids)")
+    return ProbQuery(
+        encode_text(idx, obj["context"], "context"),
+        encode_text(idx, obj["next"], "next"),
+        obj["context"],
+        obj["next"],
+    )
+
+
+@app.command("prob")
+@_handle_errors
+def prob_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    context: Annotated[str | None, typer.Option(help="The context text.", show_default=False)] = None,
+    next_: Annotated[
+        str | None,
+        typer.Option("--next", help="The continuation text (one or more tokens).", show_default=False),
+    ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="JSONL of {context, next} (or {context_ids, next_ids}); one JSON object out per line.",
+            show_default=False,
+        ),
+    ] = None,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "-n", help="Also the n-gram probability with the last n-1 context tokens.", show_default=False
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
+):
+    """The corpus's probability of NEXT after CONTEXT, in the index's token space after its normalization:
+    the ∞-gram probability (the longest suffix of the context that occurs, its length and the counts behind
+    it), and with -n the n-gram probability. A multi-token NEXT is scored token by token and chained.
+
+    Example: freqindex prob idx --context "the golden" --next " retriever" -n 3
+    """
+    from freqindex.query.prob import chained, infgram_probs, ngram_probs, read_batch
+
+    idx = _open(index_dir)
+    if (file is None) == (context is None and next_ is None):
+        raise UsageError("give --context and --next, or --file")
+    if file is None:
+        if context is None or next_ is None:
+            raise UsageError("give both --context and --next")
+        lines = [(0, {"context": context, "next": next_})]
+    else:
+        lines = []
+        bad = []
+        for b in read_batch(file, ("context", "next")):
+            (bad.append((b.line, b.error)) if b.error else lines.append((b.line, b.fields)))
+    queries, good, bad_lines = [], [], []
+    for line, obj in lines:
+        try:
+            queries.append(_prob_query(idx, obj))
+            good.append(line)
+        except UsageError as exc:
+            if file is None:
+                raise
+            bad_lines.append((line, str(exc)))
+    inf = infgram_probs(idx, queries) if queries else []
+    ng = ngram_probs(idx, queries, n) if queries and n is not None else [None] * len(queries)
+    records = {}
+    for line, q, toks, ntoks in zip(good, queries, inf, ng):
+        rec = {
+            "context": q.context,
+            "next": q.next,
+            "context_tokens": len(q.context_ids),
+            "next_tokens": len(q.next_ids),
+            "infgram": {"prob": chained(toks), "tokens": [t.to_dict() for t in toks]},
+        }
+        if ntoks is not None:
+            rec["ngram"] = {"n": n, "prob": chained(ntoks), "tokens": [t.to_dict() for t in ntoks]}
+        records[line] = rec
+    if file is None:
+        rec = records[0]
+        if json_out:
+            _print_json(rec)
+            return
+        t = rec["infgram"]["tokens"]
+        out.print(
+            f"∞-gram P({next_!r} | {context!r}) = {rec['infgram']['prob']:.6g}  "
+            + "  ".join(
+                f"[{x['token']!r}: {x['cont_cnt']:,}/{x['prompt_cnt']:,} after {x['suffix_len']} tokens]"
+                for x in t
+            ),
+            highlight=False,
+        )
+        if "ngram" in rec:
+            pg = rec["ngram"]["prob"]
+            out.print(f"{n}-gram P = {'undefined (context never occurs)' if pg is None else f'{pg:.6g}'}")
+        return
+    errors = dict(bad + bad_lines)
+    for line in sorted(set(records) | set(errors)):
+        _print_json(
+            {"line": line, "error": errors[line]} if line in errors else {"line": line, **records[line]}
+        )
+    _batch_errors(file, sorted(errors.items()))
+
+
+@app.command("ntd")
+@_handle_errors
+def ntd_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    context: Annotated[str | None, typer.Option(help="The context text.", show_default=False)] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            help="JSONL of {context} (or {context_ids}); one JSON object out per line.",
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", help="Show the K most frequent next tokens.")] = 10,
+    infgram: Annotated[
+        bool,
+        typer.Option("--infgram", help="Use the longest suffix of the context that occurs (infgram_ntd)."),
+    ] = False,
+    max_support: Annotated[
+        int | None,
+        typer.Option(
+            help="Subsample like the engine above this many occurrences (default: exact).", show_default=False
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
+):
+    """The next-token distribution after CONTEXT: every token that follows an occurrence, with its count and
+    probability (document ends count as the engine's eos token).
+
+    Example: freqindex ntd idx --context "the golden" --top 5
+    """
+    from freqindex.query.prob import check_ids, encode_text, next_tokens, read_batch, token_strings
+
+    if top < 1:
+        raise UsageError("--top must be at least 1")
+    if max_support is not None and max_support < 1:
+        raise UsageError("--max-support must be at least 1")
+    idx = _open(index_dir)
+    if (file is None) == (context is None):
+        raise UsageError("give --context or --file")
+    lines = [(0, {"context": context})] if file is None else []
+    bad: list[tuple[int, str]] = []
+    if file is not None:
+        for b in read_batch(file, ("context",)):
+            (bad.append((b.line, b.error)) if b.error else lines.append((b.line, b.fields)))
+    ctxs, good, texts = [], [], []
+    for line, obj in lines:
+        try:
+            if "context_ids" in obj:
+                ctxs.append(check_ids(idx, obj["context_ids"], "context_ids", allow_empty=True))
+            elif "context" in obj:
+                ctxs.append(encode_text(idx, obj["context"], "context"))
+            else:
+                raise UsageError("expected the field context (or context_ids)")
+            good.append(line)
+            texts.append(obj.get("context"))
+        except UsageError as exc:
+            if file is None:
+                raise
+            bad.append((line, str(exc)))
+    res = next_tokens(idx, ctxs, max_support, infgram) if ctxs else []
+    records = {}
+    for line, c, text, r in zip(good, ctxs, texts, res):
+        top_items = r.top(top)
+        names = token_strings(idx, [t for t, _ in top_items])
+        records[line] = {
+            "context": text,
+            "context_tokens": len(c),
+            "suffix_len": r.suffix_len,
+            "prompt_cnt": r.prompt_cnt,
+            "approx": r.approx,
+            "distinct_next": len(r.counts),
+            "next": [
+                {"token_id": t, "token": name, "cont_cnt": cnt, "prob": cnt / r.prompt_cnt}
+                for (t, cnt), name in zip(top_items, names)
+            ],
+        }
+    if file is None:
+        rec = records[0]
+        if json_out:
+            _print_json(rec)
+            return
+        used = f" (longest suffix that occurs: {rec['suffix_len']} tokens)" if infgram else ""
+        out.print(
+            f"{rec['prompt_cnt']:,} occurrences of {context!r}{used}, {rec['distinct_next']:,} distinct next tokens"
+            + (" (approximate)" if rec["approx"] else ""),
+            highlight=False,
+        )
+        t = Table("token", "id", "count", "prob")
+        for x in rec["next"]:
+            t.add_row(repr(x["token"]), str(x["token_id"]), f"{x['cont_cnt']:,}", f"{x['prob']:.4f}")
+        out.print(t)
+        return
+    errors = dict(bad)
+    for line in sorted(set(records) | set(errors)):
+        _print_json(
+            {"line": line, "error": errors[line]} if line in errors else {"line": line, **records[line]}
+        )
+    _batch_errors(file, sorted(errors.items()))
+
+
+def _DISTANCE_SCHEMA():
+    import pyarrow as pa
+
+    from freqindex.query.distance import MEASURES
+
+    ints = {"n_tokens", "scored_tokens", "longest_match_tokens", "longest_match_chars"}
+    cols = [
+        ("eval", pa.string()),
+        ("id", pa.string()),
+        ("n_tokens", pa.int64()),
+        ("scored_tokens", pa.int64()),
+    ]
+    cols += [(m, pa.int64() if m in ints else pa.float64()) for m in MEASURES]
+    return pa.schema(cols)
+
+
+@app.command("distance")
+@_handle_errors
+def distance_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
+    fields: Annotated[
+        str | None,
+        typer.Option(help="Fields that make up an item, joined by a newline (a,b).", show_default=False),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(help="Item text as a template, e.g. '{question}\\n{answer}'.", show_default=False),
+    ] = None,
+    id_field: Annotated[str, typer.Option(help="Item id field (else the row number).")] = "id",
+    out_file: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Also write the rows to this .parquet, .csv or .jsonl \\[always: DIR/evals/NAME/distance.parquet, the `distance` SQL view].",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per item.")] = False,
+):
+    """How far each eval item sits from the corpus: mean and max per-token ∞-gram surprisal (bits), the share
+    of tokens the ∞-gram model gives probability 0, the mean effective context length, the share of the
+    item's 5-, 8- and 13-token n-grams the corpus never holds, and the longest match (as `contamination`).
+
+    Example: freqindex distance idx --eval ../shared/data/evals/gsm8k/test.jsonl --fields question
+    """
+    import pyarrow as pa
+
+    from freqindex.evals import load_eval
+    from freqindex.query.distance import item_distances
+
+    idx = _open(index_dir)
+    items = load_eval(eval_file, id_field, fields.split(",") if fields else None, template)
+    name = Path(eval_file).name.split(".")[0]
+    dists = item_distances(idx, [(it.id, it.text) for it in items])
+    rows = [{"eval": name, **d.to_dict()} for d in dists]
+    table = pa.Table.from_pylist(rows, schema=_DISTANCE_SCHEMA())
+    try:  # the `distance` SQL view reads the declared evals/NAME/distance.parquet
+        view_file = idx.publish_eval(name, "distance", table)
+    except UsageError as exc:  # a read-only index: the rows still go to --out / stdout
+        err.print(f"note: the `distance` view was not written ({exc})", highlight=False)
+        view_file = None
+    if out_file:
+        _write_table(table, out_file)
+    if json_out:
+        for r in rows:
+            _print_json(r)
+        return
+    import statistics
+
+    def med(k):
+        v = [r[k] for r in rows if r[k] is not None]
+        return statistics.median(v) if v else float("nan")
+
+    err.print(
+        f"{len(rows):,} items: median mean surprisal {med('mean_surprisal'):.3f} bits/token, novel 13-grams "
+        f"{med('novel_13'):.3f}, mean context {med('mean_context'):.1f} tokens, longest match "
+        f"{med('longest_match_tokens'):.0f} tokens" + (f"; written to {view_file}" if view_file else ""),
+        highlight=False,
+    )
+
+
+@app.command("priming")
+@_handle_errors
+def priming_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    file: Annotated[
+        str,
+        typer.Option(
+            "--file",
+            help="JSONL of {context, keyword} (or {context_ids, keyword_ids}), or .tsv: context<TAB>keyword.",
+        ),
+    ],
+    threshold: Annotated[
+        float, typer.Option(help="Flag keywords whose probability is below this (the priming study's 1e-3).")
+    ] = 1e-3,
+    out_file: Annotated[
+        str | None, typer.Option("--out", help="Also write the records to this .jsonl.", show_default=False)
+    ] = None,
+):
+    """The corpus's probability of each KEYWORD after its CONTEXT (∞-gram, chained over the keyword's tokens,
+    with the counts behind each factor), flagged when below --threshold: the keywords that learning is
+    predicted to prime. One JSON object per input line; bad lines are reported by line number.
+
+    Example: freqindex priming idx --file keywords.jsonl --threshold 1e-3
+    """
+    from freqindex.query.priming import make_query, priming
+    from freqindex.query.prob import read_batch
+
+    idx = _open(index_dir)
+    bad: list[tuple[int, str]] = []
+    queries, good = [], []
+    for b in read_batch(file, ("context", "keyword")):
+        if b.error:
+            bad.append((b.line, b.error))
+            continue
+        try:
+            queries.append(make_query(idx, b.fields))
+            good.append(b.line)
+        except UsageError as exc:
+            bad.append((b.line, str(exc)))
+    records = dict(zip(good, priming(idx, queries, threshold))) if queries else {}
+    if not 0 < threshold < 1:
+        raise UsageError("--threshold must lie in (0, 1)")
+    errors = dict(bad)
+    lines_out = []
+    for line in sorted(set(records) | set(errors)):
+        rec = {"line": line, "error": errors[line]} if line in errors else {"line": line, **records[line]}
+        lines_out.append(rec)
+        _print_json(rec)
+    if out_file:
+        from freqindex.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(
+            out_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines_out).encode()
+        )
+    n_flag = sum(1 for r in records.values() if r["flagged"])
+    err.print(f"{len(records):,} keywords, {n_flag:,} below {threshold:g}", highlight=False)
+    _batch_errors(file, sorted(errors.items()))
+
+
+def _read_candidates(path: str, field: str, id_field: str):
+    """(id, text, row) per good line of a candidates file (.jsonl objects, or .txt one text a line), and the
+    bad lines (line, reason). Ids come from ``id_field``, else the line number; a repeated id is an error."""
+    from freqindex.query.prob import read_batch
+
+    good, bad = [], []
+    seen: set[str] = set()
+    for b in read_batch(path, (field,)):
+        if b.error:
+            bad.append((b.line, b.error))
+            continue
+        text = b.fields.get(field)
+        if not isinstance(text, str) or not text.strip():
+            bad.append((b.line, f"no non-empty string field {field!r}"))
+            continue
+        raw_id = b.fields.get(id_field)
+        cid = str(raw_id) if raw_id not in (None, "") else str(b.line)
+        if cid in seen:
+            bad.append((b.line, f"candidate id {cid!r} appears twice"))
+            continue
+        seen.add(cid)
+        good.append((cid, text, b.fields))
+    return good, bad
+
+
+@app.command("frontier")
+@_handle_errors
+def frontier_cli(
+    index_dir: Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")],
+    candidates: Annotated[
+        str,
+        typer.Option("--candidates", help="Candidate texts: .jsonl objects (--field) or .txt (one a line)."),
+    ],
+    out_dir: Annotated[str, typer.Option("--out", help="Output directory.")],
+    field: Annotated[str, typer.Option(help="JSONL field holding the candidate text.")] = "text",
+    id_field: Annotated[
+        str, typer.Option(help="JSONL field holding the candidate id (else the line number).")
+    ] = "id",
+    measure: Annotated[
+        str,
+        typer.Option(
+            help="Band measure: novel_13, novel_8, novel_5, mean_surprisal, zero_prob_share, mean_context."
+        ),
+    ] = "novel_13",
+    band: Annotated[str, typer.Option(help="Percentiles of the corpus profile: LO,HI.")] = "5,95",
+    min_value: Annotated[
+        float | None,
+        typer.Option("--min", help="Absolute lower threshold instead of --band.", show_default=False),
+    ] = None,
+    max_value: Annotated[
+        float | None,
+        typer.Option("--max", help="Absolute upper threshold instead of --band.", show_default=False),
+    ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option(help="Reject only beyond the band by this many standard errors (0: plain comparison)."),
+    ] = 1.645,
+    min_tokens: Annotated[int, typer.Option(help="Reject candidates with fewer scored tokens.")] = 16,
+    profile_size: Annotated[int, typer.Option(help="Documents in the corpus profile.")] = 500,
+    profile_seed: Annotated[int, typer.Option(help="Seed of the profile sample.")] = 0,
+    profile_max_tokens: Annotated[
+        int, typer.Option(help="Profile documents have at most this many tokens.")
+    ] = 4096,
+    profile_cache: Annotated[
+        str | None,
+        typer.Option(help="Where to cache the profile \\[default: DIR/evals/_profile].", show_default=False),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+):
+    """The learning frontier: score candidate texts by their distance from the corpus, compare them with the
+    corpus's own profile (the same measure on sampled documents of the index, each leave-one-out; cached),
+    and write the kept and rejected candidates with reason and score, scores.parquet, summary.json and a
+    report with the candidates' distribution against the profile.
+
+    Example: freqindex frontier idx --candidates refined.jsonl --out frontier/ --band 5,95
+    """
+    from freqindex.query.frontier import (
+        ProfileSettings,
+        load_or_build_profile,
+        make_band,
+        score_candidates,
+        summarize,
+    )
+    from freqindex.report.frontier import write_outputs
+
+    try:
+        pct = tuple(float(x) for x in band.split(","))
+    except ValueError:
+        raise UsageError(f"--band takes two percentiles LO,HI, got {band!r}") from None
+    if len(pct) != 2:
+        raise UsageError(f"--band takes two percentiles LO,HI, got {band!r}")
+    idx = _open(index_dir)
+    good, bad = _read_candidates(candidates, field, id_field)
+    if not good:
+        _batch_errors(candidates, bad)
+        raise UsageError(f"{candidates}: no candidates")
+    settings = ProfileSettings(profile_size, profile_seed, profile_max_tokens).validate()
+    progress, on_progress = _progress()
+    with progress:
+        prof, path, built, note = load_or_build_profile(
+            idx, settings, profile_cache, progress=lambda d, t: on_progress("corpus profile", d, t)
+        )
+    if note:
+        err.print(f"note: {note}", highlight=False)
+    b = make_band(prof, measure, pct, (min_value, max_value), tolerance, min_tokens)
+    records = score_candidates(idx, [(c, t) for c, t, _ in good], b, prof)
+    summary = summarize(records, b, prof, settings)
+    summary["profile"]["cache"] = str(path) if path else None
+    summary["profile"]["built_now"] = built
+    summary["bad_lines"] = [{"line": ln, "error": m} for ln, m in bad]
+    paths = write_outputs(
+        Path(out_dir), records, {c: t for c, t, _ in good}, {c: row for c, _, row in good}, summary, prof
+    )
+    if json_out:
+        _print_json(json.loads(paths["summary.json"].read_text()))
+    else:
+        err.print(
+            f"{summary['kept']:,} of {summary['n_candidates']:,} candidates kept "
+            f"({', '.join(f'{k}: {v:,}' for k, v in sorted(summary['reasons'].items()))}); report: {paths['report.html']}",
+            highlight=False,
+        )
+    _batch_errors(candidates, bad)
 
 
 def main() -> None:

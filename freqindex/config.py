@@ -8,9 +8,12 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, field
+from typing import Any
 
 from freqindex import settings
 from freqindex.errors import UsageError
+from freqindex.fsutil import read_text
+from freqindex.storage import filesystem, is_url, parse_storage_options, redact
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,10 @@ class BuildConfig:
     chunk_bytes: int = settings.CHUNK_BYTES
     sa_mem_gib: int = settings.SA_BUILD_MEM_GIB
     spark_conf: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # how inputs and the output given as URLs are reached (never part of the content key; redacted when
+    # recorded), and the executor-local directory a task builds in before it uploads (remote outputs)
+    storage_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    scratch_dir: str | None = None
 
     @property
     def normalization(self) -> str:
@@ -51,7 +58,7 @@ class BuildConfig:
     def content_key(self, input_fingerprint: list) -> str:
         """Hash of everything that determines the index's bytes (not the master, not the output path)."""
         d = dataclasses.asdict(self)
-        for k in ("output", "master", "spark_conf", "strict", "sa_mem_gib"):
+        for k in ("output", "master", "spark_conf", "strict", "sa_mem_gib", "storage_options", "scratch_dir"):
             d.pop(k)
         d["normalize"] = self.normalization
         d["input_fingerprint"] = input_fingerprint
@@ -62,14 +69,29 @@ class BuildConfig:
         d["normalize"] = self.normalization
         d["inputs"] = list(self.inputs)
         d["spark_conf"] = dict(self.spark_conf)
+        d["storage_options"] = redact(self.storage_options)
         return d
+
+    @classmethod
+    def from_table(cls, table: dict) -> BuildConfig:
+        """A config from a TOML ``[build]`` table (lists and tables become the tuples the config holds)."""
+        table = dict(table)
+        table["inputs"] = tuple(table.get("inputs", ()))
+        table["spark_conf"] = tuple(dict(table.get("spark_conf", {})).items())
+        table["storage_options"] = parse_storage_options(table.get("storage_options"))
+        return cls(**table)
 
 
 def load_toml(path: str) -> dict:
-    """Read the ``[build]`` table (or the top level) of a TOML config file."""
+    """Read the ``[build]`` table (or the top level) of a TOML config file (a local path, or a URL read with
+    its filesystem's usual credentials: spark-submit in cluster mode can take its config from the store)."""
     try:
-        with open(os.path.expanduser(path), "rb") as f:
-            data = tomllib.load(f)
+        if is_url(path):
+            fs, p = filesystem(path)
+            text = fs.cat_file(p).decode("utf-8-sig")
+        else:
+            text = read_text(os.path.expanduser(path))
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:

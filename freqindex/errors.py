@@ -21,6 +21,10 @@ class IndexNotFoundError(FreqindexError):
     """A directory that is not a complete freqindex index (no manifest.json)."""
 
 
+class IndexDamagedError(FreqindexError):
+    """An index whose files or manifest do not agree (a missing or truncated file, a hand-edited manifest)."""
+
+
 class CheckFailedError(FreqindexError):
     """A check ran and failed (verify mismatch, a contamination gate)."""
 
@@ -31,3 +35,11 @@ class BuildError(FreqindexError):
     """A build stage failed for a reason other than bad input (a crashed Spark task, a failed indexer)."""
 
     exit_code = 3
+
+
+class MissingExtraError(UsageError):
+    """An optional dependency is not installed; ``extra`` names the freqindex extra that installs it."""
+
+    def __init__(self, message: str, extra: str):
+        super().__init__(message)
+        self.extra = extra

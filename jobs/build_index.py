@@ -1,11 +1,14 @@
 """`freqindex build` as a Spark job: read + validate + tokenize per input chunk, then one task per shard
-writes the infini-gram shard files and builds its suffix array with infini-gram's own indexer.
+writes the infini-gram shard files and builds its suffix array (libdivsufsort, infini-gram's table format).
 
 Runnable with spark-submit too::
 
     spark-submit --master spark://HOST:7077 jobs/build_index.py --config build.toml
 
-Executors must share the output filesystem with the driver (a shared or network filesystem on a cluster).
+Inputs and the output may be URLs (``s3://``, ``gs://``, ``hdfs://``, ``abfs://``): executors then read
+their own input chunks from the store, build in local scratch and upload their finished files; they share
+no filesystem with the driver. A local ``--output`` on a cluster must be on a filesystem every executor
+mounts (NFS, a shared volume).
 """
 
 from __future__ import annotations
@@ -33,9 +36,8 @@ def run_build(
     cfg.validate()
     with spark_runner(cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark) as runner:
         summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
-    if runner.started:
+    if runner.started:  # part of the first stage's time and of ``seconds``, which the driver measures
         summary.setdefault("timings", {})["spark_start"] = runner.start_seconds
-        summary["seconds"] = round(summary["seconds"] + runner.start_seconds, 3)
     return summary
 
 
@@ -49,10 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def job() -> dict:
-        table = load_toml(args.config)
-        table["inputs"] = tuple(table.get("inputs", ()))
-        table["spark_conf"] = tuple(dict(table.get("spark_conf", {})).items())
-        return run_build(BuildConfig(**table), overwrite=args.overwrite, on_message=print)
+        return run_build(
+            BuildConfig.from_table(load_toml(args.config)), overwrite=args.overwrite, on_message=print
+        )
 
     return run_entry(job)
 

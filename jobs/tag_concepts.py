@@ -12,9 +12,8 @@ from collections.abc import Callable
 
 from freqindex.concepts.stage import require_taggable, run_tagging
 from freqindex.concepts.vocab import load_vocabulary
-from freqindex.manifest import read_manifest
 from freqindex.settings import DEFAULT_MASTER
-from freqindex.text.normalize import get_normalizer
+from freqindex.suffix.index import Index
 from jobs.spark import run_entry, spark_runner
 
 
@@ -28,9 +27,9 @@ def run_tag(
     on_progress: Callable | None = None,
     keep_spark: bool = False,
 ) -> dict:
-    m = read_manifest(index_dir)
-    require_taggable(m)
-    vocab = load_vocabulary(concepts, get_normalizer(m["normalization"]["name"]), exact, label_field)
+    idx = Index.open(index_dir, replacing="concepts")  # refuses a damaged index before Spark starts
+    require_taggable(idx.manifest)
+    vocab = load_vocabulary(concepts, idx.normalizer, exact, label_field)
     with spark_runner(master, "freqindex-tag", on_progress, keep_spark=keep_spark) as runner:
         return run_tagging(index_dir, vocab, runner, concepts)
 

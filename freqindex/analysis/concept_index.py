@@ -122,10 +122,10 @@ def load_test_items(path: str, index: Index) -> tuple[np.ndarray, np.ndarray]:
 def documents_near(index: Index, vectors: np.ndarray, threshold: float, start_k: int = 256) -> np.ndarray:
     """Sorted ids of the documents with a vector at least ``threshold`` similar to any of ``vectors``
     (the index's FAISS search; k grows until every query's last hit is below the threshold)."""
-    from freqindex.query.neighbors import _load
     from freqindex.vectors import ann
 
-    faiss_index, doc_of, _, _ = _load(str(index.path))
+    vec = index.vectors
+    faiss_index, doc_of = vec.faiss_index, vec.doc_id
     nprobe = index.manifest["vectors"].get("nprobe")
     total = int(faiss_index.ntotal)
     hits: list[np.ndarray] = []

@@ -139,7 +139,7 @@ def read_table(path: str, required: tuple[str, ...], what: str) -> pd.DataFrame:
     try:
         if path.lower().endswith(".csv") and Path(path).is_file():  # pandas' C parser: every cell a string
             try:
-                df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
+                df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig")
             except pd.errors.EmptyDataError:
                 df = pd.DataFrame()
             except pd.errors.ParserError as exc:

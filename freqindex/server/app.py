@@ -31,8 +31,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from freqindex import settings
 from freqindex.errors import FreqindexError
-from freqindex.query.count import CountResult, count
+from freqindex.query.count import CountResult, count, count_many
 from freqindex.query.docs import DocHit, find_docs
+from freqindex.server.infinigram_api import infinigram_router
 from freqindex.suffix.index import Index
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -371,6 +372,8 @@ def create_app(
                 504, "timeout", f"the request took longer than {timeout_s:g} s and was cancelled"
             ) from None
 
+    app.include_router(infinigram_router(get_index, call, list(indexes)))  # infini-gram's API: POST /
+
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict:
         return {"status": "ok", "indexes": len(indexes)}
@@ -388,8 +391,10 @@ def create_app(
         if (req.query is None) == (req.queries is None):
             raise ApiError(422, "invalid_request", "give exactly one of query or queries")
         idx = get_index(req.index)
-        qs = [req.query] if req.query is not None else req.queries
-        res = await call(idx, lambda: [count(idx, q, unit=req.unit, literal=req.literal) for q in qs])
+        if req.query is not None:
+            res = await call(idx, lambda: [count(idx, req.query, unit=req.unit, literal=req.literal)])
+        else:  # one batch: the error of a bad query names its position (queries[i])
+            res = await call(idx, lambda: count_many(idx, req.queries, unit=req.unit, literal=req.literal))
         return CountResponse(index=req.index, results=res)
 
     @app.post("/v1/docs", tags=["queries"])

@@ -15,7 +15,7 @@ Regenerate the expected files (then read the diff before committing it):
 Beside the golden files, the same run is checked against independent references: counts against a brute
 force, the planted questions against the contamination buckets and the nearest neighbours, per-model
 accuracy against the solutions file read directly. Two more tests kill `tag` and `embed` mid-stage
-(``FREQINDEX_CRASH_AT``) and check that the rerun completes and equals the uninterrupted run; the embed
+(``FREQINDEX_FAULTS=POINT=kill``) and check that the rerun completes and equals the uninterrupted run; the embed
 rerun forces the IVF path of FAISS, checked for recall against exact search.
 """
 
@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from freqindex.faults import CRASH_ENV
+from freqindex.faults import ENV as FAULTS_ENV
 from tests.conftest import DATA, GSM8K_TEST, GSM8K_TRAIN, REPO, WIKITEXT, cli
 from tests.reference import BruteCorpus, read_lines_docs, ref_normalize
 
@@ -366,12 +366,12 @@ def test_analysis_neighbors(golden):
 
 
 def _killed_run(point: str, *args) -> None:
-    """Run the CLI with a crash point; it must die by SIGKILL there. Its Spark JVM (same process group)
+    """Run the CLI with a fault point that kills; it must die by SIGKILL there. Its Spark JVM (same process group)
     goes too."""
     p = subprocess.Popen(
         [sys.executable, "-m", "freqindex.cli", *map(str, args)],
         cwd=REPO,
-        env={**os.environ, CRASH_ENV: point},
+        env={**os.environ, FAULTS_ENV: f"{point}=kill"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -395,7 +395,7 @@ def test_tag_killed_then_rerun_equals_the_uninterrupted_run(golden, tmp_path):
     idx = tmp_path / "idx"
     shutil.copytree(golden["root"] / "pre-tag", idx)
     vocab = HERE / "concepts.txt"
-    _killed_run("tag:tasks-done", "tag", idx, "--concepts", vocab, "--master", "local[2]")
+    _killed_run("tag-tasks-done", "tag", idx, "--concepts", vocab, "--master", "local[2]")
     assert any((idx / ".concepts.partial" / "hits").glob("part-*.parquet"))  # killed mid-stage, work on disk
     # the index does not look tagged: no concepts in the manifest or on disk, it verifies, counts come from
     # the suffix arrays
@@ -422,7 +422,7 @@ def test_embed_killed_then_rerun_on_the_ivf_path(golden, tmp_path):
     idx = tmp_path / "idx"
     shutil.copytree(golden["root"] / "pre-embed", idx)
     args = ["embed", idx, "--chunk-tokens", "64", "--master", "local[1]"]
-    _killed_run("embed:vectors-written", *args, "--faiss-factory", "IVF64,Flat")
+    _killed_run("embed-vectors-written", *args, "--faiss-factory", "IVF64,Flat")
     assert any((idx / ".vectors.partial").glob("part-*.npy"))
     assert "vectors" not in json.loads((idx / "manifest.json").read_text()) and not (idx / "vectors").exists()
     p = cli("neighbors", idx, "--eval", golden["example"]["eval"], "--fields", "question", "-k", "1")
