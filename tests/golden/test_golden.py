@@ -425,8 +425,10 @@ def test_embed_killed_then_rerun_on_the_ivf_path(golden, tmp_path):
     _killed_run("embed-vectors-written", *args, "--faiss-factory", "IVF64,Flat")
     assert any((idx / ".vectors.partial").glob("part-*.npy"))
     assert "vectors" not in json.loads((idx / "manifest.json").read_text()) and not (idx / "vectors").exists()
-    p = cli("neighbors", idx, "--eval", golden["example"]["eval"], "--fields", "question", "-k", "1")
-    assert p.returncode == 2 and "Traceback" not in p.stderr  # not embedded, and it says so
+    # not embedded: the FAISS path refuses and says so (auto would fall back to candidate mode)
+    ev = golden["example"]["eval"]
+    p = cli("neighbors", idx, "--eval", ev, "--fields", "question", "-k", "1", "--neighbors", "exhaustive")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "embed" in p.stderr, p.stderr
     summary = json.loads(_run(*args, "--faiss-factory", "IVF64,Flat", "--json"))
     assert (summary["factory"], summary["nprobe"]) == ("IVF64,Flat", 16)
     ref = golden["idx"] / "vectors"
