@@ -178,7 +178,18 @@ def build_cli(
     ] = None,
     shards: Annotated[
         int | None,
-        typer.Option(help="Number of shards \\[default: one per GiB of tokens].", show_default=False),
+        typer.Option(
+            help="Number of shards \\[default: as many as --shard-size asks for].", show_default=False
+        ),
+    ] = None,
+    shard_size: Annotated[
+        str | None,
+        typer.Option(
+            "--shard-size",
+            help="Target shard size in token bytes, e.g. 2GB, 512MiB; shards = ceil(tokens / size), whatever "
+            "the cluster \\[default: 2GB: as large as one task sorts with libdivsufsort's 32-bit entries].",
+            show_default=False,
+        ),
     ] = None,
     strict: Annotated[
         bool,
@@ -277,6 +288,7 @@ def build_cli(
         tokenizer=pick("tokenizer", tokenizer),
         normalize=pick("normalize", normalize),
         shards=pick("shards", shards),
+        shard_size=pick("shard_size", shard_size),
         strict=pick("strict", strict),
         master=pick("master", master),
         chunk_bytes=(chunk_mb * 1024 * 1024) if chunk_mb else table.get("chunk_bytes", settings.CHUNK_BYTES),

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ class BuildConfig:
     tokenizer: str = "bytes"
     normalize: str | None = None  # None: simple with bytes, none with a Hugging Face tokenizer
     shards: int | None = None
+    shard_size: int | None = None  # token bytes per shard (None: settings.SHARD_SIZE_BYTES); or "2GB" etc.
     strict: bool = False
     master: str = settings.DEFAULT_MASTER
     chunk_bytes: int = settings.CHUNK_BYTES
@@ -37,6 +39,15 @@ class BuildConfig:
     # recorded), and the executor-local directory a task builds in before it uploads (remote outputs)
     storage_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     scratch_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.shard_size, str):  # a TOML file or a flag may give "2GB", "512MiB", ...
+            object.__setattr__(self, "shard_size", parse_size(self.shard_size, "--shard-size"))
+
+    @property
+    def shard_size_bytes(self) -> int:
+        """The target shard size in bytes of ``tokenized.N`` that plans the shards (when --shards is not given)."""
+        return self.shard_size if self.shard_size is not None else settings.SHARD_SIZE_BYTES
 
     @property
     def normalization(self) -> str:
@@ -49,6 +60,10 @@ class BuildConfig:
             raise UsageError("no INPUT given")
         if self.shards is not None and self.shards < 1:
             raise UsageError("--shards must be at least 1")
+        if self.shards is not None and self.shard_size is not None:
+            raise UsageError("give --shards or --shard-size, not both")
+        if self.shard_size is not None and self.shard_size < settings.MIN_SHARD_SIZE_BYTES:
+            raise UsageError(f"--shard-size must be at least {settings.MIN_SHARD_SIZE_BYTES} bytes")
         if self.normalization not in ("simple", "none"):
             raise UsageError(f"unknown --normalize {self.normalization!r}; choose simple or none")
         if self.chunk_bytes < 1024:
@@ -61,6 +76,7 @@ class BuildConfig:
         for k in ("output", "master", "spark_conf", "strict", "sa_mem_gib", "storage_options", "scratch_dir"):
             d.pop(k)
         d["normalize"] = self.normalization
+        d["shard_size"] = None if self.shards is not None else self.shard_size_bytes
         d["input_fingerprint"] = input_fingerprint
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
@@ -80,6 +96,36 @@ class BuildConfig:
         table["spark_conf"] = tuple(dict(table.get("spark_conf", {})).items())
         table["storage_options"] = parse_storage_options(table.get("storage_options"))
         return cls(**table)
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def parse_size(text: str | int, what: str = "size") -> int:
+    """Bytes from ``2000000000``, ``"2GB"`` (decimal), ``"1.5GiB"`` (binary), ``"512 MiB"``; units are
+    case-insensitive (``k``/``m``/``g``/``t`` alone are decimal)."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _SIZE_UNITS:
+        raise UsageError(f"{what}: cannot read {text!r} as a size (e.g. 2GB, 512MiB, 2000000000)")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
 
 
 def load_toml(path: str) -> dict:
