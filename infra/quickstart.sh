@@ -12,6 +12,7 @@
 #   FREQINDEX_QUICKSTART_SIMILARITY=auto  auto | neighbors | verbatim. auto embeds when the embed extra is
 #                                         installed (neighbors), else uses the verbatim similarity
 #   FREQINDEX_DEMO_DIR=demo               where the corpus, index and outputs go
+#   FREQINDEX_DEMO_CAPTIONS=3000          corpus size: captions, and articles (FREQINDEX_DEMO_ARTICLES=450)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO="${FREQINDEX_DEMO_DIR:-demo}"
@@ -41,7 +42,8 @@ run() {  # print the command (arguments with spaces in quotes), then run it
 }
 
 t0=$SECONDS
-run freqindex demo-corpus "$DEMO/corpus" --captions 3000 --articles 450
+run freqindex demo-corpus "$DEMO/corpus" --captions "${FREQINDEX_DEMO_CAPTIONS:-3000}" \
+    --articles "${FREQINDEX_DEMO_ARTICLES:-450}"
 run python -m freqindex.demo eval "$DEMO/eval"
 run freqindex build "$DEMO/corpus" --output "$DEMO/index" --overwrite
 run freqindex count "$DEMO/index" " golden retriever " --unit docs
@@ -51,8 +53,11 @@ if [ "$SIMILARITY" = neighbors ]; then
     # one window size: the questions and quiz pages are short (the default 32,64,128 suits long documents)
     run freqindex embed "$DEMO/index" --chunk-tokens 64
 fi
+# the semantic pass of the contamination check uses the vectors `embed` wrote (off with the verbatim similarity)
+SEMANTIC=exhaustive
+if [ "$SIMILARITY" = verbatim ]; then SEMANTIC=off; fi
 run freqindex contamination "$DEMO/index" --eval "$DEMO/eval/questions.jsonl" --fields question \
-    --results "$DEMO/eval/results.jsonl" --out "$DEMO/contamination"
+    --results "$DEMO/eval/results.jsonl" --neighbors "$SEMANTIC" --out "$DEMO/contamination"
 run freqindex analyze "$DEMO/index" --eval "$DEMO/eval/questions.jsonl" --fields question \
     --results "$DEMO/eval/results.jsonl" --concept-field concept --similarity "$SIMILARITY" \
     --out "$DEMO/analysis"
