@@ -76,7 +76,8 @@ def _wiki_paragraphs() -> list[str]:
 
 
 def _make_example(root: Path) -> dict:
-    """Write the corpus and the eval set; return the paths and every good document's text (for the brute force)."""
+    """Write the corpus and the eval set; return the paths and every good document's text (for the brute
+    force)."""
     corpus = root / "corpus"
     corpus.mkdir(parents=True)
     train = [json.loads(x)["question"] for x in GSM8K_TRAIN.read_text().splitlines()[:N_TRAIN]]
@@ -394,8 +395,8 @@ def test_analysis_neighbors(golden):
 
 
 def _killed_run(point: str, *args) -> None:
-    """Run the CLI with a fault point that kills; it must die by SIGKILL there. Its Spark JVM (same process group)
-    goes too."""
+    """Run the CLI with a fault point that kills; it must die by SIGKILL there. Its Spark JVM (same process
+    group) goes too."""
     p = subprocess.Popen(
         [sys.executable, "-m", "freqindex.cli", *map(str, args)],
         cwd=REPO,

@@ -1,7 +1,7 @@
 """`bash infra/quickstart.sh`, the one command a newcomer runs: its whole chain, in this environment (no venv
-or pip: FREQINDEX_QUICKSTART_SKIP_INSTALL=1) and with the verbatim similarity and a small corpus (embedding, and
-every command's outputs on real data, are tested in tests/golden). It must find the planted leak, reach the verdicts the demo world was generated with, and end
-with the report's path and a summary."""
+or pip: FREQINDEX_QUICKSTART_SKIP_INSTALL=1), with the verbatim similarity and a small corpus (embedding, and
+every command's outputs on real data, are tested in tests/golden). It must find the planted leak, reach the
+verdicts the demo world was generated with, and end with the report's path and a summary."""
 
 from __future__ import annotations
 
