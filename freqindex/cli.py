@@ -215,6 +215,15 @@ def build_cli(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")
     ] = False,
+    append_to: Annotated[
+        str | None,
+        typer.Option(
+            "--append-to",
+            help="Add the INPUTs to this index (path or URL) as a new generation of shards, with its settings; "
+            "inputs it already holds (same path, size, sha256) are skipped.",
+            show_default=False,
+        ),
+    ] = None,
     storage_option: StorageOpt = None,
     scratch_dir: Annotated[
         str | None,
@@ -272,7 +281,8 @@ def build_cli(
             raise UsageError(f"--conf expects KEY=VALUE, got {c!r}")
         conf_pairs.append((k.strip(), v.strip()))
     cfg_inputs = tuple(inputs or table.get("inputs", ()))
-    cfg_output = output or table.get("output")
+    cfg_append = pick("append_to", append_to)
+    cfg_output = output or table.get("output") or cfg_append
     if not cfg_inputs:
         raise UsageError("give at least one INPUT (file, directory or glob)")
     if not cfg_output:
@@ -296,7 +306,13 @@ def build_cli(
         storage_options=storage.parse_storage_options(storage_option)
         or storage.parse_storage_options(table.get("storage_options")),
         scratch_dir=pick("scratch_dir", scratch_dir),
+        append_to=cfg_append,
     ).validate()
+    if cfg.append_to and (concepts is not None or embed or overwrite):
+        raise UsageError(
+            "--append-to extends the index's concept hits and vectors by itself (when it has them); "
+            "--concepts, --embed and --overwrite do not apply"
+        )
     if storage.is_url(cfg.output) and (concepts is not None or embed):
         raise UsageError(
             "--concepts and --embed write into a local index: build to a URL, then `freqindex pull` it and "
@@ -340,9 +356,10 @@ def build_cli(
     if json_out:
         _print_json(summary)
         return
-    if summary["status"] == "built":
+    if summary["status"] in ("built", "appended"):
         t = Table(show_header=False, box=None)
         for k in (
+            *(("generation",) if summary["status"] == "appended" else ()),
             "output",
             "documents",
             "tokens",
@@ -361,7 +378,7 @@ def build_cli(
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary["quarantine_by_reason"].items()))
             err.print(
                 f"[yellow]quarantined {summary['quarantined']} bad record(s)[/] ({reasons}); see "
-                f"{summary['output']}/quarantine/quarantine.parquet",
+                f"{summary['output']}/{summary.get('quarantine_file', 'quarantine/quarantine.parquet')}",
                 highlight=False,
             )
     if "concepts" in summary:

@@ -39,6 +39,8 @@ class BuildConfig:
     # recorded), and the executor-local directory a task builds in before it uploads (remote outputs)
     storage_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     scratch_dir: str | None = None
+    # `--append-to INDEX`: add the inputs to that index as a new generation (it is also the output)
+    append_to: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.shard_size, str):  # a TOML file or a flag may give "2GB", "512MiB", ...
@@ -66,6 +68,8 @@ class BuildConfig:
             raise UsageError(f"--shard-size must be at least {settings.MIN_SHARD_SIZE_BYTES} bytes")
         if self.normalization not in ("simple", "none"):
             raise UsageError(f"unknown --normalize {self.normalization!r}; choose simple or none")
+        if self.append_to and self.output != self.append_to:
+            raise UsageError("--append-to names the index to extend: give it instead of --output, not both")
         if self.chunk_bytes < 1024:
             raise UsageError("chunk size must be at least 1024 bytes")
         return self
@@ -73,7 +77,16 @@ class BuildConfig:
     def content_key(self, input_fingerprint: list) -> str:
         """Hash of everything that determines the index's bytes (not the master, not the output path)."""
         d = dataclasses.asdict(self)
-        for k in ("output", "master", "spark_conf", "strict", "sa_mem_gib", "storage_options", "scratch_dir"):
+        for k in (
+            "output",
+            "master",
+            "spark_conf",
+            "strict",
+            "sa_mem_gib",
+            "storage_options",
+            "scratch_dir",
+            "append_to",
+        ):
             d.pop(k)
         d["normalize"] = self.normalization
         d["shard_size"] = None if self.shards is not None else self.shard_size_bytes
