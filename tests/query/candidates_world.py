@@ -2,9 +2,10 @@
 embedding on 2 cores, the most expensive fixture of the suite, so every check that needs real vectors uses it).
 
 - 40,460 Flickr8k captions, one document each (one window each: the cheapest real text per window);
-- 3,000 GSM8K train questions (the topical neighbours of GSM8K test questions);
-- 300 WikiText-2 paragraphs, and 24 more with a GSM8K test question planted in the middle (between two
-  paragraphs): 8 verbatim, 16 paraphrased (tests/paraphrase.py: substitution and reordering).
+- 1,500 GSM8K train questions (the topical neighbours of GSM8K test questions);
+- 700 WikiText-2 paragraphs (400 of them only to pass 50,000 windows), and 24 more with a GSM8K test
+  question planted in the middle (between two paragraphs): 8 verbatim, 16 paraphrased (tests/paraphrase.py:
+  substitution and reordering).
 
 Embedded exhaustively with 32-token windows (stride 16) and an exact ``Flat`` index: about 51,000 windows
 (the ANN check of issue #14 asks for 50,000+).
@@ -39,7 +40,7 @@ def make_world(root: Path, runner=None) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     rng = random.Random(14)
     captions = [ln.split("\t", 1)[1] for ln in read_lines_docs(FLICKR) if "\t" in ln]
-    train = read_jsonl_docs(GSM8K_TRAIN, "question")[:3000]
+    train = read_jsonl_docs(GSM8K_TRAIN, "question")[:1500]
     wiki = [p for p in read_lines_docs(WIKITEXT) if len(p) > 300]
     test = read_jsonl_docs(GSM8K_TEST, "question")
     order = list(range(len(test)))
@@ -47,6 +48,7 @@ def make_world(root: Path, runner=None) -> dict:
     docs = [{"id": f"cap-{i}", "text": t} for i, t in enumerate(captions)]
     docs += [{"id": f"train-{i}", "text": t} for i, t in enumerate(train)]
     docs += [{"id": f"wiki-{i}", "text": t} for i, t in enumerate(wiki[:300])]
+    docs += [{"id": f"wiki-{i}", "text": t} for i, t in enumerate(wiki[600:1000], 600)]  # 50,000+ windows
     items, planted = [], {}
     for n, k in enumerate(order[:24]):
         kind = "verbatim" if n < 8 else "paraphrase"
