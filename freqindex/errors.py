@@ -31,3 +31,8 @@ class BuildError(FreqindexError):
     """A build stage failed for a reason other than bad input (a crashed Spark task, a failed indexer)."""
 
     exit_code = 3
+
+
+class Cancelled(FreqindexError):
+    """Work stopped at a step boundary because its deadline passed or it was cancelled (the server's time
+    limit); whatever it held (an index's lock) has been released."""

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from freqindex.concepts.vocab import Vocabulary
+from freqindex.deadline import Deadline, check
 from freqindex.errors import UsageError
 from freqindex.query.count import _check_engine, _term_doc_ids, union_size
 from freqindex.suffix.index import Index
@@ -26,8 +27,11 @@ def resolve_source(index: Index, vocab: Vocabulary, source: str) -> str:
     return source
 
 
-def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tuple[str, list[dict]]:
-    """(source used, one row per concept: concept_id, concept, benchmark, occurrences, doc_frequency)."""
+def concept_counts(
+    index: Index, vocab: Vocabulary, source: str = "auto", deadline: Deadline | None = None
+) -> tuple[str, list[dict]]:
+    """(source used, one row per concept: concept_id, concept, benchmark, occurrences, doc_frequency).
+    The suffix path checks ``deadline`` before every concept."""
     src = resolve_source(index, vocab, source)
     rows = []
     if src == "tags":
@@ -68,6 +72,7 @@ def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tup
     occ_cache: dict[str, int] = {}
     docs_cache: dict[str, list[np.ndarray]] = {}
     for c in vocab.concepts:
+        check(deadline)
         total = 0
         per_shard: list[list[np.ndarray]] = [[] for _ in index.shards]
         for f in c.forms:
