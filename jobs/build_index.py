@@ -1,9 +1,10 @@
 """`freqindex build` as a Spark job: read + validate + tokenize per input chunk, then one task per shard
 writes the infini-gram shard files and builds its suffix array with infini-gram's own indexer.
 
-Runnable with spark-submit too::
+Runnable with spark-submit too (every BuildConfig field is a flag; flags win over the file)::
 
-    spark-submit --master spark://HOST:7077 jobs/build_index.py --config build.toml
+    spark-submit --master spark://HOST:7077 jobs/build_index.py --config build.toml [--overwrite]
+    spark-submit jobs/build_index.py corpus/ --output idx --shards 2 --spark-conf spark.executor.memory=8g
 
 Executors must share the output filesystem with the driver (a shared or network filesystem on a cluster).
 """
@@ -15,8 +16,8 @@ import sys
 from collections.abc import Callable
 
 from freqindex.build import build_index
-from freqindex.config import BuildConfig
-from jobs.spark import run_entry, spark_runner
+from freqindex.config import BuildConfig, EmbedConfig, TagConfig
+from jobs.spark import config_main, spark_runner
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -25,36 +26,48 @@ def run_build(
     cfg: BuildConfig,
     *,
     overwrite: bool = False,
+    concepts: str | None = None,
+    embed: bool = False,
     on_progress: ProgressFn | None = None,
     on_message: Callable[[str], None] | None = None,
     keep_spark: bool = False,
 ) -> dict:
-    """Build the index ``cfg`` describes on the Spark master ``cfg.master``. Returns the build summary."""
+    """Build the index ``cfg`` describes on the Spark master ``cfg.master``; then, when asked, tag it with
+    the vocabulary ``concepts`` and embed it with the default model, in the same Spark session. Returns the
+    build summary (with ``concepts`` and ``vectors`` summaries when those ran)."""
     cfg.validate()
-    with spark_runner(cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark) as runner:
+    then = concepts is not None or embed
+    with spark_runner(
+        cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark or then
+    ) as runner:
         summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
     if runner.started:
         summary.setdefault("timings", {})["spark_start"] = runner.start_seconds
         summary["seconds"] = round(summary["seconds"] + runner.start_seconds, 3)
+    if concepts is not None:
+        from jobs.tag_concepts import run_tag
+
+        tag = TagConfig(index_dir=summary["output"], concepts=concepts, master=cfg.master)
+        summary["concepts"] = run_tag(tag, on_progress=on_progress, keep_spark=keep_spark or embed)
+    if embed:
+        from jobs.embed_index import run_embed
+
+        vec = EmbedConfig(index_dir=summary["output"], master=cfg.master)
+        summary["vectors"] = run_embed(vec, on_progress=on_progress, keep_spark=keep_spark)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    """spark-submit entry point: ``build_index.py --config build.toml`` (keys as in BuildConfig)."""
-    from freqindex.config import load_toml
+    """spark-submit entry point: ``build_index.py [INPUT...] [--config build.toml] [--FIELD VALUE...]
+    [--overwrite]``; prints the build summary as JSON."""
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True, help="TOML file with a [build] table")
-    ap.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args(argv)
+    def flags(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--overwrite", action="store_true", help="replace an index of other input/settings")
 
-    def job() -> dict:
-        table = load_toml(args.config)
-        table["inputs"] = tuple(table.get("inputs", ()))
-        table["spark_conf"] = tuple(dict(table.get("spark_conf", {})).items())
-        return run_build(BuildConfig(**table), overwrite=args.overwrite, on_message=print)
+    def job(cfg: BuildConfig, args: argparse.Namespace) -> dict:
+        return run_build(cfg, overwrite=args.overwrite, on_message=print)
 
-    return run_entry(job)
+    return config_main(BuildConfig, "build", job, argv, __doc__, positional=("inputs",), extra=flags)
 
 
 if __name__ == "__main__":
