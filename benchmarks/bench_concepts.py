@@ -33,8 +33,7 @@ def main() -> None:
         raise SystemExit("run benchmarks/bench_count.py first (it builds the benchmark index)")
     import numpy as np
 
-    from freqindex.concepts.stage import plan_tag_tasks, tag_block, vocab_payload
-    from freqindex.concepts.tagger import decode_block
+    from freqindex.concepts.stage import TAG_BLOCK_BYTES, tag_block, vocab_payload
     from freqindex.concepts.vocab import load_vocabulary
     from freqindex.query.concepts import concept_counts
     from freqindex.suffix.index import Index
@@ -51,7 +50,7 @@ def main() -> None:
     }
 
     # 1a. tagging core, one core, whole index
-    tasks = plan_tag_tasks(str(index_dir))
+    tasks = idx.plan_blocks(TAG_BLOCK_BYTES)
     payload = vocab_payload(vocab)
     work = out / "tag-work"
     t = time.perf_counter()
@@ -82,9 +81,9 @@ def main() -> None:
     res["tagger_spark_all_cores"]["mb_per_s"] = round(text_mb / res["tagger_spark_all_cores"]["seconds"], 2)
 
     # 1c. naive: one regular expression per form, over a slice of the same normalized text
-    sh = idx.shards[0]
+    sh = idx.shard(0)
     n = int(np.searchsorted(sh.offsets, args.naive_mb * 1e6))
-    text, _ = decode_block(sh.ds, sh.offsets, 0, max(1, n))
+    text, _ = idx.text_block(sh, 0, max(1, n))
     pats = [re.compile(r"(?<!\S)" + re.escape(f) + r"(?!\S)") for c in vocab.concepts for f in c.forms]
     t = time.perf_counter()
     for p in pats:

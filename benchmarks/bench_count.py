@@ -1,17 +1,33 @@
-"""Count benchmark on a >=100 MB index: freqindex count vs the infini-gram engine called directly vs DuckDB.
+"""Count benchmark: freqindex single and batched counts vs the infini-gram engine vs tokengrams vs DuckDB.
 
-    python benchmarks/bench_count.py --out bench-out [--queries 1000]
+    python benchmarks/bench_count.py --out bench-out [--index DIR ...] [--queries 2000]
 
-Builds (once) a bytes/simple index of the benchmark corpus, then times 1,000 random queries (substrings of
-random documents, 3-30 characters) three ways: ``freqindex.query.count.count`` (normalize + tokenize +
-engine), ``InfiniGramEngine.count`` on pre-normalized byte ids, and a DuckDB scan over a Parquet table of
-the same normalized documents (fewer queries: each is a full scan). Writes bench-out/count.json.
+Without ``--index`` it builds (once) a bytes/simple index of the ~110 MB benchmark corpus into
+OUT/count-index (4 shards, the default); ``--index`` takes any index instead (repeat it for several, e.g. a
+1-shard build of the same corpus: ``--one-shard`` builds OUT/count-index-1shard from OUT/corpus). For each
+index, random substrings (3-30 characters) of random documents are counted:
+
+- ``freqindex`` single: ``freqindex.query.count.count`` per query (normalize, tokenize, compiled search);
+- the engine: ``InfiniGramEngine.count`` on pre-tokenized ids, same index files;
+- tokengrams: EleutherAI's ``InMemoryIndex.count`` (a Rust suffix array) over the same token stream (every
+  shard's ``tokenized`` file, separators included, as u16/u32 tokens), built once into OUT/tokengrams-*;
+- ``freqindex`` batched: ``count_many`` over all queries at once (and batches of 100): time per query;
+- ``--unit docs``: ``count(..., unit="docs")`` vs the previous path (engine ``find``, then the pointers'
+  documents with numpy);
+- AND: two whole words of one document, ``count`` (exact) vs the engine's ``count_cnf``;
+- a DuckDB scan of the same documents (fewer queries: each is a full scan).
+
+Single calls are timed one call at a time, interleaved, rotating which path goes first (the later calls of a
+round find the first one's cache lines); medians. A batch is timed whole (wall clock and the thread's CPU
+time; on a busy machine the CPU time is the fairer number), median of 5. Every path's counts are checked
+equal on all queries. Writes OUT/count.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -19,124 +35,280 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import make_corpus  # noqa: E402
+
+
+def _build(corpus: Path, out: Path, shards: int | None = None) -> Path:
+    if not (out / "manifest.json").exists():
+        cmd = [sys.executable, "-m", "freqindex.cli", "build", str(corpus), "-o", str(out), "--json"]
+        if shards:
+            cmd += ["--shards", str(shards)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def _summary(lat_us: list[float]) -> dict:
+    s = sorted(lat_us)
+    return {
+        "median_us": round(statistics.median(s), 2),
+        "p90_us": round(s[int(0.9 * len(s))], 2),
+        "p99_us": round(s[int(0.99 * len(s))], 2),
+        "n": len(s),
+    }
+
+
+def _queries(idx, n: int, rng: random.Random) -> list[str]:
+    """Random substrings (3-30 characters) of random documents of the index, with something to count."""
+    out: list[str] = []
+    total = idx.total_docs
+    while len(out) < n:
+        d = idx.doc_text(rng.randrange(total))
+        k = rng.randint(3, 30)
+        if len(d) <= k:
+            continue
+        i = rng.randrange(len(d) - k)
+        q = d[i : i + k]
+        if q.strip():
+            out.append(q)
+    return out
+
+
+def _word_pairs(idx, n: int, rng: random.Random) -> list[str]:
+    """``" w1  AND  w2 "`` for two distinct words of one random document."""
+    out: list[str] = []
+    while len(out) < n:
+        words = [w for w in idx.doc_text(rng.randrange(idx.total_docs)).split() if w.isalpha()]
+        if len(set(words)) < 2:
+            continue
+        a, b = rng.sample(sorted(set(words)), 2)
+        out.append(f" {a}  AND  {b} ")
+    return out
+
+
+def _tokengrams(idx, cache: Path):
+    """An InMemoryIndex over the concatenated token stream of the index's shards (built once, then loaded)."""
+    import tokengrams
+
+    vocab = 2**16 if idx.width <= 2 else 2**32
+    dtype = np.uint16 if idx.width <= 2 else np.uint32
+    tokens, table = cache / "tokens.bin", cache / "table.bin"
+    t0 = time.perf_counter()
+    if not table.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(tokens, "wb") as f:
+            for sh in idx.shards:
+                np.frombuffer(np.asarray(sh.ds), dtype=idx.dtype).astype(dtype).tofile(f)
+        tg = tokengrams.InMemoryIndex.from_token_file(str(tokens), None, vocab)
+        tg.save_index(str(table))
+        built = True
+    else:
+        tg = tokengrams.InMemoryIndex.from_disk(str(tokens), str(table), vocab)
+        built = False
+    return tg, {"built": built, "seconds": round(time.perf_counter() - t0, 1), "vocab": vocab}
+
+
+def _batch_time(fn, reps: int = 5) -> tuple[float, float]:
+    """Median wall and thread-CPU seconds of ``fn()``."""
+    wall, cpu = [], []
+    for _ in range(reps):
+        w, c = time.perf_counter(), time.thread_time()
+        fn()
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.thread_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def bench_index(index_dir: Path, out: Path, args) -> dict:
+    from freqindex.query.count import count, count_many, encode_term
+    from freqindex.suffix.index import Index
+
+    idx = Index.open(index_dir)
+    rng = random.Random(0)
+    queries = _queries(idx, args.queries, rng)
+    ids = [np.frombuffer(encode_term(idx, q), dtype=idx.dtype).tolist() for q in queries]
+    engine = idx.engine
+    count(idx, queries[0], literal=True)  # compiles (or loads the cached compilation), builds the samples
+    paths = {
+        "freqindex": lambda k: count(idx, queries[k], literal=True).count,
+        "engine": lambda k: engine.count(input_ids=ids[k])["count"],
+    }
+    res: dict = {
+        "index": str(index_dir),
+        "documents": idx.total_docs,
+        "tokens": int(idx.manifest["counts"]["tokens"]),
+        "shards": len(idx.shards),
+        "token_dtype": idx.manifest["tokenizer"]["dtype"],
+    }
+    if not args.no_tokengrams:
+        # the token stream is the same for every shard count of one corpus: one tokengrams index for all
+        m = idx.manifest
+        key = f"{m['counts']['documents']}-{m['counts']['tokens']}-{m['tokenizer']['dtype']}"
+        tg, info = _tokengrams(idx, out / f"tokengrams-{key}")
+        res["tokengrams_index"] = info
+        paths["tokengrams"] = lambda k: tg.count(ids[k])
+    names = list(paths)
+    counts = {n: [paths[n](k) for k in range(len(queries))] for n in names}  # also warms the page cache
+    for n in names[1:]:
+        bad = [k for k in range(len(queries)) if counts[n][k] != counts["freqindex"][k]]
+        assert not bad, f"{n} disagrees on {len(bad)} queries, e.g. {queries[bad[0]]!r}"
+    res["equal_counts"] = {"queries": len(queries), "paths": names}
+    lat: dict[str, list[float]] = {n: [] for n in names}
+    for rnd in range(args.rounds):
+        for k in range(len(queries)):
+            shift = (k + rnd) % len(names)
+            for n in names[shift:] + names[:shift]:
+                t = time.perf_counter_ns()
+                paths[n](k)
+                lat[n].append((time.perf_counter_ns() - t) / 1000)
+    for n in names:
+        res[f"{n}_single"] = _summary(lat[n])
+    # batched: all queries in one call, and batches of 100
+    many = count_many(idx, queries, literal=True)
+    assert [r.count for r in many] == counts["freqindex"]
+    wall, cpu = _batch_time(lambda: count_many(idx, queries, literal=True))
+    res["freqindex_batched"] = {
+        "batch": len(queries),
+        "wall_us_per_query": round(wall / len(queries) * 1e6, 2),
+        "cpu_us_per_query": round(cpu / len(queries) * 1e6, 2),
+    }
+    chunks = [queries[i : i + 100] for i in range(0, len(queries), 100)]
+    wall, cpu = _batch_time(lambda: [count_many(idx, c, literal=True) for c in chunks])
+    res["freqindex_batched_100"] = {
+        "batch": 100,
+        "wall_us_per_query": round(wall / len(queries) * 1e6, 2),
+        "cpu_us_per_query": round(cpu / len(queries) * 1e6, 2),
+    }
+    # the single calls' CPU time, for a like-for-like batch ratio
+    _, cpu = _batch_time(lambda: [count(idx, q, literal=True) for q in queries], reps=3)
+    res["freqindex_single_cpu_us_per_query"] = round(cpu / len(queries) * 1e6, 2)
+    # --unit docs: the compiled path vs the previous one (engine find, numpy pointers and documents)
+    docs_q = list(range(min(len(queries), args.docs_queries)))
+
+    def old_docs(k: int) -> int:
+        found = engine.find(input_ids=ids[k])["segment_by_shard"]
+        return sum(
+            int(np.unique(sh.doc_of(sh.pointers(lo, hi))).size) if hi > lo else 0
+            for sh, (lo, hi) in zip(idx.shards, found)
+        )
+
+    new_lat, old_lat = [], []
+    for k in docs_q:
+        pair = [
+            ("new", lambda k=k: count(idx, queries[k], unit="docs", literal=True).count),
+            ("old", lambda k=k: old_docs(k)),
+        ]
+        got = {}
+        for name, fn in pair if k % 2 else pair[::-1]:
+            t = time.perf_counter_ns()
+            got[name] = fn()
+            (new_lat if name == "new" else old_lat).append((time.perf_counter_ns() - t) / 1000)
+        assert got["new"] == got["old"], queries[k]
+    res["freqindex_docs_single"] = _summary(new_lat)
+    res["previous_docs_single_engine_find_numpy"] = _summary(old_lat)
+    # AND of two words: exact (freqindex) vs the engine's count_cnf (subsampled, and see issue #12)
+    pairs = _word_pairs(idx, args.and_queries, random.Random(1))
+    and_new, and_eng, differ = [], [], 0
+    for k, q in enumerate(pairs):
+        a, b = (np.frombuffer(encode_term(idx, t), dtype=idx.dtype).tolist() for t in q.split(" AND "))
+        runs = [
+            ("new", lambda q=q: count(idx, q).count),
+            ("eng", lambda a=a, b=b: engine.count_cnf(cnf=[[a], [b]])["count"]),
+        ]
+        got = {}
+        for name, fn in runs if k % 2 else runs[::-1]:
+            t = time.perf_counter_ns()
+            got[name] = fn()
+            (and_new if name == "new" else and_eng).append((time.perf_counter_ns() - t) / 1000)
+        differ += got["new"] != got["eng"]
+    res["freqindex_and_single"] = _summary(and_new)
+    res["engine_count_cnf"] = _summary(and_eng)
+    res["and_queries_where_engine_differs"] = differ
+    if args.duckdb_queries:
+        res["duckdb_scan"] = _duckdb(
+            idx, queries[: args.duckdb_queries], out / f"texts-{index_dir.name}.parquet"
+        )
+    single = res["freqindex_single"]["median_us"]
+    res["ratios"] = {
+        "engine_over_freqindex": round(res["engine_single"]["median_us"] / single, 1),
+        "single_per_query_over_batched_cpu": round(
+            res["freqindex_single_cpu_us_per_query"] / res["freqindex_batched"]["cpu_us_per_query"], 2
+        ),
+        "engine_single_over_freqindex_batched_cpu": round(
+            res["engine_single"]["median_us"] / res["freqindex_batched"]["cpu_us_per_query"], 1
+        ),
+        "previous_docs_over_freqindex_docs": round(
+            res["previous_docs_single_engine_find_numpy"]["median_us"]
+            / res["freqindex_docs_single"]["median_us"],
+            1,
+        ),
+    }
+    if "tokengrams_single" in res:
+        res["ratios"]["freqindex_over_tokengrams"] = round(single / res["tokengrams_single"]["median_us"], 2)
+        res["ratios"]["engine_over_tokengrams"] = round(
+            res["engine_single"]["median_us"] / res["tokengrams_single"]["median_us"], 1
+        )
+    if "duckdb_scan" in res:
+        res["ratios"]["duckdb_over_freqindex"] = round(res["duckdb_scan"]["median_us"] / single, 1)
+    return res
+
+
+def _duckdb(idx, queries: list[str], parquet: Path) -> dict:
+    """A full scan of the stored (normalized) documents per query, counting non-overlapping occurrences."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not parquet.exists():
+        texts = [idx.doc_text(d) for d in range(idx.total_docs)]
+        pq.write_table(pa.table({"doc_id": list(range(len(texts))), "text": texts}), parquet)
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{parquet}')")
+    sql = "SELECT sum((length(text) - length(replace(text, $q, ''))) // length($q)) FROM t"
+    lat = []
+    for q in queries:
+        qn = idx.normalizer.query(q)
+        t = time.perf_counter_ns()
+        con.execute(sql, {"q": qn}).fetchone()
+        lat.append((time.perf_counter_ns() - t) / 1000)
+    return _summary(lat)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--index", action="append", default=[], help="an index to benchmark (repeatable)")
+    ap.add_argument("--one-shard", action="store_true", help="also build and benchmark a 1-shard index")
     ap.add_argument("--mb", type=int, default=110)
-    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3, help="timed passes over the queries (single calls)")
+    ap.add_argument("--docs-queries", type=int, default=500)
+    ap.add_argument("--and-queries", type=int, default=200)
     ap.add_argument("--duckdb-queries", type=int, default=30)
+    ap.add_argument("--no-tokengrams", action="store_true")
     args = ap.parse_args()
     out = Path(args.out).resolve()
-    corpus = out / "corpus"
-    make_corpus(corpus, args.mb)
-    index_dir = out / "count-index"
-    if not (index_dir / "manifest.json").exists():
-        subprocess.run(
-            [sys.executable, "-m", "freqindex.cli", "build", str(corpus), "-o", str(index_dir), "--json"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-
-    import duckdb
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from freqindex.query.count import count
-    from freqindex.suffix.index import Index
-    from freqindex.text.normalize import simple_document, simple_query
-
-    idx = Index.open(index_dir)
-    rng = random.Random(0)
-    docs = []
-    for p in sorted(corpus.glob("*.jsonl")):
-        with open(p, encoding="utf-8") as f:
-            for ln in f:
-                docs.append(" " + simple_document(json.loads(ln)["text"]) + " ")
-    texts_parquet = out / "count-texts.parquet"
-    if not texts_parquet.exists():
-        pq.write_table(pa.table({"doc_id": list(range(len(docs))), "text": docs}), texts_parquet)
-    queries = []
-    while len(queries) < args.queries:
-        d = rng.choice(docs)
-        n = rng.randint(3, 30)
-        if len(d) <= n:
-            continue
-        i = rng.randrange(len(d) - n)
-        queries.append(d[i : i + n])
-    engine = idx.engine
-    pre = [list(simple_query(q).encode()) for q in queries]
-    for ids in pre:  # warm the page cache for every query, for both paths alike
-        engine.count(input_ids=ids)
-    fq, direct = [], []
-
-    def run_fq(q, ids):
-        t = time.perf_counter_ns()
-        count(idx, q, literal=True)
-        fq.append((time.perf_counter_ns() - t) / 1000)
-
-    def run_direct(q, ids):
-        t = time.perf_counter_ns()
-        engine.count(input_ids=ids)
-        direct.append((time.perf_counter_ns() - t) / 1000)
-
-    # interleaved, alternating which path goes first: the second call of a pair finds the first one's
-    # cache lines, so a fixed order would favour one side
-    for k, (q, ids) in enumerate(zip(queries, pre)):
-        for fn in (run_fq, run_direct) if k % 2 == 0 else (run_direct, run_fq):
-            fn(q, ids)
-
-    def timed(fn, qs):
-        lat = []
-        for q in qs:
-            t = time.perf_counter_ns()
-            fn(q)
-            lat.append((time.perf_counter_ns() - t) / 1000)
-        return lat
-
-    fq_docs = timed(lambda q: count(idx, q, unit="docs", literal=True), queries)
-    # same answers (sanity)
-    for q, ids in zip(queries[:100], pre[:100]):
-        assert count(idx, q, literal=True).count == engine.count(input_ids=ids)["count"]
-    con = duckdb.connect()
-    con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{texts_parquet}')")
-    sql = "SELECT sum((length(text) - length(replace(text, $q, ''))) // length($q)) FROM t"
-    dd = []
-    for q in queries[: args.duckdb_queries]:
-        qn = simple_query(q)
-        t = time.perf_counter_ns()
-        con.execute(sql, {"q": qn}).fetchone()
-        dd.append((time.perf_counter_ns() - t) / 1000)
-
-    def summ(lat):
-        s = sorted(lat)
-        return {
-            "median_us": round(statistics.median(s), 1),
-            "p90_us": round(s[int(0.9 * len(s))], 1),
-            "n": len(s),
-        }
-
-    res = {
-        "index": {
-            "documents": idx.manifest["counts"]["documents"],
-            "tokens": idx.manifest["counts"]["tokens"],
-        },
-        "freqindex_count": summ(fq),
-        "engine_direct_count": summ(direct),
-        "freqindex_count_docs": summ(fq_docs),
-        "duckdb_scan_count": summ(dd),
+    out.mkdir(parents=True, exist_ok=True)
+    indexes = [Path(p).resolve() for p in args.index]
+    if not indexes or args.one_shard:
+        corpus = out / "corpus"
+        make_corpus(corpus, args.mb)
+        if not indexes:
+            indexes.append(_build(corpus, out / "count-index"))
+        if args.one_shard:
+            indexes.append(_build(corpus, out / "count-index-1shard", shards=1))
+    results = {
+        "machine": {"cpus": os.cpu_count(), "load_avg_before": [round(x, 2) for x in os.getloadavg()]},
+        "indexes": [],
     }
-    res["ratio_freqindex_over_engine"] = round(
-        res["freqindex_count"]["median_us"] / res["engine_direct_count"]["median_us"], 3
-    )
-    res["speedup_vs_duckdb"] = round(
-        res["duckdb_scan_count"]["median_us"] / res["freqindex_count"]["median_us"], 1
-    )
-    (out / "count.json").write_text(json.dumps(res, indent=2))
-    print(json.dumps(res, indent=2))
+    for d in indexes:
+        r = bench_index(d, out, args)
+        results["indexes"].append(r)
+        print(json.dumps(r, indent=2), flush=True)
+    results["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    (out / "count.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -141,6 +141,7 @@ def main() -> None:
     words = " ".join(
         ln for ln in (DATA / "corpora" / "wikitext2" / "valid.txt").read_text().splitlines()[:2000]
     ).split()
+    words = [w for w in words if any(c.isalnum() for c in w)]  # a query of punctuation alone is refused
     questions = [
         json.loads(ln)["question"]
         for ln in (DATA / "evals" / "gsm8k" / "test.jsonl").read_text().splitlines()

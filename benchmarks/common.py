@@ -57,6 +57,32 @@ def make_corpus(out: Path, target_mb: int = 110, shards: int = 8, seed: int = 0)
     return info
 
 
+def make_one_file_corpus(out: Path, target_mb: int = 100, seed: int = 0) -> dict:
+    """One JSONL file of short documents (one real text each, drawn with replacement) until ``target_mb`` MB
+    of text: the shape of a single big dump file."""
+    out.mkdir(parents=True, exist_ok=True)
+    marker = out.parent / f"{out.name}.info.json"
+    if marker.exists():
+        return json.loads(marker.read_text())
+    rng = random.Random(seed)
+    texts = source_texts()
+    total = n = 0
+    with open(out / "dump.jsonl", "w", encoding="utf-8") as f:
+        while total < target_mb * 1_000_000:
+            doc = rng.choice(texts)
+            f.write(json.dumps({"id": f"d{n}", "text": doc}) + "\n")
+            total += len(doc.encode())
+            n += 1
+    info = {
+        "documents": n,
+        "text_bytes": total,
+        "files": 1,
+        "file_bytes": (out / "dump.jsonl").stat().st_size,
+    }
+    marker.write_text(json.dumps(info))
+    return info
+
+
 def tree_pids(pid: int) -> list[int]:
     """A process and all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
@@ -90,9 +116,14 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
-    """Run ``cmd``; wall time and peak RSS of its whole process tree (sampled every 0.1 s)."""
+def run_measured(
+    cmd: list[str], env: dict | None = None, cwd: str | None = None, timeout: float | None = None
+) -> dict:
+    """Run ``cmd``; wall time, peak RSS of its whole process tree (sampled every 0.1 s) and the CPU seconds
+    of the process and its waited-for children. Past ``timeout`` seconds the whole tree is killed and the
+    result says ``timed_out`` (``seconds`` is then the timeout)."""
     t0 = time.monotonic()
+    before = os.times()
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -100,6 +131,7 @@ def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None
         env={**os.environ, **(env or {})},
         cwd=cwd,
         text=True,
+        start_new_session=True,
     )
     peak = 0
     stop = threading.Event()
@@ -112,14 +144,40 @@ def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    stdout, stderr = proc.communicate()
+    timed_out = False
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        for pid in reversed(tree_pids(proc.pid)):
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        stdout, stderr = proc.communicate()
     stop.set()
     th.join()
     wall = time.monotonic() - t0
-    if proc.returncode != 0:
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    if proc.returncode != 0 and not timed_out:
         sys.stderr.write(stderr[-3000:])
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
-    return {"seconds": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "stdout": stdout}
+    out = {"seconds": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "stdout": stdout}
+    out["cpu_seconds"] = round(cpu, 2)
+    if timed_out:
+        out.update(timed_out=True, seconds=timeout)
+    return out
+
+
+def source_at(ref: str, dest: Path) -> Path:
+    """This repository's tree at git ``ref`` (e.g. ``main``), extracted into ``dest`` once; put it first on
+    PYTHONPATH to run that version of freqindex (Spark's Python workers inherit PYTHONPATH)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if not (dest / "freqindex").is_dir():
+        archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
 
 
 def dir_bytes(path: Path, names=("tokenized", "table", "offset", "metadata", "metaoff")) -> int:

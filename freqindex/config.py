@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 
 from freqindex import settings
 from freqindex.errors import UsageError
+from freqindex.fsutil import read_text
+from freqindex.storage import filesystem, is_url, parse_storage_options, redact
 
 T = TypeVar("T")
 SECTIONS = ("build", "tag", "embed", "neighbors", "contamination", "analyze")
@@ -51,6 +53,10 @@ class BuildConfig:
     chunk_bytes: int = settings.CHUNK_BYTES
     sa_mem_gib: int = settings.SA_BUILD_MEM_GIB
     spark_conf: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # how inputs and the output given as URLs are reached (never part of the content key; redacted when
+    # recorded), and the executor-local directory a task builds in before it uploads (remote outputs)
+    storage_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    scratch_dir: str | None = None
 
     @property
     def normalization(self) -> str:
@@ -73,10 +79,18 @@ class BuildConfig:
             raise UsageError("sa_mem_gib must be at least 1")
         return self
 
+    def check_follow_ups(self, concepts: str | None, embed: bool) -> None:
+        """Tagging and embedding right after the build (``build --concepts/--embed``) need a local output."""
+        if is_url(self.output) and (concepts is not None or embed):
+            raise UsageError(
+                "--concepts and --embed write into a local index: build to a URL, then `freqindex pull` it and "
+                "tag or embed the local copy (or build locally)"
+            )
+
     def content_key(self, input_fingerprint: list) -> str:
         """Hash of everything that determines the index's bytes (not the master, not the output path)."""
         d = dataclasses.asdict(self)
-        for k in ("output", "master", "spark_conf", "strict", "sa_mem_gib"):
+        for k in ("output", "master", "spark_conf", "strict", "sa_mem_gib", "storage_options", "scratch_dir"):
             d.pop(k)
         d["normalize"] = self.normalization
         d["input_fingerprint"] = input_fingerprint
@@ -87,6 +101,7 @@ class BuildConfig:
         d["normalize"] = self.normalization
         d["inputs"] = list(self.inputs)
         d["spark_conf"] = dict(self.spark_conf)
+        d["storage_options"] = redact(self.storage_options)
         return d
 
 
@@ -140,8 +155,12 @@ def read_config_file(path: str, section: str) -> dict:
     """The ``[section]`` table of a TOML file, or (when it has none) its top-level keys, leaving out the
     tables of other commands."""
     try:
-        with open(os.path.expanduser(path), "rb") as f:
-            data = tomllib.load(f)
+        if is_url(path):
+            fs, p = filesystem(path)
+            text = fs.cat_file(p).decode("utf-8-sig")
+        else:
+            text = read_text(os.path.expanduser(path))
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
     except IsADirectoryError:
@@ -258,6 +277,12 @@ def _coerce_scalar(name: str, value: Any, hint: Any, where: str | None) -> Any:
 
 
 def _coerce_tuple(name: str, value: Any, args: tuple, where: str | None) -> tuple:
+    if (
+        name == "storage_options"
+    ):  # values keep their TOML types; KEY=VALUE strings are parsed like the flag's
+        if value is None:
+            return ()
+        return parse_storage_options(value if isinstance(value, dict | list | tuple) else [value])
     if args and typing.get_origin(args[0]) is tuple:  # key/value pairs (spark_conf)
         return _pairs(name, value, where)
     elem = args[0] if args else str

@@ -66,3 +66,20 @@ def marker_valid(marker: Path, root: Path) -> dict | None:
         return info
     except (OSError, ValueError, KeyError):
         return None
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def strip_bom(text: str) -> str:
+    """``text`` without a leading UTF-8 byte-order mark (U+FEFF), which editors on Windows write and which
+    would otherwise become part of the first record, id, word or query."""
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_text(path: str | Path) -> str:
+    """The content of a UTF-8 text file without a leading byte-order mark: use it wherever user text enters
+    (eval sets, results, vocabularies, query and config files). Line endings are kept as written (the csv
+    module needs that; ``splitlines`` handles both). Raises OSError / UnicodeDecodeError."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return f.read()

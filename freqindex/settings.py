@@ -8,29 +8,34 @@ freqindex/commands/).
 from __future__ import annotations
 
 MANIFEST_NAME = "manifest.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: each shard's ptr_size, the manifest's own sha256 (manifest_sha256), concepts.parts
 INDEX_FORMAT = "freqindex/infini-gram-v4"
 
 # Build
 DEFAULT_MASTER = "local[*]"
 DEFAULT_TEXT_FIELD = "text"
 DEFAULT_ID_FIELD = "id"
-CHUNK_BYTES = 64 * 1024 * 1024  # uncompressed line files are split into chunks of about this size
+CHUNK_BYTES = 64 * 1024 * 1024  # uncompressed line files are split into equal chunks of at most this size ...
+MIN_FILE_CHUNKS = 8  # ... and a large one into up to this many chunks of at least MIN_CHUNK_BYTES, so that
+MIN_CHUNK_BYTES = 8 * 1024 * 1024  # one big file is tokenized by several tasks side by side
 SHARD_TARGET_BYTES = 1024**3  # default --shards: one shard per this many token bytes ...
 MIN_PARALLEL_SHARDS = 4  # ... and up to this many shards of at least SMALL_SHARD_BYTES for small corpora
 SMALL_SHARD_BYTES = 32 * 1024**2
-SA_BUILD_MEM_GIB = 4  # memory budget handed to infini-gram's indexer per shard
-SA_HACKSIZE = 100_000  # overlap between parts, the same value infini-gram's own script uses
+# Memory budget of one shard's suffix-array build. libdivsufsort needs 5 bytes per token byte (9 above 2 GiB),
+# so a default shard (<= ~1 GiB) fits; a shard that does not is built by infini-gram's bounded-memory indexer.
+SA_BUILD_MEM_GIB = 6
+SA_HACKSIZE = 100_000  # infini-gram's indexer: overlap between parts, the value its own script uses
 TOKENIZE_BATCH = 4096  # documents per Arrow batch handed to the tokenizer
+LOCK_LEASE_S = 120.0  # object-store output lock: a holder renews its lease every quarter of this
 
 # Queries
 MAX_QUERY_CHARS = 10_000
 DEFAULT_DOCS_LIMIT = 10
 MAX_DOCS_LIMIT = 10_000
 SNIPPET_CONTEXT_CHARS = 80
-MAX_CLAUSE_FREQ = 50_000  # infini-gram's default; CNF clauses above it are subsampled (approx=true)
-MAX_DIFF_TOKENS = 100  # infini-gram's default window for AND clauses
-MAX_DOC_PTRS = 50_000_000  # suffix-array entries read for one --unit docs count
+MAX_DIFF_TOKENS = 100  # AND clauses (occurrences): window around the anchor clause, infini-gram's default
+MAX_DOC_PTRS = 50_000_000  # suffix-array entries one query may read (--unit docs, AND, docs look-ups)
+COUNT_FILE_BATCH = 10_000  # `count --file`: queries counted (and printed) per batch
 MAX_K = 1000  # nearest neighbours per item
 MAX_SQL_ROWS = 10_000  # rows a SQL query may return over HTTP
 SQL_ROWS = 1000  # the server's default max_rows
@@ -45,6 +50,8 @@ EMBED_DTYPE = "float32"
 # Contamination policy (`contamination --config policy.toml`, the server's /v1/contamination)
 MIN_LEN_BYTES = 50  # minimum match length in tokens with the bytes tokenizer (characters of ASCII text) ...
 MIN_LEN_TOKENS = 13  # ... and with a Hugging Face tokenizer
+MIN_SHORT_LEN_BYTES = 20  # floor of the whole-item rule for items shorter than min_len (bytes) ...
+MIN_SHORT_LEN_TOKENS = 5  # ... and with a Hugging Face tokenizer
 CONTAMINATION_SKIP = 0  # mismatching tokens bridged between two matches
 CLEAN_BELOW = 0.2  # coverage below this: clean
 DIRTY_AT = 0.8  # coverage at or above this: dirty (in between: suspicious)

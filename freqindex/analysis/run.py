@@ -50,8 +50,14 @@ def run_analysis(
     n_boot: int = 200,
     seed: int = 0,
     progress=None,
+    covariate: str | None = None,
+    neighbors_mode: str = "auto",
+    candidates: int | None = None,
 ) -> tuple[list[dict], dict]:
-    """(per item x model rows, summary)."""
+    """(per item x model rows, summary). ``covariate="distance"`` adds each item's distance from the corpus
+    (mean per-token ∞-gram surprisal, :mod:`freqindex.query.distance`) to the fits: ``models[M]["distance"]``.
+    ``neighbors_mode`` / ``candidates``: how neighbour similarity is found (exhaustive over the index's
+    vectors, or candidates mode; see freqindex.query.neighbors)."""
     if aggregate not in core.AGGREGATES:
         raise UsageError(f"unknown --aggregate {aggregate!r}; choose min, gmean or max")
     if not 0 < prune_threshold <= 1:
@@ -64,7 +70,9 @@ def run_analysis(
     docs = core.concept_doc_ids(index, names)
     freq = {c: int(d.size) for c, d in docs.items()}
     step("similarity")
-    sim = core.similarity(index, items, similarity, eval_name)
+    sim = core.similarity(
+        index, items, similarity, eval_name, neighbors_mode=neighbors_mode, candidates=candidates
+    )
     thresholds = sorted(set([prune_threshold] + list(prune_sweep or [])))
     if sim.kind == "verbatim" and min(thresholds) < 0.5:
         raise UsageError("with --similarity verbatim, pruning thresholds must be at least 0.5")
@@ -76,6 +84,14 @@ def run_analysis(
         }
         for t, p in pruned_sets.items()
     }
+    distance = None
+    if covariate is not None:
+        if covariate != "distance":
+            raise UsageError(f"unknown --covariate {covariate!r}; choose distance")
+        from freqindex.query.distance import item_distances
+
+        step("distance")
+        distance = {d.id: d for d in item_distances(index, [(it.id, it.text) for it in items])}
     step("fits")
     per_item = {}
     for it in items:
@@ -95,7 +111,23 @@ def run_analysis(
         s = np.array([sim.value[i] for i in ids], dtype=float)
         groups = np.array([per_item[i]["primary_concept"] for i in ids], dtype=object)
         plf = {t: np.array([math.log10(1 + per_item[i]["pruned"][t]) for i in ids]) for t in thresholds}
-        m = analyze_model(y, lf, s, groups, plf, prune_threshold, n_boot=n_boot, seed=seed)
+        cov = None
+        if distance is not None:
+            cov = np.array([distance[i].mean_surprisal for i in ids], dtype=float)
+            if np.isnan(cov).any():  # one-token items have no scored token: the median stands in
+                cov = np.where(np.isnan(cov), np.nanmedian(cov), cov)
+        m = analyze_model(
+            y,
+            lf,
+            s,
+            groups,
+            plf,
+            prune_threshold,
+            n_boot=n_boot,
+            seed=seed,
+            covariate=cov,
+            covariate_name="mean_surprisal" if cov is not None else None,
+        )
         m["pruned"] = {"threshold": prune_threshold, **m["pruned"]}
         models[model] = m
         for i, yy in zip(ids, y.tolist()):
@@ -122,11 +154,13 @@ def run_analysis(
         "settings": {
             "aggregate": aggregate,
             "similarity": sim.kind,
+            "neighbors_mode": sim.neighbors_mode,
             "prune_threshold": prune_threshold,
             "prune_sweep": thresholds if prune_sweep else None,
             "bootstrap": n_boot,
             "seed": seed,
             "frequency": "documents holding any form of the concept (whole word), log10(1 + df)",
+            "covariate": covariate,
         },
         "data": {
             "eval": eval_name,

@@ -232,8 +232,13 @@ def analyze_model(
     seed: int = 0,
     n_bins: int = 8,
     alpha: float = 0.05,
+    covariate: np.ndarray | None = None,
+    covariate_name: str | None = None,
 ) -> dict:
-    """Every statistic for one model (see the module docstring and the README for the schema)."""
+    """Every statistic for one model (see the module docstring and the README for the schema). With a
+    ``covariate`` (the items' distance from the corpus) also ``distance``: does accuracy track it, and does
+    the frequency effect survive it (the same fits and bootstrap draws, with the covariate in place of
+    similarity)."""
     y = np.asarray(y, dtype=float)
     boot = ConceptBootstrap(groups, n_boot, seed)
     out: dict = {
@@ -285,11 +290,35 @@ def analyze_model(
     if len(sweep) > 1:
         out["pruned_sweep"] = sweep
     out["verdict"], out["verdict_reason"] = verdict(out, alpha)
+    if covariate is not None:
+        out["distance"] = covariate_fits(y, log_freq, np.asarray(covariate, dtype=float), boot, n_bins, alpha)
+        out["distance"]["measure"] = covariate_name
     return out
+
+
+def covariate_fits(
+    y: np.ndarray, log_freq: np.ndarray, cov: np.ndarray, boot: ConceptBootstrap, n_bins: int, alpha: float
+) -> dict:
+    """Accuracy against the covariate alone (slope, interval, Spearman, bins), and the frequency slope with the
+    covariate in the model, with a likelihood-ratio test of adding frequency to the covariate-only model.
+    ``frequency_survives``: the controlled frequency slope's interval lies above 0 and the test is
+    significant."""
+    c1 = coef_with_ci(y, design(cov), boot, [1])
+    both = coef_with_ci(y, design(log_freq, cov), boot, [1, 2])
+    lr = lr_test(both.get("llf", float("nan")), c1.get("llf", float("nan")))
+    survives = _sig_pos(both[1]) and lr.get("p") is not None and lr["p"] < alpha
+    return {
+        "accuracy_vs_distance": {**c1[1], "spearman": spearman(cov, y), "bins": binned(cov, y, n_bins)},
+        "frequency_controlled": both[1],
+        "distance_controlled": both[2],
+        "lr_test": lr,
+        "frequency_survives": bool(survives),
+    }
 
 
 __all__ = [
     "analyze_model",
+    "covariate_fits",
     "verdict",
     "VERDICTS",
     "coef_with_ci",

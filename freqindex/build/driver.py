@@ -1,9 +1,12 @@
 """The build driver: plans chunks and shards, runs the stage cores through a task runner, publishes atomically.
 
-Pure Python; ``jobs/build_index.py`` supplies a runner that executes the tasks in Spark. The index is written
-to ``.NAME.partial`` beside the output and renamed into place only once its manifest is written, so a
-directory with a manifest is always complete. A rerun resumes: a task whose ``.done`` marker and checksums
-match is not redone; a partial build of other input or settings is discarded.
+Pure Python; ``jobs/build_index.py`` supplies a runner that executes the tasks in Spark. Where the files go
+is a :class:`~freqindex.build.target.BuildTarget`: a local output is written to ``.NAME.partial`` beside it
+and renamed into place only once its manifest is written; an output URL gets every file at its final key
+and ``manifest.json`` last. Either way a manifest means a complete index. A rerun resumes: a task whose
+``.done`` marker and checksums match is not redone; an unfinished build of other input or settings is
+discarded. A lock beside the output (``freqindex.build.lock``) keeps a second build of the same output out
+from planning to publishing. The driver only plans, collects the tasks' small summaries and publishes.
 """
 
 from __future__ import annotations
@@ -11,21 +14,34 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib import metadata as _md
-from pathlib import Path
 
 from freqindex import __version__, settings
+from freqindex.build.faults import fault_point
+from freqindex.build.guards import check_output_apart_from_inputs
+from freqindex.build.lock import OutputLock, lock_for
+from freqindex.build.target import BuildTarget, RemoteTarget, target_for
+from freqindex.build.tasks import chunk_bad_file, chunk_file, run_chunk_task, run_shard_task
 from freqindex.config import BuildConfig
-from freqindex.corpus.readers import ChunkSpec, ReadOptions, expand_inputs, plan_chunks
-from freqindex.corpus.stage import StageSettings, tokenize_chunk, write_quarantine
-from freqindex.errors import BadInputError, FreqindexError, UsageError
-from freqindex.fsutil import atomic_write_json, fsync_dir, read_json, sha256_file
-from freqindex.manifest import read_manifest, write_manifest
-from freqindex.suffix.stage import ShardPlan, plan_shards, write_shard
+from freqindex.corpus.readers import (
+    ChunkSpec,
+    ReadOptions,
+    count_newlines,
+    describe_skipped,
+    expand_inputs,
+    input_fingerprint,
+    needs_line_base,
+    parquet_problem,
+    plan_chunks,
+    with_line_bases,
+)
+from freqindex.corpus.stage import StageSettings, write_quarantine
+from freqindex.errors import BadInputError, BuildError
+from freqindex.manifest import engine_params
+from freqindex.suffix.stage import ShardPlan, plan_shards
 from freqindex.text.tokenizers import load_tokenizer
 
 TaskRunner = Callable[[str, Callable[[int], dict], int], list]
@@ -36,12 +52,9 @@ def run_in_process(description: str, fn: Callable[[int], dict], n: int) -> list[
     return [fn(i) for i in range(n)]
 
 
-_ENGINE_LIMITS = {1: 255, 2: 65535, 4: 2**32 - 1}
-
-
 def _tool_versions() -> dict:
     out = {"python": platform.python_version(), "freqindex": __version__}
-    for pkg in ("pyspark", "infini-gram", "pyarrow", "tokenizers", "numpy"):
+    for pkg in ("pyspark", "infini-gram", "pydivsufsort", "pyarrow", "tokenizers", "numpy"):
         try:
             out[pkg] = _md.version(pkg)
         except _md.PackageNotFoundError:
@@ -49,27 +62,23 @@ def _tool_versions() -> dict:
     return out
 
 
-def _prepare_output(cfg: BuildConfig, key: str, overwrite: bool) -> tuple[Path, Path, dict | None]:
-    output = Path(os.path.expanduser(cfg.output)).resolve()
-    existing = None
-    if output.exists():
-        if not output.is_dir():
-            raise UsageError(f"--output {output} exists and is not a directory")
-        try:
-            existing = read_manifest(output)
-        except FreqindexError:
-            if any(output.iterdir()):
-                raise UsageError(
-                    f"--output {output} exists, is not empty and is not a freqindex index"
-                ) from None
-            output.rmdir()
-        if existing is not None and existing.get("content_key") != key and not overwrite:
-            raise UsageError(
-                f"{output} already holds an index of other input or settings; pass --overwrite or choose another --output"
+def _check_plan(cfg: BuildConfig, files: list, skipped: list, opts: ReadOptions, say) -> None:
+    """What the driver can tell before Spark starts: skipped files are named (and fail ``--strict``), and a
+    Parquet file without the text column fails ``--strict``, or the build when no input has the column."""
+    if skipped:
+        listing = describe_skipped(skipped)
+        if cfg.strict:
+            raise BadInputError(
+                f"{len(skipped)} input file(s) would be skipped: {listing} (--strict; name the files to index, "
+                "e.g. with a glob, or drop --strict)"
             )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.parent / f".{output.name}.partial"
-    return output, partial, existing
+        say(f"skipping {len(skipped)} input file(s): {listing}")
+    problems = [(p, parquet_problem(p, opts)) for p, fmt, _ in files if fmt == "parquet"]
+    problems = [(p, why) for p, why in problems if why]
+    if problems and cfg.strict:
+        raise BadInputError(f"{problems[0][0]}: {problems[0][1]} (--strict)")
+    if problems and len(problems) == len(files):
+        raise BadInputError(f"nothing to index: {problems[0][0]}: {problems[0][1]}")
 
 
 def build_index(
@@ -87,50 +96,71 @@ def build_index(
     cfg.validate()
     say = on_message or (lambda _m: None)
     t0 = time.monotonic()
-    files, skipped = expand_inputs(list(cfg.inputs), cfg.format)
-    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.text_per_line, cfg.tags_field)
+    so = cfg.storage_options
+    files, skipped = expand_inputs(list(cfg.inputs), cfg.format, so)
+    check_output_apart_from_inputs(list(cfg.inputs), cfg.output, so)
+    opts = ReadOptions(cfg.text_field, cfg.id_field, cfg.text_per_line, cfg.tags_field, so)
+    _check_plan(cfg, files, skipped, opts, say)
     chunks = plan_chunks(files, opts, cfg.chunk_bytes)
     tokenizer = load_tokenizer(cfg.tokenizer)
     tok_desc = tokenizer.describe()
-    fingerprint = []
-    for p, fmt, comp in files:
-        try:
-            stt = os.stat(p)
-            fingerprint.append([p, fmt, comp, stt.st_size, stt.st_mtime_ns])
-        except OSError:
-            fingerprint.append([p, fmt, comp, None, None])
+    fingerprint = [[p, fmt, comp, *input_fingerprint(p, so)] for p, fmt, comp in files]
     key = cfg.content_key([fingerprint, tok_desc])
-    output, partial, existing = _prepare_output(cfg, key, overwrite)
+    target = target_for(cfg.output, so, cfg.scratch_dir)
+    lock = lock_for(target.output, so)
+    lock.acquire()
+    try:
+        if lock.stale is not None:
+            say(f"took over the lock of an earlier build ({lock.stale.describe()}) that is no longer running")
+        return _build_locked(
+            cfg, run_tasks, overwrite, say, t0, lock, target, files, skipped, chunks, tokenizer, tok_desc, key
+        )
+    except (BuildError, OSError) as exc:
+        raise BuildError(target.failure_message(exc)) from None
+    finally:
+        lock.release()
+
+
+def _build_locked(
+    cfg: BuildConfig,
+    run_tasks: TaskRunner,
+    overwrite: bool,
+    say: Callable[[str], None],
+    t0: float,
+    lock: OutputLock,
+    target: BuildTarget,
+    files: list,
+    skipped: list,
+    chunks: list[ChunkSpec],
+    tokenizer,
+    tok_desc: dict,
+    key: str,
+) -> dict:
+    """The build once the output is locked: prepare or resume the unfinished build, run the stages, publish."""
+    existing = target.prepare(key, overwrite)
     if existing is not None and existing.get("content_key") == key:
-        say(f"{output} is already a complete index of this input and settings; nothing to do")
+        removed = target.clean_up_published() if isinstance(target, RemoteTarget) else 0
+        if removed:
+            say(f"removed {removed} object(s) an interrupted publish left beside the index")
+        say(f"{target.output} is already a complete index of this input and settings; nothing to do")
         return {
             "status": "up-to-date",
-            "output": str(output),
+            "output": target.output,
             **existing["counts"],
             "shards": len(existing["shards"]),
             "seconds": round(time.monotonic() - t0, 3),
         }
-
-    state_path = partial / "build-state.json"
-    if partial.exists():
-        try:
-            state = read_json(state_path)
-        except (OSError, ValueError):
-            state = {}
-        if state.get("content_key") != key:
-            say("discarding an unfinished build of other input or settings")
-            shutil.rmtree(partial)
-        else:
-            say("resuming an unfinished build: finished stages are kept where their checksums match")
-    partial.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(state_path, {"content_key": key, "config": cfg.to_dict()})
+    target.start(key, cfg.to_dict(), say)
 
     tokenizer_json = None
+    driver_files: dict[str, dict] = {}
     if cfg.tokenizer != "bytes":
-        tok_dir = partial / "tokenizer"
-        tok_dir.mkdir(exist_ok=True)
-        tokenizer_json = str(tok_dir / "tokenizer.json")
-        Path(tokenizer_json).write_text(tokenizer.to_json_str(), encoding="utf-8")
+        rel = "tokenizer/tokenizer.json"
+        local = target.work_dir() / rel
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(tokenizer.to_json_str(), encoding="utf-8")
+        driver_files[rel] = target.put_driver_file(local, rel)
+        tokenizer_json = target.driver_location(rel)
     st = StageSettings(
         cfg.text_field,
         cfg.id_field,
@@ -141,23 +171,38 @@ def build_index(
         cfg.strict,
         cfg.sa_mem_gib,
         cfg.tags_field,
+        cfg.storage_options,
     )
-    build_dir = str(partial)
-    chunk_payload = [asdict(c) for c in chunks]
+    store = target.task_store()
     timings: dict[str, float] = {}
+    split = [c for c in chunks if needs_line_base(c)]
+    if split:  # remote byte ranges: count each range's newlines once, so no task reads what precedes it
+        t = time.monotonic()
+        split_payload = [asdict(c) for c in split]
+        read_opts = st.read_options()
+
+        def count_task(i: int) -> dict:
+            spec = ChunkSpec(**split_payload[i])
+            return {"chunk_id": spec.chunk_id, "newlines": count_newlines(spec, read_opts)}
+
+        counted = run_tasks("count lines", count_task, len(split))
+        chunks = with_line_bases(chunks, {r["chunk_id"]: r["newlines"] for r in counted})
+        timings["count_lines"] = round(time.monotonic() - t, 3)
+    chunk_payload = [asdict(c) for c in chunks]
 
     def tokenize_task(cid: int) -> dict:
-        return tokenize_chunk(ChunkSpec(**chunk_payload[cid]), st, build_dir)
+        return run_chunk_task(ChunkSpec(**chunk_payload[cid]), st, store)
 
     t = time.monotonic()
     summaries = sorted(run_tasks("read + tokenize", tokenize_task, len(chunks)), key=lambda s: s["chunk_id"])
     timings["tokenize"] = round(time.monotonic() - t, 3)
+    fault_point("driver-tokenized")
 
     n_bad = sum(s["n_bad"] for s in summaries)
     if cfg.strict and n_bad:
         first = next(s for s in summaries if s["n_bad"])
         fb = first["first_bad"]
-        shutil.rmtree(partial, ignore_errors=True)
+        target.discard()
         where = f"{first['source']}:{fb['line']}" if fb["line"] is not None else first["source"]
         raise BadInputError(f"{where}: {fb['reason']} (--strict)")
     n_docs = sum(s["n_docs"] for s in summaries)
@@ -166,32 +211,44 @@ def build_index(
         hint = ""
         if firsts:
             fb = firsts[0]["first_bad"]
-            hint = f"; first bad record: {firsts[0]['source']}:{fb['line']}: {fb['reason']}"
-        shutil.rmtree(partial, ignore_errors=True)
+            where = firsts[0]["source"] + (f":{fb['line']}" if fb["line"] is not None else "")
+            hint = f"; first bad record: {where}: {fb['reason']}"
+        target.discard()
         raise BadInputError(f"nothing to index: 0 valid documents, {n_bad} bad records{hint}")
 
-    plans: list[ShardPlan] = plan_shards(build_dir, summaries, cfg.shards, tokenizer.width)
+    plans: list[ShardPlan] = plan_shards(
+        "",
+        summaries,
+        cfg.shards,
+        tokenizer.width,
+        lambda cid: target.read_column(chunk_file(cid), "n_tokens"),
+    )
     sources = {c.chunk_id: c.path for c in chunks}
     cpus = max(1, getattr(run_tasks, "parallelism", os.cpu_count() or 1) // len(plans))
 
     def shard_task(sid: int) -> dict:
-        return write_shard(plans[sid], sources, st, build_dir, cpus)
+        return run_shard_task(plans[sid], sources, st, store, cpus)
 
     t = time.monotonic()
     results = run_tasks("write shards + suffix arrays", shard_task, len(plans))
     shard_summaries = sorted(results, key=lambda s: s["shard"])
     timings["shards"] = round(time.monotonic() - t, 3)
+    fault_point("driver-before-publish")
 
     t = time.monotonic()
-    qpath, by_reason = write_quarantine(build_dir, summaries)
+    work = target.work_dir()
+    for s in summaries:
+        if s["n_bad"]:
+            target.fetch_staged(chunk_bad_file(s["chunk_id"]), work / chunk_bad_file(s["chunk_id"]))
+    qpath, by_reason = write_quarantine(str(work), summaries)
     files_meta: dict[str, dict] = {}
+    store_tags: dict[str, str] = {}
     for s in shard_summaries:
         files_meta.update(s["files"])
-    for extra in [qpath] + ([Path(tokenizer_json)] if tokenizer_json else []):
-        files_meta[str(extra.relative_to(partial))] = {
-            "size": extra.stat().st_size,
-            "sha256": sha256_file(extra),
-        }
+        store_tags.update(s.get("store_tags") or {})
+    qrel = str(qpath.relative_to(work))
+    files_meta[qrel] = target.put_driver_file(qpath, qrel)
+    files_meta.update(driver_files)
     width = tokenizer.width
     counts = {
         "documents": n_docs,
@@ -207,7 +264,6 @@ def build_index(
     tok_manifest = dict(tok_desc)
     if tokenizer_json:
         tok_manifest["file"] = "tokenizer/tokenizer.json"
-    limit = _ENGINE_LIMITS[width]
     manifest = {
         "format": settings.INDEX_FORMAT,
         "schema_version": settings.SCHEMA_VERSION,
@@ -217,41 +273,32 @@ def build_index(
         "tokenizer": tok_manifest,
         "token_dtype": tok_desc["dtype"],
         "normalization": {"name": cfg.normalization, "version": 1},
-        "engine": {"version": 4, "vocab_size": limit, "eos_token_id": limit - 1},
+        "engine": engine_params(width),
         "counts": counts,
         "shards": [
-            {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes")}
+            {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size")}
             for s in shard_summaries
         ],
         "files": files_meta,
-        "skipped_files": skipped,
+        "skipped_files": [{"path": p, "reason": why} for p, why in skipped],
         "tools": _tool_versions(),
     }
-    shutil.rmtree(Path(build_dir) / "_staging", ignore_errors=True)
-    state_path.unlink(missing_ok=True)
-    write_manifest(partial, manifest)
-    fsync_dir(partial)
-    if output.exists():
-        old = output.parent / f".{output.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(output, old)
-        os.replace(partial, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(partial, output)
-    fsync_dir(output.parent)
+    target.publish(manifest, store_tags, lock)
     timings["finalize"] = round(time.monotonic() - t, 3)
     resumed = sum(1 for s in summaries if s.get("resumed")) + sum(
         1 for s in shard_summaries if s.get("resumed")
     )
     return {
         "status": "built",
-        "output": str(output),
+        "output": target.output,
         **counts,
         "shards": len(shard_summaries),
         "token_dtype": tok_desc["dtype"],
         "normalization": cfg.normalization,
         "resumed_tasks": resumed,
+        "skipped": [{"path": p, "reason": why} for p, why in skipped],
+        "executor_python": sorted({s["python"] for s in summaries if s.get("python")}),
+        "executor_scratch": sorted({s["scratch"] for s in summaries + shard_summaries if s.get("scratch")}),
         "timings": timings,
         "seconds": round(time.monotonic() - t0, 3),
     }

@@ -14,6 +14,7 @@ from .common import (
     IndexDir,
     JsonOut,
     Master,
+    StorageOptions,
     app,
     config_option,
     dry_run_exit,
@@ -30,12 +31,19 @@ _B = BuildConfig
 Inputs = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Files, directories or globs: .jsonl[.gz|.zst], .parquet, .txt, .tsv (id<TAB>text).",
+        help="Files, directories or globs, local or URLs (s3://, gs://, hdfs://, abfs://): "
+        ".jsonl[.gz|.zst], .parquet, .txt, .tsv (id<TAB>text).",
         show_default=False,
     ),
 ]
 Output = Annotated[
-    str | None, typer.Option("--output", "-o", help="Index directory to create.", show_default=False)
+    str | None,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Index directory, or URL (s3://bucket/idx, gs://, hdfs://, abfs://).",
+        show_default=False,
+    ),
 ]
 Format = Annotated[str, typer.Option("--format", help="auto | jsonl | parquet | text | tsv.")]
 TextField = Annotated[str, typer.Option(help="JSON/Parquet field holding the text.")]
@@ -86,7 +94,13 @@ ChunkMb = Annotated[
     int | None,
     typer.Option(help="Split uncompressed line files into chunks of this many MiB.", show_default=False),
 ]
-SaMemGib = Annotated[int, typer.Option(help="Memory budget in GiB for infini-gram's indexer, per shard.")]
+SaMemGib = Annotated[
+    int,
+    typer.Option(
+        help="Memory budget in GiB of one shard's suffix-array build (a shard that does not fit is built by "
+        "infini-gram's bounded-memory indexer)."
+    ),
+]
 Overwrite = Annotated[
     bool, typer.Option("--overwrite", help="Replace an existing index of other input/settings.")
 ]
@@ -101,6 +115,14 @@ BuildConcepts = Annotated[
 BuildEmbed = Annotated[
     bool, typer.Option("--embed", help="Also embed the index with the default model (see `freqindex embed`).")
 ]
+ScratchDir = Annotated[
+    str | None,
+    typer.Option(
+        help="Executor-local directory where tasks build before uploading to an --output URL "
+        "\\[default: Spark's local directories, else the temp directory].",
+        show_default=False,
+    ),
+]
 BuildFile = config_option("build")
 TagFile = config_option("tag")
 EmbedFile = config_option("embed")
@@ -111,6 +133,7 @@ _SUMMARY_KEYS = (
     "shards",
     "token_dtype",
     "input_files",
+    "skipped_files",
     "quarantined",
     "blank_lines",
     "resumed_tasks",
@@ -139,6 +162,8 @@ def build_cli(
     chunk_mb: ChunkMb = None,
     sa_mem_gib: SaMemGib = _B.sa_mem_gib,
     overwrite: Overwrite = False,
+    storage_option: StorageOptions = None,
+    scratch_dir: ScratchDir = _B.scratch_dir,
     concepts: BuildConcepts = None,
     embed: BuildEmbed = False,
     dry_run: DryRun = False,
@@ -150,7 +175,12 @@ def build_cli(
     written to a temporary directory and renamed into place when complete, so a killed build never leaves
     an index that looks complete: run the same command again and it resumes.
 
+    Inputs and --output may be URLs; then no filesystem is shared: tasks read their own chunks, build in
+    local scratch and upload, and manifest.json is written last.
+
     Example: freqindex build corpus/ --output idx --format jsonl --shards 2
+
+    Example: freqindex build s3://bucket/dump/ -o s3://bucket/idx --storage-option endpoint_url=http://minio:9000
     """
     cfg = resolve(
         ctx,
@@ -158,9 +188,11 @@ def build_cli(
         config=config,
         section="build",
         spark_conf=conf,
+        storage_options=storage_option,
         chunk_bytes=chunk_mb * 1024 * 1024 if chunk_mb else None,
         **fields_of(BuildConfig, locals()),
     )
+    cfg.check_follow_ups(concepts, embed)
     dry_run_exit(cfg, dry_run)
     from jobs.build_index import run_build
 

@@ -18,6 +18,8 @@ from rich.markup import escape
 from freqindex import __version__
 from freqindex.config import config_dict, load_config
 from freqindex.errors import FreqindexError
+from freqindex.remote import local_index as local_index_dir
+from freqindex.storage import parse_storage_options
 
 T = TypeVar("T")
 
@@ -35,6 +37,27 @@ err = Console(stderr=True, soft_wrap=True)
 
 # options that several commands share
 IndexDir = Annotated[str, typer.Argument(metavar="DIR", help="Index directory.")]
+IndexLocation = Annotated[
+    str, typer.Argument(metavar="DIR", help="Index directory or URL (s3://, gs://, hdfs://, abfs://).")
+]
+CacheDir = Annotated[
+    str | None,
+    typer.Option(
+        "--cache-dir",
+        help="Where an index given as a URL is cached locally \\[default: $FREQINDEX_CACHE_DIR, else the user "
+        "cache directory, e.g. ~/.cache/freqindex].",
+        show_default=False,
+    ),
+]
+StorageOptions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--storage-option",
+        help="KEY=VALUE for the filesystem of a URL (repeatable), e.g. endpoint_url=http://host:9000; "
+        "SCHEME.KEY=VALUE applies to one scheme only. Credentials come from the usual environment.",
+        show_default=False,
+    ),
+]
 EvalFile = Annotated[
     str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.", show_default=False)
 ]
@@ -69,6 +92,8 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except FreqindexError as exc:
+            for line, message in getattr(exc, "lines", ()):  # BadLinesError: each bad line of a batch file
+                err.print(f"{exc.path}:{line}: {message}", highlight=False, markup=False)
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -79,14 +104,23 @@ def handle_errors(fn: Callable) -> Callable:
         except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
             if os.environ.get("FREQINDEX_DEBUG"):
                 raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} "
+                f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} "
                 "(run with FREQINDEX_DEBUG=1 for the traceback)",
                 highlight=False,
             )
             raise typer.Exit(3) from None
 
     return wrapper
+
+
+def local_index(location: str, cache_dir: str | None, storage_option: list[str] | None) -> str:
+    """The local directory of an index given as DIR or URL (a URL is pulled into the verified local cache
+    first, see freqindex.remote); messages about the cache go to stderr."""
+    return local_index_dir(
+        location, cache_dir, parse_storage_options(storage_option), lambda m: err.print(m, highlight=False)
+    )
 
 
 def print_json(obj: Any) -> None:
@@ -133,8 +167,8 @@ def dry_run_exit(cfg: Any, dry_run: bool) -> None:
 
 
 def progress_bar(enabled: bool = True) -> tuple[Any, Callable[[str, int, int], None]]:
-    """A rich progress display on stderr (only on a terminal) and the (description, done, total) callback
-    that Spark jobs and long library runs report progress through."""
+    """A rich progress display on stderr (only on a terminal; otherwise plain lines) and the (description,
+    done, total) callback that Spark jobs and long library runs report progress through."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(
@@ -146,8 +180,15 @@ def progress_bar(enabled: bool = True) -> tuple[Any, Callable[[str, int, int], N
         disable=not (enabled and err.is_terminal),
     )
     tasks: dict[str, int] = {}
+    lines = None
+    if enabled and not err.is_terminal:  # a log: plain lines instead of a bar
+        from freqindex.progress import LineProgress
+
+        lines = LineProgress(lambda m: err.print(m, highlight=False))
 
     def on_progress(desc: str, done: int, total: int) -> None:
+        if lines is not None:
+            lines(desc, done, total)
         if desc not in tasks:
             tasks[desc] = progress.add_task(desc, total=total)
         progress.update(tasks[desc], completed=done, total=total)

@@ -13,13 +13,33 @@ from rich.table import Table
 
 from freqindex import settings
 from freqindex.commands.concepts import ConceptsConfig, run_concepts
-from freqindex.commands.index import IndexConfig, run_info, run_verify
-from freqindex.commands.query import CountConfig, DocsConfig, run_count, run_docs
+from freqindex.commands.index import IndexConfig, PullConfig, run_info, run_pull, run_verify
+from freqindex.commands.query import (
+    CountConfig,
+    DocsConfig,
+    count_file_failures,
+    run_count,
+    run_count_file,
+    run_docs,
+)
 from freqindex.commands.sql import SqlConfig, run_sql
 from freqindex.config import load_config
 from freqindex.errors import CheckFailedError
+from freqindex.query.count import CountError
 
-from .common import IndexDir, app, err, fields_of, handle_errors, note, out, print_json
+from .common import (
+    CacheDir,
+    IndexLocation,
+    StorageOptions,
+    app,
+    err,
+    fields_of,
+    handle_errors,
+    local_index,
+    note,
+    out,
+    print_json,
+)
 
 Query = Annotated[
     str | None, typer.Argument(help="String to count; ' AND ' / ' OR ' make a CNF query.", show_default=False)
@@ -28,23 +48,30 @@ Unit = Annotated[str, typer.Option(help="occurrences (overlapping matches) or do
 Literal = Annotated[bool, typer.Option("--literal", help="Count the query as written: no AND/OR parsing.")]
 QueryFile = Annotated[
     str | None,
-    typer.Option("--file", help="One query per line; prints one JSON object per line.", show_default=False),
+    typer.Option(
+        "--file",
+        help="One query per line; prints one JSON object per line (with its line number; a bad query "
+        "gets an error object, the others are still counted, and the exit code is then 2).",
+        show_default=False,
+    ),
 ]
-MaxClauseFreq = Annotated[int, typer.Option(help="AND queries: subsample clauses above this count.")]
-MaxDiffTokens = Annotated[int, typer.Option(help="AND queries: clauses must fall within this many tokens.")]
+MaxDiffTokens = Annotated[
+    int, typer.Option(help="AND queries (occurrences): the other clauses must start within this many tokens.")
+]
 
 
 @app.command("count")
 @handle_errors
 def count_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     query: Query = None,
     unit: Unit = CountConfig.unit,
     literal: Literal = CountConfig.literal,
     file: QueryFile = None,
-    max_clause_freq: MaxClauseFreq = CountConfig.max_clause_freq,
     max_diff_tokens: MaxDiffTokens = CountConfig.max_diff_tokens,
     json_out: Annotated[bool, typer.Option("--json", help="Print {query, count, unit, approx}.")] = False,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """Count a string exactly, normalized and tokenized exactly as the index was.
 
@@ -53,31 +80,43 @@ def count_cli(
 
     Example: freqindex count idx " golden retriever " --unit docs --json
     """
-    queries = (query,) if query is not None else ()
+    index_dir = local_index(index_dir, cache_dir, storage_option)
     cfg = load_config(CountConfig, overrides=fields_of(CountConfig, locals()))
-    for res in run_count(cfg):
-        if json_out or cfg.file is not None:
+    if cfg.file is None:
+        (res,) = run_count(cfg)
+        if json_out:
             print_json(res.to_dict())
         else:
             approx = " (approximate)" if res.approx else ""
-            out.print(f"{res.count:,} {res.unit} of {res.query!r}{approx}", highlight=False)
+            out.print(f"{res.count:,} {res.unit} of {query!r}{approx}", highlight=False)
+        return
+    bad, total = [], 0
+    for line, res in run_count_file(cfg):
+        total += 1
+        if isinstance(res, CountError):
+            bad.append(line)
+        print_json({"line": line, **res.to_dict()})
+    count_file_failures(bad, total)
 
 
 @app.command("docs")
 @handle_errors
 def docs_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     query: Annotated[str, typer.Argument(help="String to look up (' OR ' alternatives allowed).")],
     limit: Annotated[int, typer.Option(help="Documents to show (the first by doc_id).")] = DocsConfig.limit,
     literal: Annotated[
         bool, typer.Option("--literal", help="Look the query up as written: no OR parsing.")
     ] = DocsConfig.literal,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per document.")] = False,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """List documents that contain QUERY: doc_id, external id, source file and line, and a snippet.
 
     Example: freqindex docs idx " dog " --limit 5
     """
+    index_dir = local_index(index_dir, cache_dir, storage_option)
     res = run_docs(load_config(DocsConfig, overrides=fields_of(DocsConfig, locals())))
     if json_out:
         for h in res.hits:
@@ -95,11 +134,13 @@ def docs_cli(
 @app.command("info")
 @handle_errors
 def info_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     json_out: Annotated[bool, typer.Option("--json", help="Print the whole manifest as JSON.")] = False,
+    storage_option: StorageOptions = None,
 ) -> None:
     """Show what an index holds: documents, tokens, shards, tokenizer, normalization, quarantine, tools."""
-    res = run_info(load_config(IndexConfig, overrides=dict(index_dir=index_dir)))
+    overrides = dict(index_dir=index_dir, storage_options=storage_option)
+    res = run_info(load_config(IndexConfig, overrides=overrides))
     if json_out:
         print_json(res.manifest)
         return
@@ -112,12 +153,18 @@ def info_cli(
 @app.command("verify")
 @handle_errors
 def verify_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    storage_option: StorageOptions = None,
 ) -> None:
-    """Check every file of an index against the sizes and sha256 sums in its manifest (exit 1 on mismatch)."""
+    """Check an index: its manifest (checksum, consistency), every file against the sizes and sha256 sums in
+    the manifest, and the eval outputs declared in evals/catalog.json (exit 1 naming the first problem).
+
+    A URL is checked in place: the manifest, then each object's size and its sha256 streamed from the store.
+    """
     try:
-        res = run_verify(load_config(IndexConfig, overrides=dict(index_dir=index_dir)))
+        overrides = dict(index_dir=index_dir, storage_options=storage_option)
+        res = run_verify(load_config(IndexConfig, overrides=overrides))
     except CheckFailedError as exc:
         if json_out:
             print_json({"index": index_dir, "ok": False, "error": str(exc)})
@@ -127,7 +174,39 @@ def verify_cli(
         print_json(res)
     else:
         out.print(
-            f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest",
+            f"ok: {res['files_checked']} files, {res['bytes_checked']:,} bytes match the manifest; "
+            f"{res['eval_outputs_checked']} eval outputs ({res['eval_files_checked']} files) match "
+            "evals/catalog.json",
+            highlight=False,
+        )
+
+
+@app.command("pull")
+@handle_errors
+def pull_cli(
+    url: Annotated[
+        str, typer.Argument(metavar="URL", help="Index URL (s3://bucket/idx, gs://, hdfs://, abfs://).")
+    ],
+    dest: Annotated[str, typer.Argument(metavar="DIR", help="Local directory to copy the index into.")],
+    workers: Annotated[int, typer.Option(help="Files downloaded at once.")] = PullConfig.workers,
+    storage_option: StorageOptions = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Copy an index from object storage into a local directory, every file checked against the manifest.
+
+    Parallel and resumable: run it again after an interruption and files already verified are kept, a cut-off
+    download continues. The manifest is written last, so DIR opens as an index only when complete.
+
+    Example: freqindex pull s3://bucket/idx idx && freqindex count idx " dog "
+    """
+    overrides = dict(url=url, dest=dest, workers=workers, storage_options=storage_option)
+    res = run_pull(load_config(PullConfig, overrides=overrides))
+    if json_out:
+        print_json(res)
+    else:
+        out.print(
+            f"pulled {res['index']} into {res['dir']}: {res['files']} files ({res['downloaded']} downloaded, "
+            f"{res['kept']} already there and verified), every one checked against the manifest",
             highlight=False,
         )
 
@@ -148,7 +227,7 @@ OutTable = Annotated[
 @app.command("concepts")
 @handle_errors
 def concepts_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     concepts: Vocabulary,
     source: Source = ConceptsConfig.source,
     exact: Annotated[
@@ -157,6 +236,8 @@ def concepts_cli(
     label_field: LabelField = None,
     out_file: OutTable = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per concept.")] = False,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """Occurrences and document frequency of every concept, from tags or straight from the suffix arrays.
 
@@ -165,6 +246,7 @@ def concepts_cli(
 
     Example: freqindex concepts idx --concepts classnames.json --source suffix --out freq.parquet
     """
+    index_dir = local_index(index_dir, cache_dir, storage_option)
     cfg = load_config(ConceptsConfig, overrides=fields_of(ConceptsConfig, locals()))
     res = run_concepts(cfg)
     for w in res.warnings:
@@ -203,13 +285,15 @@ Export = Annotated[
 @app.command("sql")
 @handle_errors
 def sql_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     query: SqlQuery = None,
     file: SqlFile = None,
     format: SqlFormat = SqlConfig.format,
     out_file: SqlOut = None,
     export: Export = None,
     max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = settings.CLI_SQL_TABLE_ROWS,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """Read-only SQL (DuckDB) over the index's tables: docs, quarantine, concept_*, neighbors, neighbor_max.
 
@@ -218,6 +302,7 @@ def sql_cli(
 
     Example: freqindex sql idx "SELECT source, count(*) FROM docs GROUP BY ALL" --format csv
     """
+    index_dir = local_index(index_dir, cache_dir, storage_option)
     cfg = load_config(SqlConfig, overrides=fields_of(SqlConfig, locals()))
     res = run_sql(cfg)
     if res.exported:

@@ -9,13 +9,14 @@ import typer
 from freqindex.config import load_config
 from freqindex.server.serve import ServeConfig, run_serve
 
-from .common import app, handle_errors
+from .common import CacheDir, StorageOptions, app, handle_errors
 
 _S = ServeConfig
 IndexDirs = Annotated[
     list[str],
     typer.Argument(
-        metavar="DIR...", help="Index directories to serve; each is addressed by its directory name."
+        metavar="DIR...",
+        help="Index directories or URLs to serve; each is addressed by its directory name (a URL's last part).",
     ),
 ]
 Host = Annotated[str, typer.Option(help="Address to bind. Anything but loopback requires --token-file.")]
@@ -42,6 +43,8 @@ def serve_cli(
     workers: Workers = _S.workers,
     timeout: Timeout = _S.timeout_s,
     log_level: LogLevel = _S.log_level,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """Serve indexes over HTTP: count, docs, concepts, neighbors, contamination, read-only SQL, /metrics and
     an OpenAPI spec at /docs and /openapi.json. SIGTERM finishes in-flight requests, then exits.
@@ -58,6 +61,8 @@ def serve_cli(
             workers=workers,
             timeout_s=timeout,
             log_level=log_level,
+            cache_dir=cache_dir,
+            storage_options=storage_option,
         ),
     )
     run_serve(cfg)

@@ -5,13 +5,16 @@ a typed outcome; the faces only parse, call and print.
 
 | command | config | run function |
 | --- | --- | --- |
-| count, docs | ``query.CountConfig``, ``query.DocsConfig`` | ``run_count`` (one result per query), ``run_docs`` |
-| info, verify | ``index.IndexConfig`` | ``run_info``, ``run_verify`` |
+| count, docs | ``query.CountConfig``, ``query.DocsConfig`` | ``run_count``, ``run_count_file`` (per line), ``run_docs`` |
+| info, verify, pull | ``index.IndexConfig``, ``index.PullConfig`` | ``run_info``, ``run_verify``, ``run_pull`` |
 | concepts | ``concepts.ConceptsConfig`` | ``run_concepts`` |
 | sql | ``sql.SqlConfig`` | ``run_sql`` |
 | neighbors | ``neighbors.NeighborsConfig`` | ``run_neighbors`` |
 | contamination | ``contamination.ContaminationConfig`` | ``run_contamination`` (records, summary, paths, gate) |
-| analyze | ``analyze.AnalyzeConfig`` | ``run_analyze`` |
+| analyze | ``analyze.AnalyzeConfig`` | ``run_analyze`` (per item, or per concept with ``concept_results``) |
+| prob, ntd | ``lm.ProbConfig``, ``lm.NtdConfig`` | ``run_prob``, ``run_ntd`` (a query or a batch file) |
+| distance, priming | ``lm.DistanceConfig``, ``lm.PrimingConfig`` | ``run_distance``, ``run_priming`` |
+| frontier | ``lm.FrontierConfig`` | ``run_frontier`` |
 
 The Spark commands (build, tag, embed) have their configs in ``freqindex/config.py`` (the build driver and
 the jobs need them) and their run functions in ``jobs/`` (``run_build``, ``run_tag``, ``run_embed``).

@@ -11,21 +11,22 @@ from freqindex import settings
 from freqindex.contamination.check import Policy, check_items
 from freqindex.contamination.metrics import DEFINITIONS
 from freqindex.deadline import Deadline, check
-from freqindex.errors import UsageError
+from freqindex.errors import MissingExtraError, UsageError
 from freqindex.evals import EvalItem, eval_name, load_eval, load_results
 from freqindex.report.contamination import view_table, write_outputs
-from freqindex.report.tables import write_table
 from freqindex.suffix.index import Index
 
-from .common import eval_dir, open_index
+from .common import open_index
 
 
 @dataclass(frozen=True)
 class ContaminationConfig:
     """``fields``: each checked on its own; ``out_dir``: default ``INDEX/evals/NAME/contamination``;
     ``results``: per-item model results for the impact table; ``definitions``: the classic definitions to
-    report; ``policy``: thresholds and per-field overrides (the ``--config`` file); ``semantic``: report the
-    best neighbour beside the verbatim metrics when the index has vectors."""
+    report; ``policy``: thresholds and per-field overrides (the ``--config`` file); ``neighbors``: how each
+    item's best neighbour is found for the semantic columns (auto, exhaustive, candidates, or off; auto
+    without the embed extra: none, and the summary says why; None: no semantic similarity and no word of
+    it in the summary, as the server answers), ``candidates``: documents per item in candidates mode."""
 
     index_dir: str = ""
     eval_file: str = ""
@@ -35,7 +36,8 @@ class ContaminationConfig:
     results: str | None = None
     definitions: tuple[str, ...] = tuple(DEFINITIONS)
     policy: Policy = field(default_factory=Policy)
-    semantic: bool = True
+    neighbors: str | None = "auto"
+    candidates: int | None = None
 
     def validate(self) -> ContaminationConfig:
         unknown = [n for n in self.definitions if n not in DEFINITIONS]
@@ -75,7 +77,7 @@ def run_contamination(
             raise UsageError("--eval FILE is required")
         items = load_eval(cfg.eval_file, cfg.id_field, list(cfg.fields))
         name = eval_name(cfg.eval_file)
-    semantic = _semantic(idx, items, name) if cfg.semantic and idx.manifest.get("vectors") else None
+    semantic, semantic_stats = (None, None) if cfg.neighbors is None else _semantic(idx, items, name, cfg)
 
     def step(done: int, total: int) -> None:
         if progress is not None:
@@ -92,6 +94,8 @@ def run_contamination(
         definitions=cfg.definitions,
         deadline=deadline,
     )
+    if semantic_stats is not None:
+        summary.setdefault("semantic", {}).update(semantic_stats)
     imp = imp_png = None
     if cfg.results:
         from freqindex.contamination.impact import impact
@@ -106,15 +110,31 @@ def run_contamination(
         summary["gate"] = {"fail_above": fail_above, "failed": gate_failed}
     paths: dict[str, str] = {}
     if write:
-        target = Path(cfg.out_dir) if cfg.out_dir else eval_dir(idx, name) / "contamination"
+        target = Path(cfg.out_dir) if cfg.out_dir else idx.eval_dir(name, "contamination")
         paths = write_outputs(target, records, summary, {it.id: it.row for it in items}, imp, imp_png)
-        view_file = eval_dir(idx, name) / "contamination.parquet"
-        view_file.parent.mkdir(parents=True, exist_ok=True)
-        paths["contamination.parquet"] = str(write_table(view_table(records, name), view_file))
+        view_file = idx.publish_eval(name, "contamination", view_table(records, name), target)
+        paths["contamination.parquet"] = str(view_file)
     return ContaminationOutcome(records, summary, paths, gate_failed)
 
 
-def _semantic(idx: Index, items: list[EvalItem], name: str) -> dict[str, tuple[float, int]]:
+def _semantic(
+    idx: Index, items: list[EvalItem], name: str, cfg: ContaminationConfig
+) -> tuple[dict[str, tuple[float, int]] | None, dict]:
+    """Each item's best neighbour (similarity, doc_id) for the report, and how it was found; ``auto``
+    without the embed extra (or ``off``) reports none and says why."""
     from freqindex.query.neighbors import neighbors
 
-    return {r["item_id"]: (r["similarity"], r["doc_id"]) for r in neighbors(idx, items, 1, name)}
+    if cfg.neighbors == "off":
+        return None, {"mode": "off"}
+    stats: dict = {}
+    try:
+        rows = neighbors(
+            idx, items, 1, name, mode=cfg.neighbors, candidates=cfg.candidates, skip_long=True, stats=stats
+        )
+    except MissingExtraError as exc:
+        if cfg.neighbors != "auto":
+            raise
+        return None, {"mode": "off", "reason": str(exc)}
+    keep = ("mode", "model", "items_too_long", "candidates_per_item", "windows_embedded")
+    best = {r["item_id"]: (r["similarity"], r["doc_id"]) for r in rows}
+    return best, {k: stats[k] for k in keep if k in stats}

@@ -10,10 +10,10 @@ from freqindex.deadline import Deadline, check
 from freqindex.errors import UsageError
 from freqindex.evals import EvalItem, eval_name, load_eval
 from freqindex.query.neighbors import NEIGHBOR_SCHEMA, max_similarity, neighbors
-from freqindex.report.tables import write_rows
+from freqindex.report.tables import rows_table, write_rows
 from freqindex.suffix.index import Index
 
-from .common import eval_dir, open_index
+from .common import open_index
 
 ITEMS_PER_STEP = 256  # items embedded and searched between two deadline checks
 
@@ -30,6 +30,10 @@ class NeighborsConfig:
     id_field: str = settings.DEFAULT_ID_FIELD
     k: int = settings.DEFAULT_K
     out_file: str | None = None
+    neighbors: str = (
+        "auto"  # auto (exhaustive when the index has vectors, else candidates) | exhaustive | candidates
+    )
+    candidates: int | None = None  # candidate documents per item in candidates mode (None: the default)
 
     def validate(self) -> NeighborsConfig:
         if not 1 <= self.k <= settings.MAX_K:
@@ -44,6 +48,7 @@ class NeighborsOutcome:
     ]  # one per (item, document): eval, item_id, rank, doc_id, ext_id, window, similarity, snippet
     n_items: int
     written: str | None  # the Parquet/JSONL file, when written
+    mode: str  # the mode that ran (auto resolved)
     median_max_similarity: float | None
     items_at_least_0_9: int  # items whose best document has similarity >= 0.9
 
@@ -67,19 +72,23 @@ def run_neighbors(
         items = load_eval(cfg.eval_file, cfg.id_field, list(cfg.fields) if cfg.fields else None, cfg.template)
         name = eval_name(cfg.eval_file)
     rows: list[dict] = []
+    stats: dict = {}
+    kw = dict(mode=cfg.neighbors, candidates=cfg.candidates, stats=stats)
     for a in range(0, len(items), ITEMS_PER_STEP):
         check(deadline)
-        rows += neighbors(idx, items[a : a + ITEMS_PER_STEP], cfg.k, name)
+        rows += neighbors(idx, items[a : a + ITEMS_PER_STEP], cfg.k, name, **kw)
     target = None
-    if write:
-        target = cfg.out_file or str(eval_dir(idx, name) / "neighbors.parquet")
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        write_rows(rows, target, schema=NEIGHBOR_SCHEMA)
+    if write and cfg.out_file:
+        Path(cfg.out_file).parent.mkdir(parents=True, exist_ok=True)
+        target = str(write_rows(rows, cfg.out_file, schema=NEIGHBOR_SCHEMA))
+    elif write:  # the `neighbors` SQL view reads the declared INDEX/evals/NAME/neighbors.parquet
+        target = str(idx.publish_eval(name, "neighbors", rows_table(rows, NEIGHBOR_SCHEMA)))
     vals = sorted(max_similarity(rows).values())
     return NeighborsOutcome(
         rows,
         len(items),
         target,
+        stats.get("mode", cfg.neighbors),
         vals[len(vals) // 2] if vals else None,
         sum(v >= 0.9 for v in vals),
     )

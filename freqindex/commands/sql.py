@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from freqindex import settings
 from freqindex.errors import UsageError
+from freqindex.fsutil import read_text
 from freqindex.report.tables import write_table
 from freqindex.sqlcat import export_catalog, run_query
 
@@ -59,7 +59,7 @@ def run_sql(cfg: SqlConfig, *, on_open: Callable | None = None) -> SqlOutcome:
     query = cfg.query
     if cfg.file is not None:
         try:
-            query = Path(cfg.file).read_text(encoding="utf-8")
+            query = read_text(cfg.file)
         except OSError as exc:
             raise UsageError(f"cannot read {cfg.file}: {exc.strerror}") from None
     table = run_query(cfg.index_dir, query, cfg.limit, on_open=on_open)

@@ -7,7 +7,6 @@ under ``.concepts.partial/``, renamed into place, then the manifest is replaced 
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import time
@@ -18,10 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from freqindex.concepts.tagger import Matcher, decode_block
+from freqindex.concepts.tagger import Matcher
 from freqindex.concepts.vocab import Concept, Vocabulary
 from freqindex.errors import UsageError
-from freqindex.manifest import publish_stage, read_manifest
+from freqindex.manifest import publish_stage
+from freqindex.suffix.index import Index
 
 TAG_BLOCK_BYTES = 32 * 1024 * 1024
 HITS_SCHEMA = pa.schema(
@@ -53,40 +53,23 @@ def vocab_from_payload(payload, name="vocab", exact=False) -> Vocabulary:
     return Vocabulary(name, [Concept(i, c, b, list(f)) for i, c, b, f in payload], exact, [])
 
 
-def plan_tag_tasks(index_dir: str, block_bytes: int = TAG_BLOCK_BYTES) -> list[tuple[int, int, int]]:
-    """(shard, first local doc, end local doc) blocks of about ``block_bytes``."""
-    m = read_manifest(index_dir)
-    tasks = []
-    for sh in m["shards"]:
-        s, n = sh["shard"], sh["n_docs"]
-        offsets = np.fromfile(Path(index_dir) / "sa" / f"offset.{s}", dtype="<u8")
-        k = max(1, math.ceil(sh["ds_bytes"] / block_bytes))
-        targets = np.linspace(0, sh["ds_bytes"], k + 1)[1:-1]
-        cuts = sorted(set([0, *np.searchsorted(offsets, targets).tolist(), n]))
-        tasks.extend((s, a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a)
-    return tasks
-
-
 def tag_block(index_dir: str, payload, task_id: int, shard: int, lo: int, hi: int, out_dir: str) -> dict:
     """Tag documents [lo, hi) of one shard; write ``hits/part-<task_id>.parquet``."""
-    m = read_manifest(index_dir)
-    info = next(s for s in m["shards"] if s["shard"] == shard)
-    sa = Path(index_dir) / "sa"
-    ds = np.memmap(sa / f"tokenized.{shard}", dtype=np.uint8, mode="r")
-    offsets = np.fromfile(sa / f"offset.{shard}", dtype="<u8")
-    text, starts = decode_block(ds, offsets, lo, hi)
+    index = Index.open(index_dir, replacing="concepts")
+    sh = index.shard(shard)
+    text, starts = index.text_block(sh, lo, hi)
     matcher = Matcher.from_vocabulary(vocab_from_payload(payload))
     doc, cid, occ = matcher.tag(text, starts)
     pairs: dict[tuple[int, int], list] = {(int(d), int(c)): [int(o), False] for d, c, o in zip(doc, cid, occ)}
-    if m["config"].get("tags_field"):
-        tag_text, tag_starts = _tag_block_text(Path(index_dir) / "docs" / f"part-{shard:05d}.parquet", lo, hi)
+    if index.manifest["config"].get("tags_field"):
+        tag_text, tag_starts = _tags_text(index, index.doc_tags(sh, lo, hi))
         tdoc, tcid, _ = matcher.tag(tag_text, tag_starts)
         for d, c in zip(tdoc.tolist(), tcid.tolist()):
             pairs.setdefault((d, c), [0, False])[1] = True
     keys = sorted(pairs)
     table = pa.table(
         {
-            "doc_id": [d + info["doc_start"] + lo for d, _ in keys],
+            "doc_id": [d + sh.doc_start + lo for d, _ in keys],
             "concept_id": [c for _, c in keys],
             "occurrences": [pairs[k][0] for k in keys],
             "in_tags": [pairs[k][1] for k in keys],
@@ -100,15 +83,12 @@ def tag_block(index_dir: str, payload, task_id: int, shard: int, lo: int, hi: in
     return {"task": task_id, "docs": hi - lo, "pairs": table.num_rows, "bytes": int(len(text))}
 
 
-def _tag_block_text(docs_part: Path, lo: int, hi: int) -> tuple[str, np.ndarray]:
-    """The image tags of documents [lo, hi), normalized and padded like documents, one block of text."""
-    from freqindex.text.normalize import get_normalizer
-
-    norm = get_normalizer("simple")
-    tags = pq.read_table(docs_part, columns=["tags"]).column("tags").slice(lo, hi - lo).to_pylist()
+def _tags_text(index: Index, tags: list[list[str] | None]) -> tuple[str, np.ndarray]:
+    """Documents' image tags, normalized and padded like documents, as one block of text (a newline before
+    each document's tags) and the offsets of those newlines."""
     parts, starts, pos = [], [], 0
     for tg in tags:
-        piece = "\n" + "\n".join(f" {norm.document(t)} " for t in (tg or []))
+        piece = "\n" + "\n".join(index.normalizer.stored_document(t) for t in (tg or []))
         starts.append(pos)
         parts.append(piece)
         pos += len(piece)
@@ -119,13 +99,14 @@ def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_p
     """Tag a whole index with ``vocab`` through ``run_tasks`` (Spark or in-process); update the manifest."""
     t0 = time.monotonic()
     root = Path(index_dir).resolve()
-    m = read_manifest(root)
+    index = Index.open(root, replacing="concepts")
+    m = index.manifest
     require_taggable(m)
     work = root / ".concepts.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     payload = vocab_payload(vocab)
-    tasks = plan_tag_tasks(str(root))
+    tasks = index.plan_blocks(TAG_BLOCK_BYTES)
     root_s, work_s = str(root), str(work)
 
     def task(i: int) -> dict:
@@ -153,6 +134,7 @@ def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_p
             "key": vocab.key,
             "exact": vocab.exact,
             "n_concepts": len(vocab.concepts),
+            "parts": len(tasks),
             "n_pairs": sum(r["pairs"] for r in results),
             "tags_field": m["config"].get("tags_field"),
         },

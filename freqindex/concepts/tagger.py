@@ -9,7 +9,6 @@ documents with at least one match. Overlapping concepts each count ("golden retr
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,17 +56,3 @@ class Matcher:
             self.concept_ids[uniq % len(self.concept_ids)],
             counts.astype(np.int64),
         )
-
-
-def decode_block(ds: np.ndarray, offsets: np.ndarray, lo: int, hi: int) -> tuple[str, np.ndarray]:
-    """Documents [lo, hi) of a u8 shard as one string (documents separated by newlines) and their offsets.
-
-    Normalized documents contain no newline (whitespace is collapsed to spaces), so no pattern can match
-    across two documents.
-    """
-    start = int(offsets[lo])
-    end = int(offsets[hi]) if hi < len(offsets) else int(ds.shape[0])
-    raw = bytes(ds[start:end]).replace(b"\xff", b"\n")
-    text = raw.decode("utf-8")
-    starts = np.fromiter((m.start() for m in re.finditer("\n", text)), dtype=np.int64, count=hi - lo)
-    return text, starts

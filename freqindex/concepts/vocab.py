@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from freqindex.errors import BadInputError, UsageError
+from freqindex.fsutil import read_text
 from freqindex.text.normalize import Normalizer
 
 
@@ -73,6 +76,20 @@ def _inflections(form: str) -> list[str]:
 _ENGINE: dict = {}
 
 
+def concept_forms(
+    normalizer: Normalizer, name: str, aliases: Sequence[str] = (), exact: bool = False
+) -> list[str]:
+    """The forms a concept is matched by, as whole words: its name and aliases normalized as documents are,
+    plus (unless ``exact``) the singular or plural of each from ``inflect``. Sorted, distinct; empty when the
+    name normalizes to nothing. The one generator of forms: the vocabulary (``tag``, ``concepts``) and the
+    analysis (``analyze``) both use it."""
+    forms = {f for f in (normalizer.document(n) if n else "" for n in [name, *aliases]) if f}
+    if not exact:
+        for f in list(forms):
+            forms.update(_inflections(f))
+    return sorted(forms)
+
+
 def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None, str, list[str]]]:
     """(benchmark, concept, aliases) rows from any supported file."""
     p = Path(os.path.expanduser(path))
@@ -100,7 +117,7 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
         return rows
     if name.endswith(".json"):
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(read_text(p))
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadInputError(f"{path}: bad JSON: {exc}") from None
         if isinstance(data, dict):
@@ -127,14 +144,11 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
             rows.append((obj.get("benchmark"), obj.get("concept"), aliases_of(obj.get("aliases"))))
         return rows
     if name.endswith(".csv"):
-        with open(p, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames or "concept" not in reader.fieldnames:
-                raise BadInputError(f"{path}: CSV needs a 'concept' column")
-            for r in reader:
-                rows.append(
-                    (r.get("benchmark") or None, r.get("concept"), aliases_of(r.get("aliases") or None))
-                )
+        reader = csv.DictReader(io.StringIO(read_text(p), newline=""))
+        if not reader.fieldnames or "concept" not in reader.fieldnames:
+            raise BadInputError(f"{path}: CSV needs a 'concept' column")
+        for r in reader:
+            rows.append((r.get("benchmark") or None, r.get("concept"), aliases_of(r.get("aliases") or None)))
         return rows
     if name.endswith(".parquet"):
         import pyarrow.parquet as pq
@@ -146,7 +160,7 @@ def _rows_from_file(path: str, label_field: str | None) -> list[tuple[str | None
             rows.append((r.get("benchmark"), r.get("concept"), aliases_of(r.get("aliases"))))
         return rows
     # plain text: one concept per line
-    for ln in p.read_text(encoding="utf-8").splitlines():
+    for ln in read_text(p).splitlines():
         if ln.strip():
             rows.append((None, ln.strip(), []))
     return rows
@@ -180,14 +194,7 @@ def vocabulary_from_rows(
             warnings.append(f"skipped concept {where}: empty name {name!r}")
             continue
         key = (bench, norm)
-        forms = {norm}
-        for a in aliases:
-            na = normalizer.document(a) if a else ""
-            if na:
-                forms.add(na)
-        if not exact:
-            for f in list(forms):
-                forms.update(_inflections(f))
+        forms = set(concept_forms(normalizer, name, aliases, exact))
         if key in by_key:
             warnings.append(f"duplicate concept {name!r}{f' in {bench!r}' if bench else ''} merged")
             merged = set(by_key[key].forms) | forms

@@ -2,9 +2,12 @@
 
 Buckets (by the highest coverage over the item's checkable fields): ``clean`` (< clean_below, 0.2),
 ``suspicious`` (up to dirty_at), ``dirty`` (>= dirty_at, 0.8), ``uncheckable`` (every field is shorter
-than the minimum match length: never silently called clean). Boilerplate control: a match whose first
-``min_len`` tokens occur in more than ``boilerplate_ceiling`` corpus documents (templates, famous quotes,
-formula boilerplate) does not count toward coverage; such matches are counted in the report.
+than the short-item floor: never silently called clean). A field shorter than ``min_len`` but at least
+``min_short_len`` tokens long is judged by the whole-item rule (coverage 1.0 when its whole normalized text
+occurs in the corpus, else 0.0; see ``metrics``); every record says which rule decided it. Boilerplate
+control: a match whose first ``min_len`` tokens (for a short item: the whole item) occur in more than
+``boilerplate_ceiling`` corpus documents (templates, famous quotes, formula boilerplate) does not count
+toward coverage; such matches are counted in the report.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from freqindex import settings
 from freqindex.config import load_config
 from freqindex.contamination.metrics import (
     DEFINITIONS,
+    RULES,
     FieldMetrics,
     covered_mask,
     field_metrics,
@@ -44,6 +48,10 @@ class Policy:
     Defaults live in freqindex/settings.py, shared with the server's request model."""
 
     min_len: int | None = None  # tokens; None: settings.MIN_LEN_BYTES for bytes, MIN_LEN_TOKENS for HF tokens
+    # the floor of the whole-item rule for items shorter than min_len; None: settings.MIN_SHORT_LEN_BYTES for
+    # bytes, MIN_SHORT_LEN_TOKENS for HF tokens. Set it to min_len to turn the rule off (every shorter item
+    # is then uncheckable).
+    min_short_len: int | None = None
     skip: int = settings.CONTAMINATION_SKIP
     clean_below: float = settings.CLEAN_BELOW
     dirty_at: float = settings.DIRTY_AT
@@ -55,6 +63,13 @@ class Policy:
         p = replace(self, **{k: v for k, v in self.fields.get(name, {}).items() if k in _FIELD_KEYS})
         if p.min_len is None:
             p = replace(p, min_len=settings.MIN_LEN_BYTES if index.width == 1 else settings.MIN_LEN_TOKENS)
+        if p.min_short_len is None:
+            p = replace(
+                p,
+                min_short_len=settings.MIN_SHORT_LEN_BYTES
+                if index.width == 1
+                else settings.MIN_SHORT_LEN_TOKENS,
+            )
         return p
 
     def validate(self) -> Policy:
@@ -62,6 +77,8 @@ class Policy:
             raise UsageError("thresholds must satisfy 0 <= clean_below <= dirty_at <= 1")
         if self.min_len is not None and self.min_len < 1:
             raise UsageError("min_len must be at least 1")
+        if self.min_short_len is not None and self.min_short_len < 1:
+            raise UsageError("min_short_len must be at least 1")
         if self.skip < 0 or self.boilerplate_ceiling < 1:
             raise UsageError("skip must be >= 0 and boilerplate_ceiling >= 1")
         if self.fail_above is not None and not 0 <= self.fail_above <= 1:
@@ -83,7 +100,7 @@ class Policy:
         return self
 
 
-_FIELD_KEYS = {"min_len", "skip", "clean_below", "dirty_at"}
+_FIELD_KEYS = {"min_len", "min_short_len", "skip", "clean_below", "dirty_at"}
 
 
 def bucket_of(coverage: float | None, p: Policy) -> str:
@@ -96,6 +113,19 @@ def bucket_of(coverage: float | None, p: Policy) -> str:
     return "clean"
 
 
+def _is_boilerplate(index: Index, key: tuple[int, ...], p: Policy, cache: dict) -> bool:
+    """Does the token span ``key`` occur in more than ``boilerplate_ceiling`` documents?"""
+    if key not in cache:
+        with index._lock:
+            occ = int(index.engine.count(input_ids=list(key))["count"])
+        if occ <= p.boilerplate_ceiling:
+            cache[key] = False
+        else:
+            docs = sum(int(a.size) for a in _term_doc_ids(index, list(key)))
+            cache[key] = docs > p.boilerplate_ceiling
+    return cache[key]
+
+
 def _boilerplate_filter(
     index: Index, ids: list[int], ms: np.ndarray, p: Policy, cache: dict
 ) -> tuple[np.ndarray, int]:
@@ -103,16 +133,7 @@ def _boilerplate_filter(
     out = ms.copy()
     removed = 0
     for s in np.nonzero(ms >= p.min_len)[0].tolist():
-        key = tuple(ids[s : s + p.min_len])
-        if key not in cache:
-            with index._lock:
-                occ = int(index.engine.count(input_ids=list(key))["count"])
-            if occ <= p.boilerplate_ceiling:
-                cache[key] = False
-            else:
-                docs = sum(int(a.size) for a in _term_doc_ids(index, list(key)))
-                cache[key] = docs > p.boilerplate_ceiling
-        if cache[key]:
+        if _is_boilerplate(index, tuple(ids[s : s + p.min_len]), p, cache):
             out[s] = 0
             removed += 1
     return out, removed
@@ -220,17 +241,23 @@ def check_items(
                 it=texts[(k, f)],
                 ms=all_ms[(k, f)],
                 definitions=definitions,
+                min_short_len=p.min_short_len,
             )
-            ms_clean, removed = _boilerplate_filter(index, itx.ids, ms, p, cache)
-            boiler_total += removed
-            if m.checkable:
+            removed = 0
+            if m.rule == "coverage":
+                ms_clean, removed = _boilerplate_filter(index, itx.ids, ms, p, cache)
                 pad = 1 if index.normalizer.pad else 0
                 body = slice(pad, max(pad, itx.n - pad))
                 m.coverage = float(
                     covered_mask(ms_clean, p.min_len, p.skip, body.start, body.stop).sum()
                     / max(1, body.stop - body.start)
                 )
+            elif m.rule == "whole_item" and m.coverage and _is_boilerplate(index, tuple(itx.ids), p, cache):
+                m.coverage, removed = 0.0, 1
+            boiler_total += removed
             per_field[f] = {
+                "rule": m.rule,
+                "tokens": m.n_tokens,
                 "coverage": m.coverage,
                 "bucket": bucket_of(m.coverage, p),
                 "longest_match_tokens": m.longest_match_tokens,
@@ -252,6 +279,7 @@ def check_items(
         rec = {
             "id": it.id,
             "bucket": bucket_of(best[0], p_best),
+            "rule": per_field[best[1]]["rule"] if best[1] else "too_short",
             "coverage": best[0],
             "longest_match": longest,
             "definitions": flags,
@@ -278,6 +306,7 @@ def check_items(
     summary = {
         "n_items": n,
         "buckets": counts,
+        "rules": {rule: sum(r["rule"] == rule for r in records) for rule in RULES},
         "dirty_fraction": counts["dirty"] / n if n else 0.0,
         "definitions": {
             name: {
@@ -294,6 +323,7 @@ def check_items(
             "fields_checked": fields,
             "definitions": list(definitions),
             "min_len_resolved": {f: policy.for_field(f, index).min_len for f in fields},
+            "min_short_len_resolved": {f: policy.for_field(f, index).min_short_len for f in fields},
         },
         "index": {
             "path": str(index.path),

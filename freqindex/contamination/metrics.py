@@ -7,6 +7,10 @@ infini-gram engine's ``creativity``). From them:
 - ``longest_match``: ``max(ms)``, in tokens and characters;
 - ``coverage(L, S)``: the fraction of the item's tokens inside a corpus match of at least ``L`` tokens,
   where gaps of at most ``S`` tokens between two such matches are bridged (never at the item's ends);
+- the short-item rule, for an item shorter than ``L`` but at least ``F`` tokens long (the floor): GPT-3's
+  whole-item rule, coverage 1.0 when the item's whole normalized text occurs in the corpus (with the
+  ``simple`` normalization as whole words: the stored item keeps its padding spaces), else 0.0. Below the
+  floor even a whole match is too likely by chance to mean anything, and the item stays uncheckable;
 - the classic definitions, by name in ``DEFINITIONS``: ``gpt3`` (any word N-gram occurs, N from the eval
   set's length distribution: its 5th percentile in words, clamped to 8..13), ``palm`` (at least 70% of the
   word 8-grams occur), ``ig_mini`` (at least 80% of the 50-character substrings starting at word starts
@@ -96,6 +100,9 @@ def word_starts(text: str) -> list[int]:
     return [i for i, ch in enumerate(text) if ch == " " and i + 1 < len(text) and text[i + 1] != " "]
 
 
+RULES = ("coverage", "whole_item", "too_short")  # how a field's coverage was decided (see the module doc)
+
+
 @dataclass
 class FieldMetrics:
     n_tokens: int
@@ -106,6 +113,12 @@ class FieldMetrics:
     longest_match_chars: int
     longest_match_start: int  # token offset in the stored item
     definitions: dict = field(default_factory=dict)
+    rule: str = "coverage"  # one of RULES
+
+
+def whole_item_occurs(it: ItemText, ms: np.ndarray) -> bool:
+    """Does the whole stored item (with its padding spaces, so as whole words) occur in the corpus?"""
+    return bool(it.n and ms[0] >= it.n)
 
 
 def _occurs_chars(it: ItemText, ms: np.ndarray, c0: int, c1: int) -> bool:
@@ -128,9 +141,11 @@ def field_metrics(
     it: ItemText | None = None,
     ms: np.ndarray | None = None,
     definitions: tuple[str, ...] | None = None,
+    min_short_len: int | None = None,
 ) -> tuple[FieldMetrics, ItemText, np.ndarray]:
     """Metrics of one field. ``it``/``ms`` may be precomputed (the batched path); by default ``ms`` comes
-    from the engine's ``creativity``."""
+    from the engine's ``creativity``. ``min_short_len``: the floor of the short-item rule (None: no rule,
+    every item shorter than ``min_len`` is uncheckable)."""
     it = it if it is not None else item_text(index, raw)
     ms = ms if ms is not None else matching_statistics(index, it.ids)
     pad = 1 if index.normalizer.pad else 0
@@ -139,8 +154,13 @@ def field_metrics(
     longest = int(ms.max()) if len(ms) else 0
     start = int(ms.argmax()) if len(ms) else 0
     lm_chars = int(it.tok_to_char[min(start + longest, it.n)] - it.tok_to_char[start]) if it.n else 0
-    checkable = body >= min_len
-    coverage = float(covered_mask(ms, min_len, skip, body_lo, body_hi).sum() / body) if checkable else None
+    if body >= min_len:
+        rule, coverage = "coverage", float(covered_mask(ms, min_len, skip, body_lo, body_hi).sum() / body)
+    elif min_short_len is not None and body >= max(1, min_short_len):
+        rule, coverage = "whole_item", 1.0 if whole_item_occurs(it, ms) else 0.0
+    else:
+        rule, coverage = "too_short", None
+    checkable = coverage is not None
     defs: dict = {}
     if index.width == 1 and index.normalizer.name == "simple":
         ws = word_starts(it.text)
@@ -150,7 +170,7 @@ def field_metrics(
             if definitions is None or name in definitions
         }
     return (
-        FieldMetrics(body, len(it.text.strip()), checkable, coverage, longest, lm_chars, start, defs),
+        FieldMetrics(body, len(it.text.strip()), checkable, coverage, longest, lm_chars, start, defs, rule),
         it,
         ms,
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,9 +55,12 @@ class StageSettings:
     strict: bool
     sa_mem_gib: int
     tags_field: str | None = None
+    storage_options: tuple = ()  # for inputs given as URLs (freqindex.storage)
 
     def read_options(self) -> ReadOptions:
-        return ReadOptions(self.text_field, self.id_field, self.text_per_line, self.tags_field)
+        return ReadOptions(
+            self.text_field, self.id_field, self.text_per_line, self.tags_field, self.storage_options
+        )
 
 
 def chunk_paths(staging: Path, chunk_id: int) -> tuple[Path, Path, Path]:
@@ -144,6 +148,7 @@ def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
         "n_bad": len(bad_lines),
         "n_blank": blanks,
         "first_bad": ({"line": bad_lines[0], "reason": bad_reasons[0]} if bad_lines else None),
+        "python": sys.executable,  # the interpreter this task ran in (the build summary lists them)
         "files": {str(p.relative_to(root)): file_entry(p) for p in (out, bad_out)},
     }
     atomic_write_json(marker, summary)

@@ -5,17 +5,19 @@ malformed file gets one clear error naming the file and row."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
 
 from freqindex.errors import BadInputError, UsageError
+from freqindex.fsutil import read_text
 
 
 def read_jsonl_objects(p: Path, path: str) -> list[tuple[int, dict]]:
     """(line number, object) for every non-blank line; a bad line is an error naming file and line."""
     rows = []
-    for i, ln in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for i, ln in enumerate(_text(p, path).splitlines(), 1):
         if not ln.strip():
             continue
         try:
@@ -28,6 +30,14 @@ def read_jsonl_objects(p: Path, path: str) -> list[tuple[int, dict]]:
     return rows
 
 
+def _text(p: Path, path: str) -> str:
+    """The file's text (a leading byte-order mark dropped); undecodable bytes are an error naming the file."""
+    try:
+        return read_text(p)
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
 def load_rows(path: str, what: str = "eval") -> list[dict]:
     """Rows of an eval file as dicts. Malformed files get one clear error naming the row."""
     p = Path(os.path.expanduser(path))
@@ -38,15 +48,14 @@ def load_rows(path: str, what: str = "eval") -> list[dict]:
         return [obj for _, obj in read_jsonl_objects(p, path)]
     if name.endswith(".json"):
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(_text(p, path))
         except ValueError as exc:
             raise BadInputError(f"{path}: bad JSON: {exc}") from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise BadInputError(f"{path}: expected a JSON list of objects")
         return data
     if name.endswith(".csv"):
-        with open(p, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+        return list(csv.DictReader(io.StringIO(_text(p, path), newline="")))
     if name.endswith(".parquet"):
         import pyarrow.parquet as pq
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow.dataset as ds
 
 from freqindex.concepts.vocab import Vocabulary
 from freqindex.deadline import Deadline, check
 from freqindex.errors import UsageError
-from freqindex.query.count import _check_engine, _term_doc_ids, union_size
+from freqindex.query.count import encode_term, union_size
+from freqindex.suffix import search
 from freqindex.suffix.index import Index
 
 SOURCES = ("auto", "tags", "suffix")
@@ -37,7 +37,7 @@ def concept_counts(
     if src == "tags":
         import pyarrow.compute as pc
 
-        hits = ds.dataset(str(index.path / "concepts" / "hits"), format="parquet").to_table()
+        hits = index.concept_hits()
         in_caption = pc.greater(hits.column("occurrences"), 0)
         in_tags = hits.column("in_tags")
         hits = hits.append_column("cap", pc.cast(in_caption, "int64"))
@@ -69,22 +69,22 @@ def concept_counts(
         return src, rows
     if index.normalizer.name != "simple":
         raise UsageError("suffix-array concept counts need an index with --normalize simple (whole words)")
-    occ_cache: dict[str, int] = {}
-    docs_cache: dict[str, list[np.ndarray]] = {}
+    # every distinct form searched once, all in one batched call; documents read only for forms that occur
+    forms = list(dict.fromkeys(f" {f} " for c in vocab.concepts for f in c.forms))
+    encoded = [encode_term(index, q) for q in forms]
+    ranges = dict(zip(forms, search.find_ranges(index, encoded).tolist()))
+    occ = {q: sum(hi - lo for lo, hi in r) for q, r in ranges.items()}
+    docs: dict[str, list[np.ndarray]] = {}
+    for q in forms:
+        if occ[q]:
+            docs[q] = [search.range_doc_ids(index, s, lo, hi) for s, (lo, hi) in enumerate(ranges[q])]
     for c in vocab.concepts:
         check(deadline)
-        total = 0
         per_shard: list[list[np.ndarray]] = [[] for _ in index.shards]
         for f in c.forms:
-            q = f" {f} "
-            if q not in occ_cache:
-                ids = index.encode_query(q)
-                occ_cache[q] = int(_check_engine(index.engine.count(input_ids=ids))["count"])
-                docs_cache[q] = _term_doc_ids(index, ids) if occ_cache[q] else []
-            total += occ_cache[q]
-            for s, arr in enumerate(docs_cache[q]):
+            for s, arr in enumerate(docs.get(f" {f} ", [])):
                 per_shard[s].append(arr)
-        rows.append(_row(c, total, union_size(per_shard)))
+        rows.append(_row(c, sum(occ[f" {f} "] for f in c.forms), union_size(per_shard)))
     return src, rows
 
 

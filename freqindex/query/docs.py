@@ -8,7 +8,8 @@ import numpy as np
 
 from freqindex import settings
 from freqindex.errors import UsageError
-from freqindex.query.count import _check_engine, parse_cnf
+from freqindex.query.count import encode_term, parse_cnf
+from freqindex.suffix import search
 from freqindex.suffix.index import Index
 
 
@@ -31,13 +32,9 @@ def _snippet(index: Index, shard, local_ix: int, ptr: int, n_bytes: int, context
     a = max(start, ptr - ctx)
     b = min(end, ptr + n_bytes + ctx)
     a -= (a - start) % index.width
-    dec = index.tokenizer.decode
 
     def part(x: int, y: int, edge: bool) -> str:
-        raw = bytes(shard.ds[x:y])
-        if index.width == 1 and edge:
-            return raw.decode("utf-8", errors="ignore")
-        return dec(raw)
+        return index.decode(bytes(shard.ds[x:y]), cut=edge)
 
     before = part(a, ptr, True)
     hit = part(ptr, ptr + n_bytes, False)
@@ -71,20 +68,15 @@ def find_docs(
     clauses = parse_cnf(query, literal)
     if len(clauses) > 1:
         raise UsageError("docs takes one term or OR-alternatives, not AND clauses")
-    terms = [index.encode_query(t) for t in clauses[0]]
+    terms = [encode_term(index, t) for t in clauses[0]]  # a repeated alternative counts twice, as in count
     per_shard: list[list[tuple[np.ndarray, np.ndarray, int]]] = [[] for _ in index.shards]
-    for ids in terms:
-        found = _check_engine(index.engine.find(input_ids=ids))
-        total = sum(hi - lo for lo, hi in found["segment_by_shard"])
-        if total > settings.MAX_DOC_PTRS:
-            raise UsageError(f"too many occurrences ({total}) to list documents; narrow the query")
-        for s, (sh, (lo, hi)) in enumerate(zip(index.shards, found["segment_by_shard"])):
-            if hi > lo:
-                ptrs = np.sort(sh.pointers(lo, hi))
-                per_shard[s].append((ptrs, sh.doc_of(ptrs), len(ids) * index.width))
+    for term, ranges in zip(terms, search.find_ranges(index, terms).tolist()):
+        for s, (ptrs, docs) in enumerate(index.hits_per_shard(ranges)):
+            if ptrs.size:
+                per_shard[s].append((ptrs, docs, len(term)))
     n_docs = 0
     hits: list[DocHit] = []
-    for sh, items in zip(index.shards, per_shard):
+    for sh, items in sorted(zip(index.shards, per_shard), key=lambda x: x[0].doc_start):  # doc_id order
         if not items:
             continue
         all_docs = np.unique(np.concatenate([d for _, d, _ in items]))

@@ -160,6 +160,29 @@ def report_html(summary: dict, figs: dict[str, str]) -> str:
                 f"<tr><td>{e(m)}</td><td>{s['similarity_lo']:.3f} - {s['similarity_hi']:.3f}</td>"
                 f"<td>{s['n']}</td><td>{_ci(s)}</td></tr>"
             )
+    dist_rows = []
+    for m, r in summary["models"].items():
+        dd = r.get("distance")
+        if not dd:
+            continue
+        lr = dd.get("lr_test") or {}
+        lr_p = "" if lr.get("p") is None else f"{lr['p']:.3g}"
+        rho = (dd["accuracy_vs_distance"].get("spearman") or {}).get("rho")
+        dist_rows.append(
+            f"<tr><td>{e(m)}</td><td>{_ci(dd['accuracy_vs_distance'])}</td><td>{'' if rho is None else f'{rho:.3f}'}</td>"
+            f"<td>{_ci(dd['frequency_controlled'])}</td><td>{_ci(dd['distance_controlled'])}</td><td>{lr_p}</td>"
+            f"<td><b>{'yes' if dd['frequency_survives'] else 'no'}</b></td></tr>"
+        )
+    dist_html = (
+        "<h2>Distance from the corpus</h2><p>Each item's mean per-token ∞-gram surprisal against the index (bits per "
+        "token; higher: farther from the corpus). Does accuracy track distance, and does the frequency slope "
+        "survive with distance in the model (its interval above 0 and the likelihood-ratio test of adding "
+        "frequency significant)?</p><table><tr><th>model</th><th>accuracy vs distance</th><th>Spearman rho</th>"
+        "<th>frequency | distance</th><th>distance | frequency</th><th>LR test p (adding frequency)</th>"
+        f"<th>frequency effect survives</th></tr>{''.join(dist_rows)}</table>"
+        if dist_rows
+        else ""
+    )
     reasons = "".join(
         f"<li><b>{e(m)}</b>: {e(r['verdict'])}: {e(r['verdict_reason'])}</li>"
         for m, r in summary["models"].items()
@@ -188,6 +211,7 @@ verbatim: fraction of the item inside its longest verbatim corpus match).</li>
 Frequency slopes are per unit of log10(1 + document frequency).</p>
 <table><tr><th>model</th><th>items</th><th>accuracy</th><th>frequency</th><th>similarity</th><th>frequency | similarity</th>
 <th>similarity | frequency</th><th>LR test p (adding frequency)</th><th>pruned frequency</th><th>verdict</th></tr>{"".join(rows)}</table>
+{dist_html}
 <h3>Frequency slope within similarity terciles</h3>
 <table><tr><th>model</th><th>similarity</th><th>items</th><th>slope [95% CI]</th></tr>{"".join(strata)}</table>
 <h2>Verdict</h2><ul>{reasons}</ul>

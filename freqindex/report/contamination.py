@@ -42,6 +42,17 @@ def _dirtiest(records: list[dict], n: int = 25) -> list[dict]:
     return sorted(checkable, key=lambda r: (-r["coverage"], -r["longest_match"]["tokens"], r["id"]))[:n]
 
 
+def _rules_line(summary: dict) -> str:
+    """How the items were judged: by coverage, by the whole-item rule for short items, or not at all."""
+    r = summary["rules"]
+    floors = sorted(set(summary["settings"].get("min_short_len_resolved", {}).values()))
+    floor = f" of at least {'/'.join(map(str, floors))} tokens" if floors else ""
+    return (
+        f"Judged by coverage: {r['coverage']}; short items{floor} judged by a whole-item match: "
+        f"{r['whole_item']}; too short to judge (uncheckable): {r['too_short']}."
+    )
+
+
 def markdown(summary: dict, records: list[dict]) -> str:
     b = summary["buckets"]
     lines = [
@@ -56,6 +67,8 @@ def markdown(summary: dict, records: list[dict]) -> str:
     for name, d in summary.get("definitions", {}).items():
         lines.append(f"| {name} | {d['flagged']} | {d['not_applicable']} |")
     lines += ["", f"Boilerplate matches ignored: {summary['boilerplate_matches_ignored']}.", ""]
+    if summary.get("rules"):
+        lines += [_rules_line(summary), ""]
     if summary.get("gate"):
         g = summary["gate"]
         lines.append(
@@ -122,6 +135,7 @@ mark{{background:#ffd54f}}</style></head><body>
 <h2>Coverage</h2>{f'<img alt="coverage histogram" src="data:image/png;base64,{png}">' if png else "<p>No checkable item.</p>"}
 <h2>Classic definitions</h2><table><tr><th>definition</th><th>flagged</th><th>not applicable</th></tr>{defs}</table>
 <p>Boilerplate matches ignored: {summary["boilerplate_matches_ignored"]}.</p>
+<p>{esc(_rules_line(summary)) if summary.get("rules") else ""}</p>
 <h2>Dirtiest items, with evidence</h2>
 <table><tr><th>id</th><th>bucket</th><th>coverage</th><th>longest match (chars)</th><th>doc_id</th><th>document</th>
 <th>snippet (matched span marked)</th></tr>{"".join(rows)}</table>

@@ -31,8 +31,13 @@ def write_table(table, path: str | Path, fmt: str | None = None) -> Path:
     return path
 
 
-def write_rows(rows: list[dict], path: str | Path, schema=None) -> Path:
-    """:func:`write_table` for a list of dicts (with an optional pyarrow schema)."""
+def rows_table(rows: list[dict], schema=None):
+    """A list of dicts as a pyarrow Table (with an optional schema)."""
     import pyarrow as pa
 
-    return write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_rows(rows: list[dict], path: str | Path, schema=None) -> Path:
+    """:func:`write_table` for a list of dicts (with an optional pyarrow schema)."""
+    return write_table(rows_table(rows, schema), path)

@@ -8,6 +8,7 @@ calls the library run function the CLI calls (freqindex/commands/), under the li
   not documented); ``--workers N`` runs N processes for parallelism.
 - Every request but ``/healthz`` needs ``Authorization: Bearer TOKEN`` when a token is configured (required
   for any non-loopback bind); tokens are compared in constant time.
+- infini-gram's own HTTP API (``POST /``) is mounted beside freqindex's (``infinigram_api``).
 - Errors are JSON ``{"error": CODE, "message": TEXT}`` with stable codes, never a stack trace.
 - Each request has a time limit (504 ``timeout``); its work stops at the next step of the library loop (a
   query, an item, a concept), releasing the index's lock, and a SQL query is interrupted in DuckDB.
@@ -28,6 +29,7 @@ from fastapi import FastAPI
 from freqindex import settings
 
 from .errors import install_error_handlers
+from .infinigram_api import infinigram_router
 from .middleware import BodyLimit, Metrics, install_guard
 from .models import ErrorBody
 from .routers import ROUTERS
@@ -55,11 +57,19 @@ def create_app(
     app.state.metrics = Metrics()
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(_infinigram_router(app.state.freqindex))  # infini-gram's API: POST /
     install_guard(app, app.state.metrics, token)
     app.add_middleware(BodyLimit, limit=settings.MAX_BODY_BYTES)
     install_error_handlers(app)
     app.openapi = lambda: _openapi(app, sorted(indexes))
     return app
+
+
+def _infinigram_router(state: ServerState):
+    """infini-gram's public API (freqindex/server/infinigram_api.py) over the same indexes, lock and limit."""
+    return infinigram_router(
+        state.index, lambda idx, fn: state.run(idx, lambda deadline: fn()), list(state.indexes)
+    )
 
 
 def _openapi(app: FastAPI, names: list[str]) -> dict:

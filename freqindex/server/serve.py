@@ -6,12 +6,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from freqindex import settings
 from freqindex.errors import UsageError
 from freqindex.extras import require
+from freqindex.remote import local_index
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class ServeConfig:
     workers: int = 1
     timeout_s: float = settings.REQUEST_TIMEOUT_S
     log_level: str = "info"
+    cache_dir: str | None = None  # where indexes given as URLs are cached locally
+    storage_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     def validate(self) -> ServeConfig:
         if not self.index_dirs:
@@ -56,6 +61,10 @@ def read_token(token_file: str | None) -> str | None:
     return token
 
 
+def print_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def run_serve(cfg: ServeConfig) -> None:
     """Serve until SIGTERM/SIGINT (in-flight requests get settings.GRACEFUL_SHUTDOWN_S to finish)."""
     require("fastapi", "serve", "the server")
@@ -64,7 +73,10 @@ def run_serve(cfg: ServeConfig) -> None:
     from .app import ENV_CONFIG, create_app
 
     token = read_token(cfg.token_file)
-    dirs = [str(Path(d).resolve()) for d in cfg.index_dirs]
+    dirs = [
+        str(Path(local_index(d, cfg.cache_dir, cfg.storage_options, on_message=print_stderr)).resolve())
+        for d in cfg.index_dirs
+    ]
     app = create_app(dirs, token, cfg.timeout_s)  # open everything once here: bad indexes fail before binding
     kw = dict(
         host=cfg.host,

@@ -1,1 +1,1 @@
-"""infini-gram shard writer, suffix-array build (infini-gram's own indexer binary), and the index reader."""
+"""infini-gram shards: the writer, the suffix-array build (libdivsufsort) and the index reader."""

@@ -291,6 +291,22 @@ def matching_statistics_batch(index: Index, queries: list[bytes], window: int = 
     return np.split(best, np.cumsum([s.size for s in starts_per])[:-1])
 
 
+def matching_statistics_at(
+    index: Index, queries: list[bytes], starts: list[np.ndarray], window: int = 64
+) -> list[np.ndarray]:
+    """``ms`` in tokens at chosen token starts of each query (e.g. word starts only): the same search as
+    :func:`matching_statistics_batch`, for the starts given."""
+    if not queries:
+        return []
+    w = index.width
+    _check(index, queries)
+    starts = [np.asarray(s, dtype=np.int64) for s in starts]
+    owner = np.concatenate([np.full(s.size, k, dtype=np.int64) for k, s in enumerate(starts)])
+    local = np.concatenate(starts) * w if starts else np.zeros(0, dtype=np.int64)
+    best = _ms_at(index, queries, owner, local, window) // w
+    return np.split(best, np.cumsum([s.size for s in starts])[:-1])
+
+
 def longest_match_batch(
     index: Index, queries: list[bytes], stride: int = 8, window: int = 64
 ) -> list[tuple[int, int]]:
@@ -358,6 +374,42 @@ def longest_match_batch(
     return list(zip(best.tolist(), start.tolist()))
 
 
+def occurrences_batch(
+    index: Index, ranges: list[list[tuple[int, int]]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For every query's suffix-array ranges (one [lo, hi) per shard, as :func:`find_batch` returns them),
+    the global document id and the token offset inside that document of each occurrence: one vectorized
+    gather of suffix-array entries and one search of the document offsets per shard, for all queries."""
+    out_doc: list[list[np.ndarray]] = [[] for _ in ranges]
+    out_off: list[list[np.ndarray]] = [[] for _ in ranges]
+    w = index.width
+    for s, sh in enumerate(index.shards):
+        if not ranges or not sh.n_docs:
+            continue
+        lo = np.asarray([r[s][0] for r in ranges], dtype=np.int64)
+        n = np.asarray([r[s][1] - r[s][0] for r in ranges], dtype=np.int64)
+        total = int(n.sum())
+        if not total:
+            continue
+        ends = np.cumsum(n)
+        ranks = np.repeat(lo - (ends - n), n) + np.arange(total, dtype=np.int64)
+        ptrs = _pointers_at(_plain(sh), ranks)
+        starts = np.asarray(sh.offsets, dtype=np.int64)
+        local = np.searchsorted(starts, ptrs, side="right") - 1
+        doc = local + sh.doc_start
+        off = (ptrs - starts[local] - w) // w
+        for q, (a, b) in enumerate(zip((ends - n).tolist(), ends.tolist())):
+            if b > a:
+                out_doc[q].append(doc[a:b])
+                out_off[q].append(off[a:b])
+    _VIEWS.clear()
+    empty = np.zeros(0, dtype=np.int64)
+    return [
+        (np.concatenate(d) if d else empty, np.concatenate(o) if o else empty)
+        for d, o in zip(out_doc, out_off)
+    ]
+
+
 def find_batch(index: Index, queries: list[bytes]) -> list[list[tuple[int, int]]]:
     """For every query (token bytes), per shard the suffix-array range [lo, hi) of its occurrences: what the
     engine's ``find`` returns as ``segment_by_shard``, for all queries in two vectorized bisections."""
@@ -389,4 +441,10 @@ def find_batch(index: Index, queries: list[bytes]) -> list[list[tuple[int, int]]
     return out
 
 
-__all__ = ["matching_statistics_batch", "longest_match_batch", "find_batch"]
+__all__ = [
+    "matching_statistics_batch",
+    "matching_statistics_at",
+    "longest_match_batch",
+    "find_batch",
+    "occurrences_batch",
+]

@@ -1,20 +1,42 @@
-"""Suffix-array build for one shard with infini-gram's own indexer binary (``rust_indexing``).
+"""Suffix-array build for one shard, written in infini-gram's table format.
 
-This runs the same three steps as ``python -m infini_gram.indexing`` (make-part, merge, concat) on a
-``tokenized.N`` file, without that script's ``transformers`` import and its ``setrlimit`` call, so it works
-for an unprivileged user and inside a Spark task.
+The table (``table.N``) lists the suffixes of ``tokenized.N`` that start on a token boundary, in the
+byte-wise order of the suffixes; each entry is the suffix's byte offset, little-endian, in
+``pointer_bytes(ds_size)`` bytes. A string has exactly one suffix array, so every builder below writes
+the same bytes, whatever the builder, thread count or machine.
+
+Two builders:
+
+- **libdivsufsort** (``pydivsufsort``, the default): one suffix sort of the whole shard, O(n log n) in
+  the worst case whatever the text. Memory: the shard (read from disk, page cache) plus 4 bytes per byte of
+  the shard (``int32`` entries; 8 bytes above 2 GiB), whatever the token width: for u16/u32 the byte-order
+  suffix array is sorted and the aligned entries kept, which is exactly the order the engine's byte-wise
+  comparisons need.
+- **infini-gram's indexer binary** (``rust_indexing``: make-part, merge, concat, called directly instead of
+  through ``python -m infini_gram.indexing``, which imports ``transformers``, calls ``setrlimit`` and treats
+  any existing file as done). Its memory is bounded by ``mem_gib``, but its merge compares suffixes byte by
+  byte, so its cost grows with the length of repeated text: eight copies of WikiText-2 valid took 338 s
+  where 7 M tokens of distinct text took 23 s, and on distinct text it is also several times slower than
+  libdivsufsort (benchmarks/README.md). It is used only for a shard whose libdivsufsort memory does not fit
+  ``mem_gib``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 from freqindex import settings
 from freqindex.errors import BuildError
+
+DIVSUFSORT = "libdivsufsort"
+INFINI_GRAM = "infini-gram"
 
 
 def indexer_binary() -> str:
@@ -43,21 +65,101 @@ def _run(args: list[str], step: str) -> None:
         raise BuildError(f"suffix-array {step} failed (exit {proc.returncode}): {' | '.join(tail)}")
 
 
+def divsufsort_memory(ds_size: int) -> int:
+    """Bytes of memory libdivsufsort needs for a shard of ``ds_size`` bytes: the shard itself, its
+    suffix array (4 bytes per byte below 2 GiB, 8 above) and the write buffer."""
+    entry = 4 if ds_size <= np.iinfo(np.int32).max else 8
+    return ds_size * (1 + entry) + _WRITE_BLOCK * 24
+
+
+def choose_builder(ds_size: int, mem_gib: float) -> str:
+    """libdivsufsort when its memory fits ``mem_gib``, else infini-gram's bounded-memory indexer."""
+    return DIVSUFSORT if divsufsort_memory(ds_size) <= mem_gib * 1024**3 else INFINI_GRAM
+
+
 def build_suffix_array(
     ds_path: str,
     sa_path: str,
     work_dir: str,
     token_width: int,
     cpus: int,
-    mem_gib: int = settings.SA_BUILD_MEM_GIB,
-) -> None:
-    """Build ``sa_path`` (the suffix array of ``ds_path``) atomically: written as ``.tmp`` then renamed.
+    mem_gib: float = settings.SA_BUILD_MEM_GIB,
+    builder: str | None = None,
+) -> str:
+    """Build ``sa_path`` (the suffix array of ``ds_path``) atomically: written as ``.tmp``, then renamed.
 
-    u32 tokens: the indexer's u32 path allocates a 2^32-entry bucket array (32 GiB) whatever the input size,
-    so u32 shards are indexed at byte width and only the token-aligned suffixes are kept. The engine compares
-    suffixes byte by byte, so the byte-order suffix array restricted to aligned positions is exactly the
-    u32 suffix array it expects.
+    ``builder`` is ``"libdivsufsort"``, ``"infini-gram"`` or None (``choose_builder``); ``cpus`` threads
+    are used. Returns the builder that ran. The table's bytes do not depend on either choice.
     """
+    ds_size = os.path.getsize(ds_path)
+    if ds_size < 2 * token_width:
+        raise BuildError(f"shard {ds_path} is too small to index ({ds_size} bytes)")
+    builder = builder or choose_builder(ds_size, mem_gib)
+    if builder == DIVSUFSORT:
+        _build_divsufsort(ds_path, sa_path, token_width, cpus)
+    elif builder == INFINI_GRAM:
+        _build_infini_gram(ds_path, sa_path, work_dir, token_width, cpus, mem_gib)
+    else:
+        raise BuildError(f"unknown suffix-array builder {builder!r}; choose {DIVSUFSORT} or {INFINI_GRAM}")
+    expected = (ds_size // token_width) * pointer_bytes(ds_size)
+    got = os.path.getsize(sa_path)
+    if got != expected:
+        raise BuildError(f"suffix array for {ds_path} has {got} bytes, expected {expected}")
+    return builder
+
+
+_WRITE_BLOCK = 1 << 22  # suffix-array entries converted and written at a time
+
+
+def _build_divsufsort(
+    ds_path: str, sa_path: str, token_width: int, cpus: int, wide: bool | None = None
+) -> None:
+    """libdivsufsort over the whole shard; ``wide`` (64-bit entries) is chosen by size unless given."""
+    from pydivsufsort.dll import libdivsufsort, libdivsufsort64
+
+    ds_size = os.path.getsize(ds_path)
+    text = np.memmap(ds_path, dtype=np.uint8, mode="r")
+    if wide is None:
+        wide = ds_size > np.iinfo(np.int32).max
+    sa = np.empty(ds_size, dtype=np.int64 if wide else np.int32)
+    # libdivsufsort's OpenMP team size is a per-thread setting of the calling thread; the order it
+    # produces does not depend on it.
+    libdivsufsort.omp_set_num_threads(max(1, cpus))
+    if wide:
+        libdivsufsort64.omp_set_num_threads(max(1, cpus))
+        rc = libdivsufsort64.divsufsort64(
+            ctypes.c_void_p(text.ctypes.data), ctypes.c_void_p(sa.ctypes.data), ctypes.c_int64(ds_size)
+        )
+    else:
+        rc = libdivsufsort.divsufsort(
+            ctypes.c_void_p(text.ctypes.data), ctypes.c_void_p(sa.ctypes.data), ctypes.c_int32(ds_size)
+        )
+    del text
+    if rc != 0:
+        raise BuildError(f"libdivsufsort failed on {ds_path} (code {rc})")
+    _write_table(sa, sa_path, ds_size, token_width)
+
+
+def _write_table(sa: np.ndarray, sa_path: str, ds_size: int, token_width: int) -> None:
+    """Write the byte-order suffix array ``sa`` as an infini-gram table, keeping token-aligned entries."""
+    ratio = pointer_bytes(ds_size)
+    item = sa.dtype.itemsize  # entries are non-negative, so their low `ratio` little-endian bytes are them
+    tmp = sa_path + ".tmp"
+    with open(tmp, "wb") as f:
+        for i in range(0, sa.size, _WRITE_BLOCK):
+            block = sa[i : i + _WRITE_BLOCK]
+            if token_width > 1:
+                block = block[(block & (token_width - 1)) == 0]
+            rows = block.astype(block.dtype.newbyteorder("<"), copy=False).view(np.uint8).reshape(-1, item)
+            f.write(np.ascontiguousarray(rows[:, :ratio]).tobytes())
+    os.replace(tmp, sa_path)
+
+
+def _build_infini_gram(
+    ds_path: str, sa_path: str, work_dir: str, token_width: int, cpus: int, mem_gib: float
+) -> None:
+    """infini-gram's indexer. u32 tokens: its u32 path allocates a 2^32-entry bucket array (32 GiB)
+    whatever the input size, so u32 shards are indexed at byte width and only the aligned entries kept."""
     if token_width == 4:
         byte_sa = sa_path + ".bytes"
         _build(ds_path, byte_sa, work_dir, 1, cpus, mem_gib)
@@ -68,8 +170,6 @@ def build_suffix_array(
 
 
 def _keep_aligned(byte_sa: str, sa_path: str, ds_size: int, width: int, block: int = 1 << 22) -> None:
-    import numpy as np
-
     ratio = pointer_bytes(ds_size)
     table = np.memmap(byte_sa, dtype=np.uint8, mode="r").reshape(-1, ratio)
     tmp = sa_path + ".tmp"
@@ -88,14 +188,12 @@ def _keep_aligned(byte_sa: str, sa_path: str, ds_size: int, width: int, block: i
     os.replace(tmp, sa_path)
 
 
-def _build(ds_path: str, sa_path: str, work_dir: str, token_width: int, cpus: int, mem_gib: int) -> None:
+def _build(ds_path: str, sa_path: str, work_dir: str, token_width: int, cpus: int, mem_gib: float) -> None:
     binary = indexer_binary()
     ds_size = os.path.getsize(ds_path)
-    if ds_size < 2 * token_width:
-        raise BuildError(f"shard {ds_path} is too small to index ({ds_size} bytes)")
     ratio = pointer_bytes(ds_size)
     cpus = max(1, cpus)
-    mem_bytes = mem_gib * 1024**3
+    mem_bytes = int(mem_gib * 1024**3)
     batches = 1
     while batches * (mem_bytes // (12 if token_width == 1 else 8)) < ds_size:
         batches *= 2

@@ -11,10 +11,11 @@ Layout written into a build in progress::
 
 from __future__ import annotations
 
-import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from freqindex import settings
 from freqindex.corpus.stage import StageSettings, chunk_paths
 from freqindex.errors import BuildError
 from freqindex.fsutil import atomic_write_json, file_entry, marker_valid
-from freqindex.suffix.sa_build import build_suffix_array
+from freqindex.suffix.sa_build import build_suffix_array, pointer_bytes
 from freqindex.text.tokenizers import load_tokenizer, separator
 
 DOCS_SCHEMA = pa.schema(
@@ -52,28 +53,38 @@ class ShardPlan:
 
 
 def default_shards(token_bytes: int) -> int:
-    """One shard per GiB of tokens (the memory one suffix-array build needs), and for a small corpus up to
-    ``settings.MIN_PARALLEL_SHARDS`` shards of at least 32 MiB: infini-gram's indexer is faster on several
-    smaller shards built side by side than on one. Depends on the data only, never on the cluster, so builds
-    stay byte-identical across masters. Each shard costs a little query latency (the engine searches shards
-    in threads), hence the cap."""
+    """One shard per GiB of tokens (a suffix-array build needs ~5 bytes of memory per token byte), and for a
+    small corpus up to ``settings.MIN_PARALLEL_SHARDS`` shards of at least 32 MiB, built side by side on
+    several cores. Depends on the data only, never on the cluster, so builds stay byte-identical across
+    masters. Each shard costs a little query latency (the engine searches shards in threads), hence the
+    cap."""
     by_memory = math.ceil(token_bytes / settings.SHARD_TARGET_BYTES)
     by_speed = min(settings.MIN_PARALLEL_SHARDS, math.ceil(token_bytes / settings.SMALL_SHARD_BYTES))
     return max(1, by_memory, by_speed)
 
 
 def plan_shards(
-    build_dir: str, chunk_summaries: list[dict], n_shards: int | None, width: int
+    build_dir: str,
+    chunk_summaries: list[dict],
+    n_shards: int | None,
+    width: int,
+    read_n_tokens: Callable[[int], np.ndarray] | None = None,
 ) -> list[ShardPlan]:
-    """Split the documents (in global order: chunk order, then line) into contiguous, byte-balanced shards."""
+    """Split the documents (in global order: chunk order, then line) into contiguous, byte-balanced shards.
+
+    ``read_n_tokens(chunk_id)`` gives a staged chunk's ``n_tokens`` column where the staging files are not in
+    ``build_dir`` (a build into an object store reads that one column from there)."""
     staging = Path(build_dir) / "_staging"
     sizes_per_chunk = []
     for s in chunk_summaries:
         if s["n_docs"] == 0:
             sizes_per_chunk.append(np.zeros(0, dtype=np.int64))
             continue
-        path, _, _ = chunk_paths(staging, s["chunk_id"])
-        n_tok = pq.read_table(path, columns=["n_tokens"]).column(0).to_numpy()
+        if read_n_tokens is not None:
+            n_tok = read_n_tokens(s["chunk_id"])
+        else:
+            path, _, _ = chunk_paths(staging, s["chunk_id"])
+            n_tok = pq.read_table(path, columns=["n_tokens"]).column(0).to_numpy()
         sizes_per_chunk.append((n_tok.astype(np.int64) + 1) * width)
     sizes = np.concatenate(sizes_per_chunk) if sizes_per_chunk else np.zeros(0, dtype=np.int64)
     n = int(sizes.size)
@@ -105,6 +116,26 @@ def plan_shards(
     return plans
 
 
+def _starts(sizes: list[int], pos: int) -> tuple[np.ndarray, int]:
+    """Byte offsets (little-endian u64) of consecutive records of ``sizes`` bytes written from ``pos``, and
+    the position after the last."""
+    ends = np.cumsum(np.asarray(sizes, dtype=np.int64)) + pos
+    return (ends - np.asarray(sizes, dtype=np.int64)).astype("<u8"), int(ends[-1]) if len(sizes) else pos
+
+
+def metadata_lines(doc_id: int, source: str, lines: list, ext_ids: list) -> list[bytes]:
+    """The ``metadata.N`` line of each document: exactly ``json.dumps({"doc_id", "source", "line", "id"},
+    ensure_ascii=False, separators=(",", ":")) + "\\n"`` in UTF-8, formatted without a JSON encoder per
+    document (the source is encoded once)."""
+    src = encode_basestring(source)
+    out = []
+    for i, (line, ext) in enumerate(zip(lines, ext_ids)):
+        line_s = "null" if line is None else str(int(line))
+        ext_s = "null" if ext is None else encode_basestring(ext)
+        out.append(f'{{"doc_id":{doc_id + i},"source":{src},"line":{line_s},"id":{ext_s}}}\n'.encode())
+    return out
+
+
 def write_shard(
     plan: ShardPlan, sources: dict[int, str], st: StageSettings, build_dir: str, cpus: int
 ) -> dict:
@@ -113,7 +144,7 @@ def write_shard(
     staging = root / "_staging"
     marker = staging / "shards" / f"shard-{plan.shard:05d}.done"
     done = marker_valid(marker, root)
-    if done is not None:
+    if done is not None and "ptr_size" in done:  # a marker of an older freqindex lacks it: redo the shard
         done["resumed"] = True
         return done
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -148,28 +179,15 @@ def write_shard(
             n_toks = table.column("n_tokens").to_pylist()
             hashes = table.column("content_hash").to_pylist()
             tags = table.column("tags").to_pylist()
-            offsets = np.empty(len(toks), dtype="<u8")
-            metaoffs = np.empty(len(toks), dtype="<u8")
-            meta_parts = []
-            for i, t in enumerate(toks):
-                offsets[i] = ds_pos
-                ds_pos += len(sep) + len(t)
-                m = (
-                    json.dumps(
-                        {"doc_id": doc_id + i, "source": source, "line": lines[i], "id": ext_ids[i]},
-                        ensure_ascii=False,
-                        separators=(",", ":"),
-                    )
-                    + "\n"
-                ).encode()
-                metaoffs[i] = mt_pos
-                mt_pos += len(m)
-                meta_parts.append(m)
-            ds.write(b"".join(x for t in toks for x in (sep, t)))
-            od.write(offsets.tobytes())
-            mt.write(b"".join(meta_parts))
-            om.write(metaoffs.tobytes())
             k = len(toks)
+            meta = metadata_lines(doc_id, source, lines, ext_ids)
+            offsets, ds_pos = _starts([len(t) + len(sep) for t in toks], ds_pos)
+            metaoffs, mt_pos = _starts([len(m) for m in meta], mt_pos)
+            if k:
+                ds.write(sep + sep.join(toks))
+            od.write(offsets.tobytes())
+            mt.write(b"".join(meta))
+            om.write(metaoffs.tobytes())
             docs_cols["doc_id"].extend(range(doc_id, doc_id + k))
             docs_cols["shard"].extend([s] * k)
             docs_cols["source"].extend([source] * k)
@@ -185,7 +203,7 @@ def write_shard(
         raise BuildError(f"shard {s}: wrote {doc_id - plan.doc_start} documents, planned {plan.n_docs}")
     for k in ("tokenized", "offset", "metadata", "metaoff"):
         os.replace(tmp[k], names[k])
-    build_suffix_array(
+    sa_builder = build_suffix_array(
         str(names["tokenized"]),
         str(names["table"]),
         str(staging / f"sa-work-{s}"),
@@ -202,6 +220,8 @@ def write_shard(
         "n_docs": plan.n_docs,
         "n_tokens": n_tokens,
         "ds_bytes": ds_pos,
+        "sa_builder": sa_builder,
+        "ptr_size": pointer_bytes(ds_pos),  # recorded, so a reader never infers it from the table's size
         "files": {str(p.relative_to(root)): file_entry(p) for p in [*names.values(), docs_path]},
     }
     atomic_write_json(marker, summary)

@@ -43,22 +43,32 @@ class BytesTokenizer:
 
 
 class HFTokenizer:
-    """A Hugging Face fast tokenizer loaded from a tokenizer.json (a local file or directory, or a hub name)."""
+    """A Hugging Face fast tokenizer loaded from a tokenizer.json (a local file or a directory holding one),
+    or from the hub by name only when hub access is allowed (``allow_hub`` or ``FREQINDEX_ALLOW_HUB=1``,
+    see :mod:`freqindex.hub`); otherwise a name that is not a local path fails at once, naming the forms
+    accepted offline."""
 
-    def __init__(self, spec: str, tokenizer_json: str | None = None):
+    def __init__(self, spec: str, tokenizer_json: str | None = None, allow_hub: bool | None = None):
         from tokenizers import Tokenizer
+
+        from freqindex.hub import ALLOW_HUB_ENV, hub_allowed
 
         self.spec = spec
         self.tokenizer_json = tokenizer_json or resolve_tokenizer_json(spec)
         if self.tokenizer_json is not None:
             self._tok = Tokenizer.from_file(self.tokenizer_json)
+        elif not hub_allowed(allow_hub):
+            raise UsageError(
+                f"tokenizer {spec!r} is not a local path (offline: give a tokenizer.json file or a directory "
+                f"holding one; hub names need {ALLOW_HUB_ENV}=1)"
+            )
         else:
             try:
                 self._tok = Tokenizer.from_pretrained(spec)
-            except Exception as exc:  # network-less machines land here
+            except Exception as exc:  # the hub's own errors vary by version: report any of them in one line
                 raise UsageError(
-                    f"cannot load tokenizer {spec!r}: not a local tokenizer.json or directory, and the hub "
-                    f"could not be reached ({type(exc).__name__}); pass a local path"
+                    f"cannot load tokenizer {spec!r} from the hub ({type(exc).__name__}: {exc}); "
+                    "pass a local tokenizer.json or directory"
                 ) from None
         self._tok.no_padding()
         self._tok.no_truncation()
@@ -105,7 +115,9 @@ def resolve_tokenizer_json(spec: str) -> str | None:
     return None
 
 
-def load_tokenizer(spec: str, tokenizer_json: str | None = None) -> BytesTokenizer | HFTokenizer:
+def load_tokenizer(
+    spec: str, tokenizer_json: str | None = None, allow_hub: bool | None = None
+) -> BytesTokenizer | HFTokenizer:
     if spec == "bytes":
         return BytesTokenizer()
-    return HFTokenizer(spec, tokenizer_json)
+    return HFTokenizer(spec, tokenizer_json, allow_hub)

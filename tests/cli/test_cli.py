@@ -135,6 +135,8 @@ def test_user_errors_exit_2_without_traceback(small_index, tmp_path):
         ("count", small_index, ""),  # empty query
         ("docs", small_index, "x", "--limit", "0"),
         ("count", small_index, "a AND  AND b"),
+        ("count", small_index, "!!!"),  # only punctuation: it would count every space
+        ("docs", small_index, " "),
         ("build", tmp_path / "nope.jsonl", "-o", tmp_path / "o"),
         ("build", FLICKR, "-o", tmp_path / "o", "--shards", "0"),
         ("info", tmp_path / "missing"),
@@ -144,6 +146,65 @@ def test_user_errors_exit_2_without_traceback(small_index, tmp_path):
         p = cli(*args)
         assert p.returncode == 2, (args, p.returncode, p.stderr)
         assert "Traceback" not in p.stderr and p.stderr.strip(), args
+
+
+def test_sql_on_an_index_without_its_docs_table(small_index, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "idx"
+    shutil.copytree(small_index, damaged)
+    shutil.rmtree(damaged / "docs")
+    p = cli("sql", damaged, "SELECT count(*) FROM docs", check=2)
+    assert p.stderr.strip() == f"error: damaged index {damaged}: docs/part-00000.parquet is missing"
+
+
+def test_count_file_reports_bad_lines_and_counts_the_rest(small_index, tmp_path):
+    """One JSON object per non-blank line, with its line number; bad lines become error objects (a long
+    one cut), the other lines are counted, and the exit code is 2 at the end."""
+    f = tmp_path / "queries.txt"
+    long_bad = "x AND " * 1600
+    f.write_text(
+        "\ufeff dog \n!!!\n\n AND \n" + long_bad + "\n frisbee \n dog  AND  frisbee \n", encoding="utf-8"
+    )
+    p = cli("count", small_index, "--file", f, "--unit", "docs", check=2)
+    rows = [json.loads(x) for x in p.stdout.splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 4, 5, 6, 7]
+    assert [("error" in r) for r in rows] == [False, True, True, True, False, False]
+    assert rows[0]["query"] == " dog " and rows[0]["count"] > 0  # the byte-order mark is not the query's
+    assert "nothing to count" in rows[1]["error"] and "empty term" in rows[2]["error"]
+    assert len(rows[3]["query"]) < 100 and len(rows[3]["error"]) < 300
+    for r in (rows[0], rows[4], rows[5]):
+        one = json.loads(cli("count", small_index, r["query"], "--unit", "docs", "--json", check=0).stdout)
+        assert one == {k: v for k, v in r.items() if k != "line"}
+    assert "3 of 6 queries" in p.stderr and "lines 2, 4, 5" in p.stderr and "Traceback" not in p.stderr
+    bad = cli("count", small_index, long_bad, check=2)
+    assert len(bad.stderr) < 400 and "9,600 characters" in bad.stderr
+
+
+def test_and_on_flickr_captions_equals_brute_force(small_index):
+    """Issue #12's case on the Flickr8k captions (TSV): " dog " AND " frisbee " in both units, windows of
+    1, 10, 100 and 10,000 tokens; a wider window never finds fewer."""
+    from freqindex.query.count import count
+    from freqindex.suffix.index import Index
+    from tests.reference import and_counts, read_lines_docs, ref_normalize
+
+    captions = [f" {ref_normalize(ln.split(chr(9), 1)[1])} ".encode() for ln in read_lines_docs(FLICKR)]
+    idx = Index.open(small_index)
+    windows = [1, 10, 100, 10_000]
+    want = and_counts(captions, [[b" dog "], [b" frisbee "]], windows)
+    got = [
+        (
+            count(idx, " dog  AND  frisbee ", max_diff_tokens=w).count,
+            count(idx, " dog  AND  frisbee ", unit="docs").count,
+        )
+        for w in windows
+    ]
+    assert got == want
+    assert [g[0] for g in got] == sorted(g[0] for g in got) and got[-1][1] > 200
+    one = json.loads(
+        cli("count", small_index, " dog  AND  frisbee ", "--max-diff-tokens", "10", "--json", check=0).stdout
+    )
+    assert (one["count"], one["approx"]) == (want[1][0], False)
 
 
 def test_verify_catches_a_flipped_byte(tmp_path):

@@ -17,6 +17,7 @@ from freqindex.config import BuildConfig
 from freqindex.contamination.check import Policy, check_items
 from freqindex.contamination.metrics import field_metrics, item_bytes, item_text
 from freqindex.evals import EvalItem
+from freqindex.report.contamination import markdown
 from freqindex.suffix.index import Index
 from freqindex.suffix.matching import find_batch, longest_match_batch, matching_statistics_batch
 from tests.conftest import GSM8K_TEST, WIKITEXT, build, cli
@@ -25,7 +26,7 @@ from tests.reference import read_lines_docs, ref_normalize
 WORDS = "the a dog cat ran sat on mat big red ball park sun".split()
 
 
-def _brute(corpus: list[str], item: str, L: int, n_gpt3: int) -> dict:
+def _brute(corpus: list[str], item: str, L: int, n_gpt3: int, floor: int | None = None) -> dict:
     """Every metric straight from substring search over the stored documents."""
     docs = [f" {ref_normalize(d)} " for d in corpus]
     body = ref_normalize(item)
@@ -47,6 +48,8 @@ def _brute(corpus: list[str], item: str, L: int, n_gpt3: int) -> dict:
                 cover[j] = True
     n_body = len(stored) - 2
     coverage = sum(cover[1:-1]) / n_body if n_body >= L else None
+    if coverage is None and floor is not None and n_body >= floor:  # the short-item (whole-item) rule
+        coverage = 1.0 if occurs(stored) else 0.0
     words = body.split(" ") if body else []
 
     def grams(n):
@@ -75,8 +78,9 @@ sentence = st.lists(st.sampled_from(WORDS), min_size=1, max_size=30).map(" ".joi
     L=st.sampled_from([5, 12, 50]),
     n=st.sampled_from([8, 10]),
     window=st.sampled_from([8, 16, 64]),
+    floor=st.sampled_from([None, 3, 20]),
 )
-def test_definitions_equal_brute_force(corpus, items, L, n, window):
+def test_definitions_equal_brute_force(corpus, items, L, n, window, floor):
     tmp = Path(tempfile.mkdtemp(prefix="fqx-cont-"))
     try:
         # plant pieces of the corpus into some items so that hits happen
@@ -101,8 +105,8 @@ def test_definitions_equal_brute_force(corpus, items, L, n, window):
                     assert [tuple(r) for r in got] == [
                         tuple(r) for r in idx.engine.find(input_ids=span)["segment_by_shard"]
                     ]
-            m, _, _ = field_metrics(idx, item, L, 0, n, it=it, ms=ms)
-            ref = _brute(corpus, item, L, n)
+            m, _, _ = field_metrics(idx, item, L, 0, n, it=it, ms=ms, min_short_len=floor)
+            ref = _brute(corpus, item, L, n, floor)
             assert m.longest_match_tokens == ref["longest"], item
             if ref["coverage"] is None:
                 assert m.coverage is None
@@ -137,6 +141,64 @@ def test_skip_budget_and_boilerplate(tmp_path):
     )
     recs, _ = check_items(idx, [it], ["q"], Policy(min_len=20, boilerplate_ceiling=1000))
     assert recs[0]["bucket"] == "dirty" and recs[0]["coverage"] == 1.0
+
+
+def test_short_items_are_judged_whole(tmp_path):
+    """Short real questions (the last sentence of GSM8K test problems) planted verbatim inside WikiText-2
+    paragraphs are found by the whole-item rule; below the floor they stay uncheckable; every verdict equals
+    a brute-force whole-word search of the corpus."""
+    tests = [json.loads(x)["question"] for x in GSM8K_TEST.read_text().splitlines()]
+    by_norm: dict[str, str] = {}
+    for q in tests:
+        last = q.replace("\n", " ").rsplit(". ", 1)[-1].strip()
+        if last.endswith("?"):
+            by_norm.setdefault(ref_normalize(last), last)
+    short = [q for n, q in by_norm.items() if 20 <= len(n) < 50]
+    tiny = [q for n, q in by_norm.items() if 8 <= len(n) < 20]
+    assert len(short) >= 80 and len(tiny) >= 5
+    rng = random.Random(4)
+    rng.shuffle(short)
+    planted, unplanted, tiny_planted = short[:30], short[30:80], tiny[:5]
+    wiki = [p for p in read_lines_docs(WIKITEXT) if len(p) > 200]
+    docs = wiki[:600] + [f"{wiki[600 + i]} {q} {wiki[700 + i]}" for i, q in enumerate(planted + tiny_planted)]
+    docs.append(" ".join([planted[0]] * 3))  # one short item in 3 documents: boilerplate at a ceiling of 2
+    docs += [f"See also: {planted[0]}", f"{planted[0]} (disambiguation)"]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    build_index(
+        BuildConfig(inputs=(str(tmp_path / "c.jsonl"),), output=str(tmp_path / "idx")), run_in_process
+    )
+    idx = Index.open(tmp_path / "idx")
+    items = [
+        EvalItem(f"{kind}-{i}", "", {"question": q})
+        for kind, qs in (("planted", planted), ("unplanted", unplanted), ("tiny", tiny_planted))
+        for i, q in enumerate(qs)
+    ]
+    recs, summary = check_items(idx, items, ["question"], Policy())
+    by_id = {r["id"]: r for r in recs}
+    stored = [f" {ref_normalize(d)} " for d in docs]
+    for it in items:
+        r, body = by_id[it.id], ref_normalize(it.row["question"])
+        if len(body) < 20:
+            assert (r["bucket"], r["rule"], r["coverage"]) == ("uncheckable", "too_short", None), r
+            continue
+        whole = any(f" {body} " in d for d in stored)
+        assert r["rule"] == "whole_item" and r["fields"]["question"]["rule"] == "whole_item"
+        assert r["bucket"] == ("dirty" if whole else "clean"), (it.row["question"], r)
+    assert all(by_id[f"planted-{i}"]["bucket"] == "dirty" for i in range(30))
+    assert sum(by_id[f"unplanted-{i}"]["bucket"] == "clean" for i in range(50)) >= 45
+    assert by_id["planted-3"]["evidence"]["span"] == ref_normalize(planted[3])
+    assert summary["rules"] == {"coverage": 0, "whole_item": 80, "too_short": 5}
+    assert "judged by a whole-item match: 80; too short to judge (uncheckable): 5" in markdown(summary, recs)
+    assert summary["buckets"]["uncheckable"] == 5 and summary["settings"]["min_short_len_resolved"] == {
+        "question": 20
+    }
+    # a whole match in more documents than the boilerplate ceiling is ignored (and counted), never evidence
+    recs, summary = check_items(idx, items[:2], ["question"], Policy(boilerplate_ceiling=2))
+    assert recs[0]["bucket"] == "clean" and recs[0]["fields"]["question"]["boilerplate_matches"] == 1
+    assert recs[1]["bucket"] == "dirty" and summary["boilerplate_matches_ignored"] == 1
+    # the floor is a policy setting: raised to min_len, the rule is off and short items are uncheckable
+    recs, _ = check_items(idx, items[:1], ["question"], Policy(min_short_len=50))
+    assert recs[0]["bucket"] == "uncheckable" and recs[0]["rule"] == "too_short"
 
 
 def _edit(q: str) -> str:

@@ -3,14 +3,19 @@
 import gzip
 import json
 import os
+import random
+import zlib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
 
+from freqindex.build import build_index, run_in_process
+from freqindex.config import BuildConfig
 from freqindex.corpus.readers import Bad, Blank, ReadOptions, Record, expand_inputs, plan_chunks, read_chunk
 from freqindex.errors import UsageError
+from tests.conftest import GSM8K_TRAIN
 
 
 def read_all(path, fmt="auto", opts=ReadOptions(), chunk_bytes=1 << 26):
@@ -179,4 +184,143 @@ def test_expand_inputs_errors(tmp_path):
     (tmp_path / "d" / "notes.md").write_text("skip me")
     files, skipped = expand_inputs([str(tmp_path / "d")], "auto")
     assert [os.path.basename(f[0]) for f in files] == ["a.jsonl"]
-    assert [os.path.basename(s) for s in skipped] == ["notes.md"]
+    assert [(os.path.basename(s), why) for s, why in skipped] == [("notes.md", "unknown format .md")]
+
+
+def test_every_skipped_file_is_named_with_its_reason(tmp_path):
+    d = tmp_path / "d"
+    (d / ".cache").mkdir(parents=True)
+    (d / ".cache" / "x.jsonl").write_text('{"text": "never looked at"}\n')
+    for name in ("a.jsonl", "README.md", "e.csv", "g.jsonl.bz2", ".hidden.jsonl", "_SUCCESS", "h.txt.xz"):
+        (d / name).write_text('{"text": "x"}\n')
+    files, skipped = expand_inputs([str(d)], "auto")
+    assert [os.path.basename(f[0]) for f in files] == ["a.jsonl"]
+    assert {os.path.basename(p): why for p, why in skipped} == {
+        ".cache": "hidden directory",
+        ".hidden.jsonl": "hidden file",
+        "_SUCCESS": "marker file (name starts with '_')",
+        "README.md": "unknown format .md",
+        "e.csv": "unknown format .csv",
+        "g.jsonl.bz2": "unsupported compression .bz2 (readable: .gz, .zst)",
+        "h.txt.xz": "unsupported compression .xz (readable: .gz, .zst)",
+    }
+    # a named file in a compression we cannot read is refused, never read as text (also with --format)
+    for fmt in ("auto", "jsonl"):
+        with pytest.raises(UsageError, match="unsupported compression .bz2"):
+            expand_inputs([str(d / "g.jsonl.bz2")], fmt)
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "e.csv").write_text("a,b\n")
+    with pytest.raises(
+        UsageError, match=r"no input files found \(1 skipped: e.csv \(unknown format .csv\)\)"
+    ):
+        expand_inputs([str(tmp_path / "only")], "auto")
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("chunk_bytes", [1 << 26, 1024])
+def test_a_leading_byte_order_mark_is_dropped_in_every_format(tmp_path, chunk_bytes):
+    rows = [json.dumps({"text": f"bom text {i}", "id": f"r{i}"}).encode() for i in range(100)]
+    write_lines(tmp_path / "a.jsonl", [BOM + rows[0], *rows[1:]])
+    items = read_all(tmp_path / "a.jsonl", chunk_bytes=chunk_bytes)
+    assert not bad(items) and good(items)[0] == (1, "bom text 0") and len(good(items)) == 100
+    # only the file's first bytes: a BOM at the start of a later chunk's first line is data, not a mark
+    (tmp_path / "gz.jsonl.gz").write_bytes(gzip.compress(BOM + b"\n".join(rows) + b"\n"))
+    (tmp_path / "zs.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(BOM + b"\n".join(rows)))
+    for name in ("gz.jsonl.gz", "zs.jsonl.zst"):
+        items = read_all(tmp_path / name)
+        assert not bad(items) and good(items)[0] == (1, "bom text 0") and len(good(items)) == 100
+    (tmp_path / "caps.tsv").write_bytes(BOM + b"img1.jpg#0\tA dog runs.\nimg2.jpg#0\tA cat.\n")
+    recs = [r for r in read_all(tmp_path / "caps.tsv", chunk_bytes=chunk_bytes) if isinstance(r, Record)]
+    assert [r.ext_id for r in recs] == ["img1.jpg#0", "img2.jpg#0"]
+    (tmp_path / "doc.txt").write_bytes(BOM + b"bom text\nmore\n")
+    assert good(read_all(tmp_path / "doc.txt")) == [(1, "bom text\nmore\n")]
+    lines = good(
+        read_all(tmp_path / "doc.txt", opts=ReadOptions(text_per_line=True), chunk_bytes=chunk_bytes)
+    )
+    assert lines == [(1, "bom text"), (2, "more")]
+    # a mark anywhere but the file's start is text, and stays
+    write_lines(tmp_path / "mid.tsv", [b"a\tx", BOM + b"b\ty"])
+    assert [r.ext_id for r in read_all(tmp_path / "mid.tsv") if isinstance(r, Record)] == ["a", "\ufeffb"]
+
+
+def _reference_decodable_records(blob: bytes, comp: str, damage_at: int, field: str) -> int:
+    """Records in the longest prefix that any decoder can produce: every byte before the damage in one go
+    (it is intact), then one byte at a time until the codec gives up. Only complete lines count."""
+    if comp == "gz":
+        d, errors = zlib.decompressobj(47), (zlib.error,)
+    else:
+        d, errors = zstandard.ZstdDecompressor().decompressobj(), (zstandard.ZstdError,)
+    out = bytearray(d.decompress(blob[:damage_at]))
+    try:
+        for k in range(damage_at, len(blob)):
+            out += d.decompress(blob[k : k + 1])
+    except errors:
+        pass
+    n = 0
+    for line in bytes(out).split(b"\n")[:-1]:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        n += isinstance(obj, dict) and isinstance(obj.get(field), str) and bool(obj[field].strip())
+    return n
+
+
+@pytest.mark.parametrize("comp", ["gz", "zst"])
+def test_mid_stream_corruption_keeps_every_record_before_the_damage(tmp_path, comp):
+    """GSM8K train (7,473 records) compressed, 5,000 bytes overwritten at several points."""
+    raw = GSM8K_TRAIN.read_bytes()
+    full = gzip.compress(raw) if comp == "gz" else zstandard.ZstdCompressor().compress(raw)
+    opts = ReadOptions(text_field="question")
+    for frac in (0.1, 0.5, 0.75, 0.95):
+        blob = bytearray(full)
+        at = int(len(blob) * frac)
+        blob[at : at + 5000] = random.Random(frac).randbytes(5000)
+        p = tmp_path / f"train-{frac}.jsonl.{comp}"
+        p.write_bytes(bytes(blob))
+        items = read_all(p, opts=opts)
+        expected = _reference_decodable_records(bytes(blob), comp, at, "question")
+        assert 0.9 * frac * 7473 < expected < 7473
+        assert len(good(items)) == expected, (frac, len(good(items)), expected)
+        line, reason = bad(items)[-1]
+        assert line == max(ln for ln, _ in bad(items)) and "this line and everything after it" in reason
+        offset = int(reason.split(" at byte ")[1].split(" ")[0].replace(",", ""))
+        assert at <= offset <= len(blob), reason
+    # the build keeps exactly those records (the last damaged file) and quarantines the rest with the offset
+    summary = build_index(
+        BuildConfig(inputs=(str(p),), output=str(tmp_path / "idx"), text_field="question"), run_in_process
+    )
+    assert (
+        summary["documents"] == expected and summary["quarantine_by_reason"]["corrupt compressed stream"] == 1
+    )
+
+
+def test_one_big_file_is_read_in_equal_chunks(tmp_path, monkeypatch):
+    """A large line file spreads over settings.MIN_FILE_CHUNKS equal chunks (so one file keeps every core
+    busy); reading them one after another gives exactly the records of the whole file, also with CRLF line
+    ends, lines longer than a read block that cross chunk ends, and no final newline."""
+    from freqindex import settings
+
+    p = tmp_path / "one.jsonl"
+    lines = [json.dumps({"id": i, "text": f"doc {i} " + "y" * (i % 300)}).encode() for i in range(4000)]
+    lines[1000] = json.dumps({"text": "long " + "x" * (3 << 20)}).encode()
+    lines[2500] = b'{"text": "crlf"}\r'
+    lines[2501] = b"{broken"
+    p.write_bytes(b"\n".join(lines))  # no final newline
+    size = p.stat().st_size
+    files, _ = expand_inputs([str(p)], "auto")
+    monkeypatch.setattr(settings, "MIN_FILE_CHUNKS", 1)
+    whole = [x for c in plan_chunks(files, ReadOptions(), 1 << 30) for x in read_chunk(c, ReadOptions())]
+    monkeypatch.setattr(settings, "MIN_FILE_CHUNKS", 8)
+    monkeypatch.setattr(settings, "MIN_CHUNK_BYTES", 256 * 1024)
+    chunks = plan_chunks(files, ReadOptions(), 1 << 30)
+    assert len(chunks) == 8
+    sizes = [c.end - c.start for c in chunks]
+    assert max(sizes) - min(sizes) <= 1 and chunks[0].start == 0 and chunks[-1].end == size
+    pieces = [x for c in chunks for x in read_chunk(c, ReadOptions())]
+    assert pieces == whole
+    assert len(good(whole)) == 3999 and bad(whole) == [(2502, bad(whole)[0][1])]
+    assert (2501, "crlf") in good(whole) and good(whole)[-1][0] == 4000
+    assert plan_chunks(files, ReadOptions(), size // 3) == chunks  # 3 by size, 8 by the minimum

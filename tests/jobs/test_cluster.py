@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +71,47 @@ def test_standalone_build_equals_local_build(cluster, tmp_path):
     c1 = json.loads(cli("count", tmp_path / "cluster", " dog ", "--json", check=0).stdout)
     c2 = json.loads(cli("count", tmp_path / "local", " dog ", "--json", check=0).stdout)
     assert c1 == c2 and c1["count"] > 0
+
+
+def _venv_at(root: Path) -> Path:
+    """This very environment under another path: ``root/bin/python`` (a symlink to the base interpreter),
+    the same pyvenv.cfg, and ``lib/pythonX.Y/site-packages`` symlinked to this venv's, so it imports
+    freqindex and pyspark like the test's own Python while ``sys.executable`` names the new path."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (root / "bin").mkdir(parents=True)
+    (root / "lib" / version).mkdir(parents=True)
+    os.symlink(os.path.realpath(sys.executable), root / "bin" / "python")
+    shutil.copy(Path(sys.prefix) / "pyvenv.cfg", root / "pyvenv.cfg")
+    os.symlink(sysconfig.get_paths()["purelib"], root / "lib" / version / "site-packages")
+    return root / "bin" / "python"
+
+
+def test_spark_pyspark_python_is_honoured(cluster, tmp_path):
+    """--conf spark.pyspark.python wins over the driver's own interpreter (the YARN / Kubernetes recipes
+    rely on it): the worker's tasks report the interpreter they ran in."""
+    if not (Path(sys.prefix) / "pyvenv.cfg").is_file():
+        pytest.skip("the tests do not run in a virtual environment")
+    url, _ = cluster
+    python = _venv_at(tmp_path / "shipped-env")
+    src = tmp_path / "q.jsonl"
+    src.write_text("".join(GSM8K_TRAIN.read_text().splitlines(keepends=True)[:200]))
+    p = cli(
+        "build",
+        src,
+        "--text-field",
+        "question",
+        "--master",
+        url,
+        "--conf",
+        f"spark.pyspark.python={python}",
+        "-o",
+        tmp_path / "idx",
+        "--json",
+        check=0,
+    )
+    summary = json.loads(p.stdout)
+    assert summary["documents"] == 200 and summary["executor_python"] == [str(python)], summary
+    assert str(python) != sys.executable
 
 
 def test_standalone_embedding_equals_the_pure_core(cluster, tmp_path):

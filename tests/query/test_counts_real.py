@@ -7,10 +7,12 @@ import re
 
 import pytest
 
-from freqindex.query.count import count
+from freqindex.errors import UsageError
+from freqindex.query.count import CountError, count, count_many, encode_term
+from freqindex.suffix import search
 from freqindex.suffix.index import Index
 from tests.conftest import FLICKR, GSM8K_TRAIN, WIKITEXT, build
-from tests.reference import BruteCorpus, read_jsonl_docs, read_lines_docs, ref_normalize
+from tests.reference import BruteCorpus, and_counts, read_jsonl_docs, read_lines_docs, ref_normalize
 
 pytestmark = pytest.mark.spark
 
@@ -72,7 +74,9 @@ def test_counts_equal_brute_force(real, norm):
     seen_kinds = {k: 0 for k in ("random", "start", "end", "cross", "absent")}
     for kind, q in qs:
         qn = ref_normalize(q, keep_edges=True) if norm == "simple" else q
-        if not qn:
+        if not qn.strip():  # only spaces (and punctuation): refused, it would count every space
+            with pytest.raises(UsageError, match="nothing to count"):
+                count(idx, q, literal=True)
             continue
         qb = qn.encode()
         expect_occ = brute.count(qb)
@@ -127,10 +131,10 @@ def test_cnf_queries(real):
 
     pos = np.array(brute.positions(b" dog ") + brute.positions(b" cat "))
     assert union == np.unique(np.searchsorted(brute.starts, pos, side="right") - 1).size
-    # AND: infini-gram's co-occurrence semantics; at most the rarer clause's count, and exact docs
+    # AND (exactly, against a brute force, in test_and_counts_equal_brute_force): at most the rarer clause
     res = count(idx, " dog  AND  ball ", unit="docs")
     assert 0 < res.count <= min(brute.doc_count(b" dog "), brute.doc_count(b" ball "))
-    assert count(idx, " dog  AND  ball ").count > 0
+    assert 0 < count(idx, " dog  AND  ball ").count <= brute.count(b" ball ")
     # --literal turns parsing off
     assert count(idx, "cats AND dogs", literal=True).count == brute.count(b"cats and dogs")
 
@@ -146,3 +150,126 @@ def test_docs_lookup(real):
         assert re.search(r"«\s*frisbee\s*»", h.snippet), h.snippet
         assert h.source.endswith("Flickr8k.token.txt") and h.line >= 1 and h.ext_id is None
         assert idx.doc_text(h.doc_id).count(" frisbee ") == h.occurrences
+
+
+def _edge_queries(brute: BruteCorpus, rng: random.Random) -> list[str]:
+    """Random substrings, document starts and ends, whole documents, strings longer than any document,
+    boundary-crossing and absent strings."""
+    qs = [q for _, q in _queries(brute, rng)]
+    longest = max(brute.docs, key=len).decode()
+    qs += [
+        longest,
+        longest + "x",
+        longest + longest,
+        "q" * 5000,
+        brute.docs[0].decode(),
+        brute.docs[-1].decode(),
+    ]
+    qs += [d.decode() for d in rng.sample(brute.docs, 20)]
+    return qs
+
+
+@pytest.mark.parametrize("norm", ["simple", "none"])
+def test_compiled_search_equals_the_engine(real, norm):
+    """The compiled suffix-array search returns the engine's ``find`` ranges in every shard, one query at a
+    time and batched; count_many equals count in both units."""
+    idx, brute, _ = real[norm]
+    qs = _edge_queries(brute, random.Random(77))
+    terms = []
+    for q in qs:
+        try:
+            terms.append(encode_term(idx, q))
+        except UsageError:
+            continue
+    assert len(terms) >= 500
+    batched = search.find_ranges(idx, terms)
+    for k, (t, got) in enumerate(zip(terms, batched)):
+        want = idx.engine.find(input_ids=list(t))["segment_by_shard"]
+        assert [tuple(r) for r in got.tolist()] == [tuple(r) for r in want], t[:80]
+        if k % 5 == 0:
+            assert search.find_ranges(idx, [t]).tolist() == [got.tolist()]
+    longest = max(brute.docs, key=len).decode()
+    assert count(idx, longest, literal=True).count >= 1
+    assert count(idx, longest + "x", literal=True).count == 0
+    assert count(idx, longest, unit="docs", literal=True).count >= 1
+    sample = qs[:150] + qs[-30:]
+    for unit in ("occurrences", "docs"):
+        many = count_many(idx, sample, unit=unit, literal=True, on_error="return")
+        for q, m in zip(sample, many):
+            try:
+                want = count(idx, q, unit=unit, literal=True)
+            except UsageError as exc:
+                assert isinstance(m, CountError) and m.error == str(exc)
+                continue
+            assert m == want, q
+
+
+def test_sampled_search_at_tiny_steps_equals_the_engine(real, monkeypatch):
+    """The in-memory sample narrows every search: with steps of 3 and 64 suffixes (many samples share
+    their first 8 bytes), the ranges are still the engine's."""
+    idx, brute, _ = real["none"]
+    terms = [encode_term(idx, q) for q in _edge_queries(brute, random.Random(5))[:250] if q.strip()]
+    want = [[tuple(r) for r in idx.engine.find(input_ids=list(t))["segment_by_shard"]] for t in terms]
+    try:
+        for step in (3, 64):
+            monkeypatch.setattr(search, "SAMPLE_STEP", step)
+            search._CACHE.pop(idx, None)
+            got = search.find_ranges(idx, terms).tolist()
+            assert [[tuple(r) for r in g] for g in got] == want, step
+    finally:
+        search._CACHE.pop(idx, None)
+
+
+AND_QUERIES = [
+    " dog  AND  frisbee ",
+    " dog  OR  dogs  AND  ball ",  # alternatives inside a clause
+    " frisbee  AND  the ",  # a frequent clause: read through the windows around the anchors
+    " the  AND  of  AND  and ",  # three frequent clauses: joined through their sorted positions
+    " dog  AND  dog ",  # a clause with itself: every occurrence
+    " a  AND  a dog ",  # overlapping clauses
+    " zzqqx  AND  dog ",  # an absent clause
+]
+
+
+@pytest.mark.parametrize("query", AND_QUERIES)
+def test_and_counts_equal_brute_force(real, query):
+    """AND in both units, windows of 1, 10, 100 and 10,000 tokens, against a brute force of the README's
+    definition; exact (approx is false)."""
+    idx, brute, _ = real["simple"]
+    clauses = [
+        [ref_normalize(t, keep_edges=True).encode() for t in c.split(" OR ")] for c in query.split(" AND ")
+    ]
+    windows = [1, 10, 100, 10_000]
+    for w, (occ, nd) in zip(windows, and_counts(brute.docs, clauses, windows)):
+        got = count(idx, query, max_diff_tokens=w)
+        assert (got.count, got.approx) == (occ, False), (query, w)
+        assert count(idx, query, unit="docs", max_diff_tokens=w).count == nd, (query, w)
+    if "zzqqx" not in query:
+        assert occ > 0
+
+
+def test_and_counts_without_normalization(real):
+    idx, brute, _ = real["none"]
+    for query in ("dog AND frisbee", "The AND of OR in"):
+        clauses = [[t.encode() for t in c.split(" OR ")] for c in query.split(" AND ")]
+        for w, (occ, nd) in zip((30, 100), and_counts(brute.docs, clauses, [30, 100])):
+            assert count(idx, query, max_diff_tokens=w).count == occ > 0, (query, w)
+            assert count(idx, query, unit="docs", max_diff_tokens=w).count == nd, (query, w)
+
+
+def test_queries_of_only_spaces_or_punctuation_are_refused(real):
+    idx, _, _ = real["simple"]
+    for q in ("!!!", " ", "\u2013", "?.,;", "  \t ", " dog  AND  !!! "):
+        with pytest.raises(UsageError, match="nothing to count"):
+            count(idx, q)
+    with pytest.raises(UsageError, match="not valid Unicode"):
+        count(idx, "dog\ud800")
+    res = count_many(idx, [" dog ", "!!!", " AND ", " cat "], on_error="return")
+    assert isinstance(res[1], CountError) and isinstance(res[2], CountError)
+    assert res[0] == count(idx, " dog ") and res[3] == count(idx, " cat ")
+    with pytest.raises(UsageError, match=r"queries\[1\]"):
+        count_many(idx, [" dog ", "!!!"])
+    # a long malformed query is not echoed in full
+    with pytest.raises(UsageError) as exc:
+        count(idx, "x AND " * 1600)
+    assert len(str(exc.value)) < 300 and "9,600 characters" in str(exc.value)

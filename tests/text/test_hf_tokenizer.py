@@ -10,11 +10,12 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from freqindex.contamination.metrics import matching_statistics
-from freqindex.query.count import count
+from freqindex.query.count import count, parse_cnf
 from freqindex.suffix.index import Index
 from freqindex.suffix.matching import find_batch, matching_statistics_batch
+from freqindex.suffix.search import find_ranges
 from tests.conftest import GSM8K_TRAIN, WIKITEXT, build
-from tests.reference import read_jsonl_docs, read_lines_docs
+from tests.reference import and_counts, read_jsonl_docs, read_lines_docs
 
 pytestmark = pytest.mark.spark
 
@@ -51,6 +52,35 @@ def _check(idx: Index, tok: Tokenizer, texts: list[str], rng: random.Random, n_q
         checked += 1
     assert checked >= n_queries * 0.9
     _check_matching_statistics(idx, tok, texts, rng)
+    _check_and(idx, tok, token_docs)
+
+
+def _check_and(idx: Index, tok: Tokenizer, token_docs: list[np.ndarray]):
+    """AND of frequent single tokens, windows in tokens, both units, against the brute force in token space."""
+    from collections import Counter
+
+    freq = Counter(int(t) for d in token_docs for t in d.tolist())
+    picked = []
+    for tid, _ in freq.most_common(300):
+        s = tok.decode([tid])
+        if (
+            s.strip()
+            and tok.encode(s, add_special_tokens=False).ids == [tid]
+            and "AND" not in s
+            and "OR" not in s
+        ):
+            picked.append((tid, s))
+        if len(picked) == 3:
+            break
+    (a, sa), (b, sb), (c, sc) = picked
+    query = f"{sa} AND {sb} OR {sc}"
+    assert parse_cnf(query) == [[sa], [sb, sc]]
+    windows = [1, 10, 100, 10_000]
+    want = and_counts(token_docs, [[[a]], [[b], [c]]], windows)
+    got = [
+        (count(idx, query, max_diff_tokens=w).count, count(idx, query, unit="docs").count) for w in windows
+    ]
+    assert got == want and want[2][0] > 0, query
 
 
 def _check_matching_statistics(idx: Index, tok: Tokenizer, texts: list[str], rng: random.Random):
@@ -73,6 +103,8 @@ def _check_matching_statistics(idx: Index, tok: Tokenizer, texts: list[str], rng
     ]
     spans = [s for s in spans if s]
     got = find_batch(idx, [np.asarray(x, dtype=idx.dtype).tobytes() for x in spans])
+    compiled = find_ranges(idx, [np.asarray(x, dtype=idx.dtype).tobytes() for x in spans]).tolist()
+    assert [[tuple(r) for r in g] for g in got] == [[tuple(r) for r in g] for g in compiled]
     for x, g in zip(spans, got):
         assert [tuple(r) for r in g] == [
             tuple(r) for r in idx.engine.find(input_ids=x)["segment_by_shard"]

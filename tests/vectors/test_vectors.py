@@ -28,8 +28,8 @@ def test_default_index_recall_against_exact_search():
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     q = x[rng.choice(n, 500, replace=False)] + 0.05 * rng.standard_normal((500, d)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
-    factory, nprobe = ann.choose_factory(n)
-    assert factory.startswith("IVF")  # approximate at this size
+    factory, nprobe = ann.choose_factory(n, exact_below=0)  # the approximate rule (exact below 250k)
+    assert factory.startswith("IVF")
     index = ann.new_index(factory, d)
     sample = x[rng.choice(n, 40_000, replace=False)]
     index = ann.train(index, sample)

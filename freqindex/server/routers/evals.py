@@ -33,7 +33,7 @@ async def neighbors_endpoint(req: NeighborsRequest, request: Request) -> Neighbo
     state = state_of(request)
     idx = state.index(req.index)
     items = _items(req.items)
-    cfg = NeighborsConfig(index_dir=str(idx.path), k=req.k)
+    cfg = NeighborsConfig(index_dir=str(idx.path), k=req.k, neighbors="exhaustive")
     res = await state.run(
         idx, lambda deadline: run_neighbors(cfg, index=idx, items=items, write=False, deadline=deadline)
     )
@@ -57,7 +57,7 @@ async def contamination_endpoint(req: ContaminationRequest, request: Request) ->
         index_dir=str(idx.path),
         fields=("text",),
         policy=policy,
-        semantic=False,
+        neighbors=None,
         **({"definitions": tuple(dict.fromkeys(req.definitions))} if req.definitions is not None else {}),
     ).validate()
     res = await state.run(

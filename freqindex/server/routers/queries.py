@@ -28,9 +28,11 @@ async def count_endpoint(req: CountRequest, request: Request) -> CountResponse:
         raise ApiError(422, "invalid_request", "give exactly one of query or queries")
     state = state_of(request)
     idx = state.index(req.index)
-    queries = (req.query,) if req.query is not None else tuple(req.queries)
-    cfg = CountConfig(index_dir=str(idx.path), queries=queries, unit=req.unit, literal=req.literal)
-    results = await state.run(idx, lambda deadline: list(run_count(cfg, index=idx, deadline=deadline)))
+    queries = () if req.queries is None else tuple(req.queries)  # a batch: a bad query names its position
+    cfg = CountConfig(
+        index_dir=str(idx.path), query=req.query, queries=queries, unit=req.unit, literal=req.literal
+    )
+    results = await state.run(idx, lambda deadline: run_count(cfg, index=idx, deadline=deadline))
     return CountResponse(index=req.index, results=results)
 
 

@@ -1,0 +1,97 @@
+"""Remote build benchmark: the same build from and to a loopback S3 server (moto_server, the S3-compatible
+server of the tests) vs local disk.
+
+    python benchmarks/bench_remote.py --out bench-out [--mb 110] [--pairs 2] [--master 'local[*]']
+
+The corpus is benchmarks/common.make_corpus's (real text recombined from ../shared/data, 8 .jsonl files). It is
+uploaded once (timed apart). Then `freqindex build` runs in alternating pairs, local corpus to a local index and
+s3:// corpus to an s3:// index, each in a fresh process (Spark start-up included), outputs removed in between.
+Prints and writes JSON (OUT/remote.json): every run's wall time, peak RSS of the build's process tree (the
+moto_server process is not part of it) and stage timings, the medians, and the ratio s3 / local.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import make_corpus, run_measured  # noqa: E402
+
+from tests.objectstore import moto_server, s3fs_for, upload  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="bench-out")
+    ap.add_argument("--mb", type=int, default=110)
+    ap.add_argument("--pairs", type=int, default=2)
+    ap.add_argument("--master", default="local[*]")
+    args = ap.parse_args()
+    out = Path(args.out).resolve()
+    corpus = out / "corpus" if args.mb == 110 else out / f"corpus-{args.mb}mb"
+    info = make_corpus(corpus, args.mb)
+    results: dict = {"corpus": info, "master": args.master, "machine_cpus": __import__("os").cpu_count()}
+    with moto_server(out) as endpoint:
+        fs = s3fs_for(endpoint)
+        fs.mkdir("bench")
+        t = time.monotonic()
+        upload(fs, corpus, "s3://bench/corpus")
+        results["upload_seconds"] = round(time.monotonic() - t, 2)
+        py = sys.executable
+
+        def build(kind: str, i: int) -> dict:
+            if kind == "local":
+                src, dest = str(corpus), str(out / "remote-bench-idx")
+                shutil.rmtree(dest, ignore_errors=True)
+                extra: list[str] = []
+            else:
+                src, dest = "s3://bench/corpus", "s3://bench/idx"
+                if fs.exists("bench/idx"):
+                    fs.rm("bench/idx", recursive=True)
+                extra = ["--storage-option", f"endpoint_url={endpoint}"]
+            r = run_measured(
+                [
+                    py,
+                    "-m",
+                    "freqindex.cli",
+                    "build",
+                    src,
+                    "-o",
+                    dest,
+                    "--master",
+                    args.master,
+                    "--json",
+                    *extra,
+                ],
+                cwd=str(REPO),
+            )
+            s = json.loads(r.pop("stdout"))
+            r.update(kind=kind, pair=i, tokens=s["tokens"], shards=s["shards"], timings=s["timings"])
+            print(json.dumps(r), flush=True)
+            return r
+
+        runs = []
+        for i in range(args.pairs):  # alternate which goes first: the second of a pair finds warm caches
+            order = ("local", "s3") if i % 2 == 0 else ("s3", "local")
+            runs += [build(kind, i) for kind in order]
+        shutil.rmtree(out / "remote-bench-idx", ignore_errors=True)
+    results["runs"] = runs
+    med = {k: statistics.median(r["seconds"] for r in runs if r["kind"] == k) for k in ("local", "s3")}
+    results["median_seconds"] = med
+    results["s3_over_local"] = round(med["s3"] / med["local"], 3)
+    (out / "remote.json").write_text(json.dumps(results, indent=2))
+    print(
+        json.dumps({k: results[k] for k in ("median_seconds", "s3_over_local", "upload_seconds")}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""The manifest protects itself (issue #12 item 2): hand edits fail `verify` and open, a tool that writes an
+inconsistent manifest and seals it is caught by the consistency checks, old schemas ask for a rebuild, and the
+stages that rewrite the manifest (tag) keep it valid. Eval outputs live in the declared evals/ area."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from freqindex.errors import CheckFailedError, IndexDamagedError, IndexNotFoundError
+from freqindex.fsutil import sha256_file
+from freqindex.manifest import seal, verify
+from freqindex.sqlcat import run_query
+from freqindex.suffix.index import Index
+from tests.conftest import GSM8K_TRAIN, WIKITEXT, build_in_process, cli
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Two real indexes of the first ~200 kB of WikiText-2 valid (in-process build, infini-gram's indexer):
+    ``simple`` with 2 shards, and ``none`` with 1."""
+    root = tmp_path_factory.mktemp("manifest")
+    raw = WIKITEXT.read_bytes()[:200_000]
+    src = root / "wiki.txt"
+    src.write_bytes(raw[: raw.rindex(b"\n") + 1])
+    build_in_process([src], root / "simple", text_per_line=True, shards=2)
+    build_in_process([src], root / "none", text_per_line=True, shards=1, normalize="none")
+    return root, src
+
+
+@pytest.fixture
+def idx_copy(built, tmp_path):
+    root, _ = built
+    shutil.copytree(root / "simple", tmp_path / "idx")
+    return tmp_path / "idx"
+
+
+def _edit(index_dir, change, reseal: bool) -> None:
+    p = index_dir / "manifest.json"
+    m = json.loads(p.read_text())
+    change(m)
+    p.write_text(json.dumps(seal(m) if reseal else m, indent=2, sort_keys=True))
+
+
+def _set(path: str, value):
+    def change(m):
+        *head, last = path.split(".")
+        d = m
+        for k in head:
+            d = d[int(k)] if isinstance(d, list) else d[k]
+        d[last] = value(d[last]) if callable(value) else value
+
+    return change
+
+
+# (hand edit, what the consistency check must name once the edit is sealed as if a tool had written it)
+HAND_EDITS = {
+    "normalization": (_set("normalization.name", "none"), "does not match the build config's 'simple'"),
+    "tokenizer dtype": (_set("tokenizer.dtype", "u16"), "tokenizer dtype 'u16' does not match its width 1"),
+    "token_dtype": (_set("token_dtype", "u16"), "token_dtype 'u16' does not match"),
+    "doc_start": (_set("shards.1.doc_start", lambda v: v + 5), "shard 1 doc_start is"),
+    "n_docs": (_set("shards.0.n_docs", lambda v: v - 1), "shard 0 ds_bytes"),
+    "eos": (_set("engine.eos_token_id", 0), "engine eos_token_id is 0; a u8 index needs 254"),
+    "emptied files": (_set("files", {}), "sa/tokenized.0 (shard 0) is not listed"),
+    "shards: []": (_set("shards", []), "the manifest lists no shards"),
+    "ptr_size": (_set("shards.0.ptr_size", 4), "sa/table.0 is listed with"),
+    "documents": (_set("counts.documents", lambda v: v + 1), "counts.documents is"),
+    "file size": (
+        lambda m: m["files"]["sa/offset.1"].update(size=8),
+        "sa/offset.1 is listed with 8 bytes but shard 1 needs",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(HAND_EDITS))
+def test_hand_edits_fail_verify_and_open(idx_copy, edit):
+    change, named = HAND_EDITS[edit]
+    original = (idx_copy / "manifest.json").read_bytes()
+    _edit(idx_copy, change, reseal=False)  # a person's edit: the seal no longer matches
+    with pytest.raises(CheckFailedError, match="manifest.json does not match its manifest_sha256"):
+        verify(idx_copy)
+    with pytest.raises(IndexDamagedError, match="manifest_sha256"):
+        Index.open(idx_copy)
+    (idx_copy / "manifest.json").write_bytes(original)
+    _edit(idx_copy, change, reseal=True)  # as if a tool wrote it: the consistency checks must name it
+    with pytest.raises(CheckFailedError) as exc:
+        verify(idx_copy)
+    assert named in str(exc.value)
+    with pytest.raises(IndexDamagedError) as exc:
+        Index.open(idx_copy)
+    assert named in str(exc.value)
+
+
+def test_hand_edit_through_the_cli(idx_copy):
+    _edit(idx_copy, _set("shards.1.doc_start", lambda v: v - 3), reseal=False)
+    p = cli("verify", idx_copy, check=1)
+    assert "manifest_sha256" in p.stderr and "Traceback" not in p.stderr
+    p = cli("count", idx_copy, " the ", check=2)
+    assert "manifest_sha256" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_verify_checks_contents_a_sealed_manifest_cannot(built, tmp_path):
+    """Files and manifest that agree byte for byte but contradict each other's meaning."""
+    root, _ = built
+    # docs part whose doc_ids are shifted, recorded in a resealed manifest with its new size and sha256
+    copy = tmp_path / "shifted"
+    shutil.copytree(root / "simple", copy)
+    part = copy / "docs" / "part-00001.parquet"
+    t = pq.read_table(part)
+    t = t.set_column(0, "doc_id", pa.array([d + 1 for d in t.column("doc_id").to_pylist()], pa.int64()))
+    pq.write_table(t, part)
+    _edit(copy, lambda m: m["files"].update({"docs/part-00001.parquet": _entry(part)}), reseal=True)
+    Index.open(copy)  # sizes agree with the manifest: the cheap checks pass
+    with pytest.raises(CheckFailedError, match=r"docs/part-00001\.parquet does not hold doc_id"):
+        verify(copy)
+    # an unnormalized corpus relabelled as `simple` (manifest and config both, resealed)
+    copy = tmp_path / "relabelled"
+    shutil.copytree(root / "none", copy)
+    _edit(
+        copy,
+        lambda m: (m["normalization"].update(name="simple"), m["config"].update(normalize="simple")),
+        True,
+    )
+    with pytest.raises(CheckFailedError, match="is not normalized with 'simple'"):
+        verify(copy)
+
+
+def _entry(p) -> dict:
+    return {"size": p.stat().st_size, "sha256": sha256_file(p)}
+
+
+def test_old_schema_asks_for_a_rebuild_and_the_build_replaces_it(built, tmp_path):
+    root, src = built
+    copy = tmp_path / "idx"
+    shutil.copytree(root / "simple", copy)
+
+    def to_schema_1(m):
+        m["schema_version"] = 1
+        m.pop("manifest_sha256")
+        for sh in m["shards"]:
+            sh.pop("ptr_size")
+
+    _edit(copy, to_schema_1, reseal=False)
+    with pytest.raises(
+        IndexNotFoundError, match=r"rebuild the index with `freqindex build \.\.\. --overwrite`"
+    ):
+        Index.open(copy)
+    summary = build_in_process([src], copy, text_per_line=True, shards=2)  # the same input and settings
+    assert summary["status"] == "built"
+    shards = Index.open(copy).manifest["shards"]  # the recorded width is the one the table was built with
+    assert [s["ptr_size"] for s in shards] == [
+        (copy / "sa" / f"table.{s['shard']}").stat().st_size // s["ds_bytes"] for s in shards
+    ]
+
+
+def test_tag_keeps_the_manifest_valid(idx_copy):
+    from freqindex.build import run_in_process
+    from freqindex.concepts.stage import run_tagging
+    from freqindex.concepts.vocab import vocabulary_from_rows
+
+    idx = Index.open(idx_copy)
+    vocab = vocabulary_from_rows([(None, "game", []), (None, "river", [])], idx.normalizer, exact=True)
+    run_tagging(str(idx_copy), vocab, run_in_process, str(idx_copy / "manifest.json"))
+    res = verify(idx_copy)
+    tagged = Index.open(idx_copy)
+    _, hits = tagged.concept_files()
+    assert res["ok"] and len(hits) == tagged.manifest["concepts"]["parts"] >= 2
+    _edit(idx_copy, lambda m: m["files"].pop("concepts/hits/part-00000.parquet"), reseal=True)
+    with pytest.raises(
+        CheckFailedError, match=r"concepts/hits/part-00000\.parquet \(concepts\) is not listed"
+    ):
+        verify(idx_copy)
+
+
+def test_eval_outputs_are_declared_and_leave_the_index_untouched(idx_copy, tmp_path):
+    """contamination writes its default outputs into the declared evals/ area: the core files and the
+    manifest stay byte-identical, the SQL view reads the declared table, verify checks it."""
+    before = {p: sha256_file(p) for p in idx_copy.rglob("*") if p.is_file()}
+    rows = [json.loads(x) for x in GSM8K_TRAIN.read_text().splitlines()[:5]]
+    first = Index.open(idx_copy).doc_text(3).strip()
+    rows.append({"question": first})  # a verbatim copy of an indexed document
+    ev = tmp_path / "mini.jsonl"
+    ev.write_text("".join(json.dumps({"id": f"q{i}", **r}) + "\n" for i, r in enumerate(rows)))
+    cli("contamination", idx_copy, "--eval", ev, "--fields", "question", check=0)
+    after = {p: sha256_file(p) for p in idx_copy.rglob("*") if p.is_file() and "evals" not in p.parts}
+    assert after == before
+    cat = json.loads((idx_copy / "evals" / "catalog.json").read_text())
+    entry = cat["outputs"]["mini/contamination"]
+    assert entry["table"] == "evals/mini/contamination.parquet"
+    assert "evals/mini/contamination/report.html" in entry["files"]
+    got = run_query(idx_copy, "SELECT id, bucket FROM contamination ORDER BY id").to_pylist()
+    assert len(got) == 6 and {r["id"]: r["bucket"] for r in got}["q5"] == "dirty"
+    res = verify(idx_copy)
+    assert res["eval_outputs_checked"] == 1 and res["eval_files_checked"] == len(entry["files"])
+    report = idx_copy / "evals" / "mini" / "contamination" / "report.html"
+    report.write_text(report.read_text() + "<!-- edited -->")
+    with pytest.raises(CheckFailedError, match=r"evals/mini/contamination/report\.html"):
+        verify(idx_copy)
+    with open(idx_copy / "evals" / "mini" / "contamination.parquet", "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(
+        IndexDamagedError, match=r"evals/mini/contamination\.parquet is missing or not the size"
+    ):
+        run_query(idx_copy, "SELECT count(*) FROM docs")

@@ -1,0 +1,125 @@
+"""A published index in an object store (a real moto_server on loopback): pull it (resumable, every file
+checked), open it through the verified cache, verify it in place."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from freqindex.build import build_index, run_in_process
+from freqindex.config import BuildConfig
+from freqindex.errors import CheckFailedError, IndexNotFoundError, UsageError
+from freqindex.manifest import verify
+from freqindex.query.count import count
+from freqindex.remote import PULL_STATE, cached_index, pull, verify_remote
+from freqindex.suffix.index import Index
+from tests.objectstore import make_corpus, moto_server, s3fs_for, upload
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """(storage options, filesystem, local reference index) with the same index published at s3://bkt/idx."""
+    tmp = tmp_path_factory.mktemp("remote")
+    corpus = make_corpus(tmp / "corpus")
+    with moto_server(tmp) as endpoint:
+        fs = s3fs_for(endpoint)
+        fs.mkdir("bkt")
+        so = (("endpoint_url", endpoint),)
+        build_index(
+            BuildConfig(inputs=(str(corpus),), output=str(tmp / "ref"), shards=2, chunk_bytes=64 << 10),
+            run_in_process,
+        )
+        upload(fs, tmp / "ref", "s3://bkt/idx")
+        yield so, fs, tmp / "ref"
+
+
+def _flip(fs, key: str) -> bytes:
+    data = fs.cat_file(key)
+    changed = bytearray(data)
+    changed[len(changed) // 2] ^= 0x01
+    fs.pipe_file(key, bytes(changed))
+    return data
+
+
+def test_pull_checks_every_file_and_resumes(published, tmp_path):
+    so, fs, ref = published
+    dest = tmp_path / "copy"
+    res = pull("s3://bkt/idx", dest, so)
+    assert res["downloaded"] == res["files"] == len(json.loads((ref / "manifest.json").read_text())["files"])
+    assert (dest / "manifest.json").read_bytes() == (ref / "manifest.json").read_bytes()
+    assert verify(dest)["ok"]
+    idx, ref_idx = Index.open(dest), Index.open(ref)
+    for q in (" dog ", " the ", "frisbee"):
+        for unit in ("occurrences", "docs"):
+            assert count(idx, q, unit=unit) == count(ref_idx, q, unit=unit)
+    # interrupted: a file gone, another cut off mid-download (its .part holds the first half)
+    (dest / "manifest.json").unlink()
+    (dest / "sa" / "table.0").unlink()
+    tokenized = (dest / "sa" / "tokenized.1").read_bytes()
+    (dest / "sa" / "tokenized.1").unlink()
+    (dest / "sa" / "tokenized.1.part").write_bytes(tokenized[: len(tokenized) // 2])
+    res = pull("s3://bkt/idx", dest, so)
+    assert res["downloaded"] == 2 and res["kept"] == res["files"] - 2
+    assert (dest / "sa" / "tokenized.1").read_bytes() == tokenized and not (
+        dest / "sa" / "tokenized.1.part"
+    ).exists()
+    assert verify(dest)["ok"]
+    # a .part of an older version of the file is noticed by the checksum and fetched again
+    (dest / "manifest.json").unlink()
+    (dest / "sa" / "table.1").unlink()
+    (dest / "sa" / "table.1.part").write_bytes(b"\x00" * 100)
+    assert pull("s3://bkt/idx", dest, so)["downloaded"] == 1 and verify(dest)["ok"]
+    # an object changed in the store: the pull refuses the file, and the directory is no index
+    original = _flip(fs, "bkt/idx/sa/metaoff.0")
+    (dest / "sa" / "metaoff.0").unlink()
+    with pytest.raises(CheckFailedError, match=r"s3://bkt/idx/sa/metaoff.0 does not match the manifest"):
+        pull("s3://bkt/idx", dest, so)
+    assert not (dest / "manifest.json").exists()
+    fs.pipe_file("bkt/idx/sa/metaoff.0", original)
+    # a directory that is neither an index nor a pull is left alone
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(
+        UsageError, match="is not empty and is neither a freqindex index nor an unfinished pull"
+    ):
+        pull("s3://bkt/idx", tmp_path / "mine", so)
+
+
+def test_the_cache_is_verified_and_reused(published, tmp_path):
+    so, fs, ref = published
+    said: list[str] = []
+    entry = cached_index("s3://bkt/idx", tmp_path / "cache", so, said.append)
+    assert entry.name == "idx" and entry.parent.parent == tmp_path / "cache" / "indexes"
+    assert len(said) == 1 and said[0].startswith("pulling s3://bkt/idx into the cache ")
+    assert cached_index("s3://bkt/idx", tmp_path / "cache", so, said.append) == entry and len(said) == 1
+    # a cached file changed locally no longer matches its record: it is checked and fetched again
+    table = entry / "sa" / "table.0"
+    table.write_bytes(table.read_bytes()[:-1] + b"\x00")
+    assert cached_index("s3://bkt/idx", tmp_path / "cache", so, said.append) == entry and len(said) == 2
+    assert verify(entry)["ok"] and json.loads((entry / PULL_STATE).read_text())["url"] == "s3://bkt/idx"
+    # a prefix without a manifest is never opened as an index
+    fs.pipe_file("bkt/half/sa/tokenized.0", b"x")
+    with pytest.raises(IndexNotFoundError, match=r"s3://bkt/half is not a complete freqindex index"):
+        cached_index("s3://bkt/half", tmp_path / "cache", so)
+
+
+def test_verify_checks_the_objects_in_place(published):
+    so, fs, _ = published
+    res = verify_remote("s3://bkt/idx", so)
+    assert res["ok"] and res["index"] == "s3://bkt/idx" and res["files_checked"] >= 13
+    original = _flip(fs, "bkt/idx/docs/part-00001.parquet")
+    try:
+        with pytest.raises(CheckFailedError) as e:
+            verify_remote("s3://bkt/idx", so)
+        assert str(e.value) == (
+            "verify failed: s3://bkt/idx/docs/part-00001.parquet does not match its sha256 in the manifest"
+        )
+        fs.pipe_file("bkt/idx/docs/part-00001.parquet", original[:-1])
+        with pytest.raises(CheckFailedError, match=r"part-00001.parquet has \d+ bytes, manifest says \d+"):
+            verify_remote("s3://bkt/idx", so)
+    finally:
+        fs.pipe_file("bkt/idx/docs/part-00001.parquet", original)
+    assert verify_remote("s3://bkt/idx", so)["ok"]
