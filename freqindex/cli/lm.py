@@ -40,11 +40,18 @@ Context = Annotated[str | None, typer.Option(help="The context text.", show_defa
 JsonRecord = Annotated[bool, typer.Option("--json", help="Print the JSON record.")]
 
 
-def _print_batch(res: BatchOutcome, path: str) -> None:
-    """A batch file's answers, one JSON object a line in line order; then its bad lines (exit 2)."""
-    for obj in res.lines():
-        print_json(obj)
-    raise_bad_lines(path, res.errors)
+def _print_json_answers(res: BatchOutcome, file: str | None, json_out: bool) -> dict | None:
+    """A batch file's answers as one JSON object a line, in line order, then its bad lines (exit 2); a single
+    query's record as JSON with ``--json``. Otherwise the single record, for the caller to print readably."""
+    if file is not None:
+        for obj in res.lines():
+            print_json(obj)
+        raise_bad_lines(file, res.errors)
+        return None
+    if json_out:
+        print_json(res.records[0])
+        return None
+    return res.records[0]
 
 
 @app.command("prob")
@@ -79,12 +86,8 @@ def prob_cli(
     Example: freqindex prob idx --context "the golden" --next " retriever" -n 3
     """
     res = run_prob(load_config(ProbConfig, overrides=fields_of(ProbConfig, locals())))
-    if file is not None:
-        _print_batch(res, file)
-        return
-    rec = res.records[0]
-    if json_out:
-        print_json(rec)
+    rec = _print_json_answers(res, file, json_out)
+    if rec is None:
         return
     factors = "  ".join(
         f"[{x['token']!r}: {x['cont_cnt']:,}/{x['prompt_cnt']:,} after {x['suffix_len']} tokens]"
@@ -128,12 +131,8 @@ def ntd_cli(
     Example: freqindex ntd idx --context "the golden" --top 5
     """
     res = run_ntd(load_config(NtdConfig, overrides=fields_of(NtdConfig, locals())))
-    if file is not None:
-        _print_batch(res, file)
-        return
-    rec = res.records[0]
-    if json_out:
-        print_json(rec)
+    rec = _print_json_answers(res, file, json_out)
+    if rec is None:
         return
     used = f" (longest suffix that occurs: {rec['suffix_len']} tokens)" if infgram else ""
     out.print(
