@@ -103,6 +103,18 @@ def tree_pids(pid: int) -> list[int]:
     return out
 
 
+def _tree_cpu(pid: int, seen: dict[int, float]) -> None:
+    """Record in ``seen`` the CPU seconds (user + system) each process of the tree has used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            seen[p] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+
+
 def _tree_rss(pid: int) -> int:
     """Resident memory (bytes) of a process and all its descendants, from /proc."""
     page = os.sysconf("SC_PAGE_SIZE")
@@ -119,8 +131,8 @@ def _tree_rss(pid: int) -> int:
 def run_measured(
     cmd: list[str], env: dict | None = None, cwd: str | None = None, timeout: float | None = None
 ) -> dict:
-    """Run ``cmd``; wall time, peak RSS of its whole process tree (sampled every 0.1 s) and the CPU seconds
-    of the process and its waited-for children. Past ``timeout`` seconds the whole tree is killed and the
+    """Run ``cmd``; wall time, peak RSS of its whole process tree (sampled every 0.1 s), the CPU seconds
+    of the process and its waited-for children, and those of every process seen in the tree. Past ``timeout`` seconds the whole tree is killed and the
     result says ``timed_out`` (``seconds`` is then the timeout)."""
     t0 = time.monotonic()
     before = os.times()
@@ -135,11 +147,13 @@ def run_measured(
     )
     peak = 0
     stop = threading.Event()
+    cpu_seen: dict[int, float] = {}
 
     def sample():
         nonlocal peak
         while not stop.is_set():
             peak = max(peak, _tree_rss(proc.pid))
+            _tree_cpu(proc.pid, cpu_seen)
             stop.wait(0.1)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -165,6 +179,9 @@ def run_measured(
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
     out = {"seconds": round(wall, 2), "peak_rss_mb": round(peak / 2**20, 1), "stdout": stdout}
     out["cpu_seconds"] = round(cpu, 2)
+    # every process of the tree, sampled like the RSS (a process that outlives its parent, e.g. Spark's JVM
+    # after the driver exits, is missed by the waited-for children's times above)
+    out["tree_cpu_seconds"] = round(sum(cpu_seen.values()), 2)
     if timed_out:
         out.update(timed_out=True, seconds=timeout)
     return out

@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import tomllib
 import types
 import typing
@@ -48,6 +49,7 @@ class BuildConfig:
     tokenizer: str = "bytes"
     normalize: str | None = None  # None: simple with bytes, none with a Hugging Face tokenizer
     shards: int | None = None
+    shard_size: int | None = None  # token bytes per shard (None: settings.SHARD_SIZE_BYTES); or "2GB" etc.
     strict: bool = False
     master: str = settings.DEFAULT_MASTER
     chunk_bytes: int = settings.CHUNK_BYTES
@@ -57,6 +59,15 @@ class BuildConfig:
     # recorded), and the executor-local directory a task builds in before it uploads (remote outputs)
     storage_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     scratch_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.shard_size, str):  # a TOML file or a flag may give "2GB", "512MiB", ...
+            object.__setattr__(self, "shard_size", parse_size(self.shard_size, "--shard-size"))
+
+    @property
+    def shard_size_bytes(self) -> int:
+        """The target shard size in bytes of ``tokenized.N`` that plans the shards (when --shards is not given)."""
+        return self.shard_size if self.shard_size is not None else settings.SHARD_SIZE_BYTES
 
     @property
     def normalization(self) -> str:
@@ -71,6 +82,10 @@ class BuildConfig:
             raise UsageError("--output DIR is required")
         if self.shards is not None and self.shards < 1:
             raise UsageError("--shards must be at least 1")
+        if self.shards is not None and self.shard_size is not None:
+            raise UsageError("give --shards or --shard-size, not both")
+        if self.shard_size is not None and self.shard_size < settings.MIN_SHARD_SIZE_BYTES:
+            raise UsageError(f"--shard-size must be at least {settings.MIN_SHARD_SIZE_BYTES} bytes")
         if self.normalization not in ("simple", "none"):
             raise UsageError(f"unknown --normalize {self.normalization!r}; choose simple or none")
         if self.chunk_bytes < 1024:
@@ -93,6 +108,7 @@ class BuildConfig:
         for k in ("output", "master", "spark_conf", "strict", "sa_mem_gib", "storage_options", "scratch_dir"):
             d.pop(k)
         d["normalize"] = self.normalization
+        d["shard_size"] = None if self.shards is not None else self.shard_size_bytes
         d["input_fingerprint"] = input_fingerprint
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
@@ -146,6 +162,36 @@ class EmbedConfig:
         if self.dtype not in ("float32", "float16"):
             raise UsageError("--dtype must be float32 or float16")
         return self
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def parse_size(text: str | int, what: str = "size") -> int:
+    """Bytes from ``2000000000``, ``"2GB"`` (decimal), ``"1.5GiB"`` (binary), ``"512 MiB"``; units are
+    case-insensitive (``k``/``m``/``g``/``t`` alone are decimal)."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([a-zA-Z]*)\s*", str(text))
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _SIZE_UNITS:
+        raise UsageError(f"{what}: cannot read {text!r} as a size (e.g. 2GB, 512MiB, 2000000000)")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
 
 
 # --- the loader ----------------------------------------------------------------------------------------
@@ -226,8 +272,24 @@ def _bad(name: str, where: str | None, what: str, value: Any) -> UsageError:
     return UsageError(f"{_label(name, where)} takes {what}, got {value!r}")
 
 
+def _storage_options(value: Any) -> tuple:
+    """Storage options keep their TOML types; ``KEY=VALUE`` strings are parsed as the flag's are."""
+    if value is None:
+        return ()
+    return parse_storage_options(value if isinstance(value, dict | list | tuple) else [value])
+
+
+# fields read by their own parser rather than by their type
+FIELD_PARSERS = {
+    "shard_size": lambda v: None if v is None else parse_size(v, "--shard-size"),  # "2GB", "512MiB", bytes
+    "storage_options": _storage_options,
+}
+
+
 def _coerce(name: str, value: Any, hint: Any, where: str | None) -> Any:
     """``value`` as the type ``hint`` asks for (see :func:`load_config`)."""
+    if name in FIELD_PARSERS:
+        return FIELD_PARSERS[name](value)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

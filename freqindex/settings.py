@@ -18,12 +18,16 @@ DEFAULT_ID_FIELD = "id"
 CHUNK_BYTES = 64 * 1024 * 1024  # uncompressed line files are split into equal chunks of at most this size ...
 MIN_FILE_CHUNKS = 8  # ... and a large one into up to this many chunks of at least MIN_CHUNK_BYTES, so that
 MIN_CHUNK_BYTES = 8 * 1024 * 1024  # one big file is tokenized by several tasks side by side
-SHARD_TARGET_BYTES = 1024**3  # default --shards: one shard per this many token bytes ...
-MIN_PARALLEL_SHARDS = 4  # ... and up to this many shards of at least SMALL_SHARD_BYTES for small corpora
-SMALL_SHARD_BYTES = 32 * 1024**2
-# Memory budget of one shard's suffix-array build. libdivsufsort needs 5 bytes per token byte (9 above 2 GiB),
-# so a default shard (<= ~1 GiB) fits; a shard that does not is built by infini-gram's bounded-memory indexer.
-SA_BUILD_MEM_GIB = 6
+# Default --shard-size: token bytes per shard (the shard count is ceil(token bytes / this), whatever the
+# cluster). Every shard costs one more search per query, so shards are as large as one task can sort with
+# libdivsufsort's 32-bit entry point (below 2 GiB: 5 bytes of memory per byte, ~9.4 GiB; above: 9 bytes per
+# byte); a shard's files (~5 bytes per token byte with u8 tokens) then fit a 16 GiB query host's page cache.
+SHARD_SIZE_BYTES = 2_000_000_000
+MIN_SHARD_SIZE_BYTES = 1024
+# Memory the suffix-array builds running at once on one executor (local mode: this machine) may use. A default
+# shard needs ~9.4 GiB with libdivsufsort; a shard that does not fit is built by infini-gram's bounded-memory
+# indexer instead, and in local mode fewer shard tasks run side by side.
+SA_BUILD_MEM_GIB = 10
 SA_HACKSIZE = 100_000  # infini-gram's indexer: overlap between parts, the value its own script uses
 TOKENIZE_BATCH = 4096  # documents per Arrow batch handed to the tokenizer
 LOCK_LEASE_S = 120.0  # object-store output lock: a holder renews its lease every quarter of this

@@ -39,6 +39,17 @@ def _is_loopback(master: str) -> bool:
     return master.startswith("local") or "127.0.0.1" in master or "localhost" in master
 
 
+def local_cores(master: str) -> int | None:
+    """The cores of a local-mode master (``local``: 1, ``local[N]``, ``local[N,F]``, ``local[*]``: this
+    machine's), or None for a cluster master."""
+    m = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
+    if m is None:
+        return None
+    if m.group(1) is None:
+        return 1
+    return (os.cpu_count() or 1) if m.group(1) == "*" else int(m.group(1))
+
+
 def executor_python(conf: dict[str, str] | None = None) -> str:
     """The Python the executors run: ``spark.pyspark.python`` when given (``--conf``; a shipped environment
     on YARN or Kubernetes), else ``PYSPARK_PYTHON``, else this very interpreter."""
@@ -255,15 +266,61 @@ class SparkTaskRunner:
     def parallelism(self) -> int:
         return max(1, self.spark.sparkContext.defaultParallelism)
 
-    def __call__(self, description: str, fn: Callable[[int], dict], n: int) -> list[dict]:
+    def shard_resources(self) -> dict:
+        """What ``freqindex.build.scheduling.shard_task_layout`` needs to know about this session's executors:
+        the N of ``local[N]`` (local mode), or the cores of a cluster executor when ``spark.executor.cores``
+        fixes them and stage-level scheduling can use them (dynamic allocation off), and ``spark.task.cpus``."""
+        conf = self.spark.sparkContext.getConf()
+        task_cpus = int(conf.get("spark.task.cpus", "1"))
+        local = local_cores(conf.get("spark.master", self.master or ""))
+        executor_cores = None
+        dynamic = conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
+        if local is None and conf.get("spark.executor.cores") and not dynamic:
+            executor_cores = int(conf.get("spark.executor.cores"))
+        return {"local_cores": local, "executor_cores": executor_cores, "task_cpus": task_cpus}
+
+    def __call__(self, description: str, fn: Callable[[int], dict], n: int, layout=None) -> list[dict]:
+        """``fn(i)`` for every ``i`` in ``range(n)``, one Spark task each; with a ``layout``
+        (``freqindex.build.scheduling.ShardTaskLayout``) in local mode ``layout.concurrent`` tasks each run
+        their share of ``i`` one after another, and on a cluster each task asks for
+        ``layout.cpus_per_task`` cores (a task resource profile; ignored where the cluster manager has
+        none)."""
+
         def task(batches):
+            from pyspark import TaskContext
+
+            cpus = TaskContext.get().cpus() if layout is not None else None
             for batch in batches:
                 for i in batch.column(0).to_pylist():
-                    yield pa.RecordBatch.from_pydict({"result": [json.dumps(fn(i))]})
+                    result = fn(i)
+                    if cpus is not None:  # the cores Spark gave the task (what a resource profile asked for)
+                        result = {**result, "spark_task_cpus": cpus}
+                    yield pa.RecordBatch.from_pydict({"result": [json.dumps(result)]})
 
-        df = self.spark.range(0, n, 1, numPartitions=max(1, n)).mapInArrow(task, "result string")
+        parts = max(1, n)
+        profile = None
+        if layout is not None and layout.concurrent:
+            parts = max(1, min(n, layout.concurrent))
+        if layout is not None and layout.cpus_per_task:
+            from pyspark.resource import ResourceProfileBuilder, TaskResourceRequests
+
+            profile = (
+                ResourceProfileBuilder().require(TaskResourceRequests().cpus(layout.cpus_per_task)).build
+            )
+
+        def collect(profile):
+            df = self.spark.range(0, n, 1, numPartitions=parts).mapInArrow(
+                task, "result string", profile=profile
+            )
+            return run_with_progress(self.spark, description, df.collect, self.on_progress)
+
         try:
-            rows = run_with_progress(self.spark, description, df.collect, self.on_progress)
+            try:
+                rows = collect(profile)
+            except Exception as exc:
+                if profile is None or "ResourceProfile" not in str(exc):
+                    raise
+                rows = collect(None)  # this cluster manager has no stage-level scheduling
         except FreqindexError:
             raise
         except Exception as exc:

@@ -23,6 +23,7 @@ from freqindex import __version__, settings
 from freqindex.build.faults import fault_point
 from freqindex.build.guards import check_output_apart_from_inputs
 from freqindex.build.lock import OutputLock, lock_for
+from freqindex.build.scheduling import ShardTaskLayout, shard_task_layout
 from freqindex.build.target import BuildTarget, RemoteTarget, target_for
 from freqindex.build.tasks import chunk_bad_file, chunk_file, run_chunk_task, run_shard_task
 from freqindex.config import BuildConfig
@@ -79,6 +80,23 @@ def _check_plan(cfg: BuildConfig, files: list, skipped: list, opts: ReadOptions,
         raise BadInputError(f"{problems[0][0]}: {problems[0][1]} (--strict)")
     if problems and len(problems) == len(files):
         raise BadInputError(f"nothing to index: {problems[0][0]}: {problems[0][1]}")
+
+
+def _shard_layout(run_tasks: TaskRunner, plans: list[ShardPlan], mem_gib: float) -> ShardTaskLayout:
+    """How the shard tasks use the cores and memory of the runner's executors (``freqindex.build.scheduling``).
+    A runner that does not describe its resources runs one task at a time in this process: all cores."""
+    resources = getattr(run_tasks, "shard_resources", None)
+    if resources is None:
+        return ShardTaskLayout(threads=os.cpu_count() or 1)
+    return shard_task_layout([p.ds_bytes for p in plans], mem_gib, **resources())
+
+
+def _run_shard_tasks(
+    run_tasks: TaskRunner, description: str, fn: Callable[[int], dict], n: int, layout: ShardTaskLayout
+) -> list:
+    if getattr(run_tasks, "shard_resources", None) is None:
+        return run_tasks(description, fn, n)
+    return run_tasks(description, fn, n, layout=layout)
 
 
 def build_index(
@@ -222,15 +240,16 @@ def _build_locked(
         cfg.shards,
         tokenizer.width,
         lambda cid: target.read_column(chunk_file(cid), "n_tokens"),
+        shard_size=cfg.shard_size_bytes,
     )
     sources = {c.chunk_id: c.path for c in chunks}
-    cpus = max(1, getattr(run_tasks, "parallelism", os.cpu_count() or 1) // len(plans))
+    layout = _shard_layout(run_tasks, plans, cfg.sa_mem_gib)
 
     def shard_task(sid: int) -> dict:
-        return run_shard_task(plans[sid], sources, st, store, cpus)
+        return run_shard_task(plans[sid], sources, st, store, layout.threads)
 
     t = time.monotonic()
-    results = run_tasks("write shards + suffix arrays", shard_task, len(plans))
+    results = _run_shard_tasks(run_tasks, "write shards + suffix arrays", shard_task, len(plans), layout)
     shard_summaries = sorted(results, key=lambda s: s["shard"])
     timings["shards"] = round(time.monotonic() - t, 3)
     fault_point("driver-before-publish")
@@ -296,6 +315,12 @@ def _build_locked(
         "token_dtype": tok_desc["dtype"],
         "normalization": cfg.normalization,
         "resumed_tasks": resumed,
+        "shard_tasks": {
+            **layout.describe(),
+            "spark_task_cpus": sorted(
+                {s["spark_task_cpus"] for s in shard_summaries if "spark_task_cpus" in s}
+            ),
+        },
         "skipped": [{"path": p, "reason": why} for p, why in skipped],
         "executor_python": sorted({s["python"] for s in summaries if s.get("python")}),
         "executor_scratch": sorted({s["scratch"] for s in summaries + shard_summaries if s.get("scratch")}),

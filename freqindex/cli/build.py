@@ -81,7 +81,17 @@ Normalize = Annotated[
     ),
 ]
 Shards = Annotated[
-    int | None, typer.Option(help="Number of shards \\[default: one per GiB of tokens].", show_default=False)
+    int | None,
+    typer.Option(help="Number of shards \\[default: as many as --shard-size asks for].", show_default=False),
+]
+ShardSize = Annotated[
+    str | None,
+    typer.Option(
+        "--shard-size",
+        help="Target shard size in token bytes, e.g. 2GB, 512MiB; shards = ceil(tokens / size), whatever "
+        "the cluster \\[default: 2GB: as large as one task sorts with libdivsufsort's 32-bit entries].",
+        show_default=False,
+    ),
 ]
 Strict = Annotated[
     bool, typer.Option("--strict", help="Stop at the first bad record (exit 2) instead of quarantining it.")
@@ -97,8 +107,8 @@ ChunkMb = Annotated[
 SaMemGib = Annotated[
     int,
     typer.Option(
-        help="Memory budget in GiB of one shard's suffix-array build (a shard that does not fit is built by "
-        "infini-gram's bounded-memory indexer)."
+        help="Memory in GiB the suffix-array builds running at once on one executor may use (a shard that "
+        "does not fit is built by infini-gram's bounded-memory indexer)."
     ),
 ]
 Overwrite = Annotated[
@@ -155,6 +165,7 @@ def build_cli(
     tokenizer: Tokenizer = _B.tokenizer,
     normalize: Normalize = _B.normalize,
     shards: Shards = _B.shards,
+    shard_size: ShardSize = None,
     strict: Strict = _B.strict,
     master: Master = _B.master,
     conf: Conf = None,

@@ -50,17 +50,15 @@ class ShardPlan:
     doc_start: int  # global doc_id of the shard's first document
     n_docs: int
     slices: tuple[tuple[int, int, int], ...]  # (chunk_id, row_start, row_end)
+    ds_bytes: int = 0  # planned size of tokenized.N (documents and their separators)
 
 
-def default_shards(token_bytes: int) -> int:
-    """One shard per GiB of tokens (a suffix-array build needs ~5 bytes of memory per token byte), and for a
-    small corpus up to ``settings.MIN_PARALLEL_SHARDS`` shards of at least 32 MiB, built side by side on
-    several cores. Depends on the data only, never on the cluster, so builds stay byte-identical across
-    masters. Each shard costs a little query latency (the engine searches shards in threads), hence the
-    cap."""
-    by_memory = math.ceil(token_bytes / settings.SHARD_TARGET_BYTES)
-    by_speed = min(settings.MIN_PARALLEL_SHARDS, math.ceil(token_bytes / settings.SMALL_SHARD_BYTES))
-    return max(1, by_memory, by_speed)
+def default_shards(token_bytes: int, shard_size: int = settings.SHARD_SIZE_BYTES) -> int:
+    """The fewest shards of at most ``shard_size`` bytes each, ``ceil(token_bytes / shard_size)`` (the plan
+    makes them of equal size, to a document). Depends on the data and the setting only, never on the cluster, so
+    builds stay byte-identical across masters; and every shard adds a search to each query, so the count is
+    kept as low as the shard size allows."""
+    return max(1, math.ceil(token_bytes / shard_size))
 
 
 def plan_shards(
@@ -69,8 +67,11 @@ def plan_shards(
     n_shards: int | None,
     width: int,
     read_n_tokens: Callable[[int], np.ndarray] | None = None,
+    *,
+    shard_size: int = settings.SHARD_SIZE_BYTES,
 ) -> list[ShardPlan]:
-    """Split the documents (in global order: chunk order, then line) into contiguous, byte-balanced shards.
+    """Split the documents (in global order: chunk order, then line) into contiguous, byte-balanced shards:
+    ``n_shards`` of them, or when None as many as ``default_shards(total bytes, shard_size)``.
 
     ``read_n_tokens(chunk_id)`` gives a staged chunk's ``n_tokens`` column where the staging files are not in
     ``build_dir`` (a build into an object store reads that one column from there)."""
@@ -92,7 +93,7 @@ def plan_shards(
         return []
     total = int(sizes.sum())
     if n_shards is None:
-        n_shards = default_shards(total)
+        n_shards = default_shards(total, shard_size)
     n_shards = min(n_shards, n)
     cum = np.cumsum(sizes) - sizes  # byte start of every document
     bounds = [0]
@@ -112,7 +113,8 @@ def plan_shards(
             a, b = max(lo, c0), min(hi, c1)
             if a < b:
                 slices.append((s["chunk_id"], a - c0, b - c0))
-        plans.append(ShardPlan(k, lo, hi - lo, tuple(slices)))
+        ds_bytes = int(cum[hi - 1] + sizes[hi - 1] - cum[lo])
+        plans.append(ShardPlan(k, lo, hi - lo, tuple(slices), ds_bytes))
     return plans
 
 
@@ -201,8 +203,16 @@ def write_shard(
             n_tokens += sum(n_toks)
     if doc_id - plan.doc_start != plan.n_docs:
         raise BuildError(f"shard {s}: wrote {doc_id - plan.doc_start} documents, planned {plan.n_docs}")
+    if plan.ds_bytes and ds_pos != plan.ds_bytes:
+        raise BuildError(f"shard {s}: wrote {ds_pos} token bytes, planned {plan.ds_bytes}")
     for k in ("tokenized", "offset", "metadata", "metaoff"):
         os.replace(tmp[k], names[k])
+    # the docs table first: its columns (Python objects for every document) are freed before the suffix
+    # array, the build's largest allocation, is made
+    docs_path = docs_dir / f"part-{s:05d}.parquet"
+    pq.write_table(pa.table(docs_cols, schema=DOCS_SCHEMA), str(docs_path) + ".tmp")
+    del docs_cols
+    os.replace(str(docs_path) + ".tmp", docs_path)
     sa_builder = build_suffix_array(
         str(names["tokenized"]),
         str(names["table"]),
@@ -211,9 +221,6 @@ def write_shard(
         cpus,
         st.sa_mem_gib,
     )
-    docs_path = docs_dir / f"part-{s:05d}.parquet"
-    pq.write_table(pa.table(docs_cols, schema=DOCS_SCHEMA), str(docs_path) + ".tmp")
-    os.replace(str(docs_path) + ".tmp", docs_path)
     summary = {
         "shard": s,
         "doc_start": plan.doc_start,

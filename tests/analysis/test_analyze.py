@@ -32,8 +32,17 @@ def _word(rng: random.Random, n: int) -> str:
 
 
 def make_world(
-    root: Path, kind: str, seed: int, n_concepts: int = 60, per_concept: int = 12, max_log10_freq: float = 3.3
+    root: Path,
+    kind: str,
+    seed: int,
+    n_concepts: int = 60,
+    per_concept: int = 12,
+    max_log10_freq: float = 3.3,
+    copy_context: int = 5,
 ) -> dict:
+    """A synthetic world: ``kind`` "a" (correctness follows frequency, near-copies at random) or "b"
+    (correctness follows near-copies, which are more likely for frequent concepts). A near-copy is the
+    question lower-cased without its "?", between ``copy_context`` filler words on each side."""
     rng = random.Random(seed)
     concepts = list(dict.fromkeys(_word(rng, 4) for _ in range(n_concepts * 2)))[:n_concepts]
     filler = list(dict.fromkeys(_word(rng, 3) for _ in range(3000)))
@@ -59,11 +68,11 @@ def make_world(
                 p = 0.85 if copy else 0.15
             if copy:  # a near-copy: lower-cased, punctuation dropped, inside a longer document
                 docs.append(
-                    " ".join([rng.choice(filler) for _ in range(5)])
-                    + " "
-                    + text.lower().rstrip("?")
-                    + " "
-                    + " ".join([rng.choice(filler) for _ in range(5)])
+                    " ".join(
+                        [rng.choice(filler) for _ in range(copy_context)]
+                        + [text.lower().rstrip("?")]
+                        + [rng.choice(filler) for _ in range(copy_context)]
+                    )
                 )
             items.append({"id": iid, "question": text, "concept": c})
             results.append({"id": iid, "model": "m1", "correct": rng.random() < p})

@@ -41,7 +41,7 @@ def test_build_keeps_every_key_of_the_file_and_flags_win(tmp_path):
     assert got["output"] == "other" and got["inputs"] == ["c.txt"] and got["text_field"] == "body"
     # without a file: the documented defaults
     got = dry("build", "x.jsonl", "-o", "y")
-    assert (got["sa_mem_gib"], got["shards"], got["chunk_bytes"]) == (6, None, 64 * 1024 * 1024)
+    assert (got["sa_mem_gib"], got["shards"], got["chunk_bytes"]) == (10, None, 64 * 1024 * 1024)
     assert dry("build", "x.jsonl", "-o", "y", "--chunk-mb", "2")["chunk_bytes"] == 2 * 1024 * 1024
 
 

@@ -36,7 +36,18 @@ def cluster(tmp_path_factory):
 
 def test_standalone_build_equals_local_build(cluster, tmp_path):
     url, state = cluster
-    args = ["--text-field", "question", "--shards", "2", "--chunk-mb", "1"]
+    # spark.executor.cores fixes the executors' size: each shard task asks for all of one (stage-level
+    # scheduling) and sorts its suffix array with both cores
+    args = [
+        "--text-field",
+        "question",
+        "--shards",
+        "2",
+        "--chunk-mb",
+        "1",
+        "--conf",
+        "spark.executor.cores=2",
+    ]
     p = cli(
         "build",
         FLICKR,
@@ -52,6 +63,12 @@ def test_standalone_build_equals_local_build(cluster, tmp_path):
     )
     summary = json.loads(p.stdout)
     assert summary["shards"] == 2 and summary["chunks"] >= 4
+    assert summary["shard_tasks"] == {
+        "threads": 2,
+        "concurrent": None,
+        "cpus_per_task": 2,
+        "spark_task_cpus": [2],  # Spark gave each shard task the two cores it asked for
+    }
     build(
         [FLICKR, GSM8K_TRAIN],
         tmp_path / "local",
