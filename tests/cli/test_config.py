@@ -172,3 +172,49 @@ def test_bad_config_files_are_one_line_errors(tmp_path):
         assert r.exit_code == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = run("embed", "idx", "--chunk-tokens", "64,x", "--dry-run")
     assert r.exit_code == 2 and "--chunk-tokens" in r.stderr
+
+
+def test_build_shard_size_and_storage_options_from_file_and_flags(tmp_path):
+    """--shard-size and storage options resolve through the same loader: sizes with units, storage options
+    with their TOML types (secrets redacted in --dry-run), flags replacing the file's."""
+    f = tmp_path / "build.toml"
+    f.write_text(
+        '[build]\ninputs = ["s3://b/dump/"]\noutput = "s3://b/idx"\nshard_size = "1GB"\n'
+        'storage_options = { endpoint_url = "http://minio:9000", secret = "s3cret", "s3.anon" = true }\n'
+    )
+    got = dry("build", "--config", f)
+    assert got["shard_size"] == 10**9
+    assert got["storage_options"] == {"endpoint_url": "http://minio:9000", "secret": "***", "s3.anon": True}
+    got = dry("build", "--config", f, "--shard-size", "512MiB", "--storage-option", "endpoint_url=http://h:1")
+    assert got["shard_size"] == 512 * 2**20 and got["storage_options"] == {"endpoint_url": "http://h:1"}
+    r = run("build", "--config", f, "--shard-size", "lots", "--dry-run")
+    assert r.exit_code == 2 and "--shard-size" in r.stderr
+    # tagging or embedding right after a build needs a local output: refused before anything runs
+    r = run("build", "--config", f, "--embed", "--dry-run")
+    assert r.exit_code == 2 and "freqindex pull" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args,want",
+    [
+        (["--neighbors", "candidates", "--candidates", "8"], {"neighbors": "candidates", "candidates": 8}),
+        ([], {"neighbors": "auto", "candidates": None}),
+    ],
+)
+def test_neighbors_mode_in_the_eval_commands_configs(args, want):
+    for command in (["neighbors", "idx", "--eval", "e.jsonl"], ["analyze", "idx", "--eval", "e.jsonl"]):
+        extra = ["--results", "r.jsonl", "--auto-concepts"] if command[0] == "analyze" else []
+        got = dry(*command, *extra, *args)
+        assert {k: got[k] for k in want} == want
+    got = dry("contamination", "idx", "--eval", "e.jsonl", "--neighbors", "off")
+    assert got["neighbors"] == "off"
+
+
+def test_analyze_per_concept_config():
+    got = dry(
+        "analyze", "--concept-counts", "c.csv", "--concept-results", "r.csv", "--out", "o", "--bins", "8"
+    )
+    assert got["index_dir"] is None and got["concept_results"] == "r.csv" and got["bins"] == 8
+    assert got["bootstrap"] is None  # 1000 per concept, 200 per item, decided when it runs
+    r = run("analyze", "--concept-results", "r.csv", "--eval", "e.jsonl", "--dry-run")
+    assert r.exit_code == 2 and "belong to the per-item analysis" in r.stderr
