@@ -18,8 +18,7 @@ from rich.markup import escape
 from freqindex import __version__
 from freqindex.config import config_dict, load_config
 from freqindex.errors import FreqindexError
-from freqindex.remote import local_index as local_index_dir
-from freqindex.storage import parse_storage_options
+from freqindex.storage import is_url, parse_storage_options
 
 T = TypeVar("T")
 
@@ -118,6 +117,10 @@ def handle_errors(fn: Callable) -> Callable:
 def local_index(location: str, cache_dir: str | None, storage_option: list[str] | None) -> str:
     """The local directory of an index given as DIR or URL (a URL is pulled into the verified local cache
     first, see freqindex.remote); messages about the cache go to stderr."""
+    if not is_url(location) and not location.startswith("file://"):
+        return location
+    from freqindex.remote import local_index as local_index_dir  # only now: it imports the build's modules
+
     return local_index_dir(
         location, cache_dir, parse_storage_options(storage_option), lambda m: err.print(m, highlight=False)
     )

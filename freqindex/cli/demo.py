@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from freqindex.demo import write_demo_corpus
-
 from .common import app, handle_errors, out
 
 
@@ -25,6 +23,8 @@ def demo_corpus_cli(
 
     Example: freqindex demo-corpus demo/corpus && freqindex build demo/corpus -o demo/index
     """
+    from freqindex.demo import write_demo_corpus
+
     info = write_demo_corpus(out_dir, captions, articles, seed)
     out.print(
         f"wrote {info['documents']:,} documents (+{info['planted_bad_records']} planted bad records) to "

@@ -25,7 +25,6 @@ from freqindex.commands.query import (
 from freqindex.commands.sql import SqlConfig, run_sql
 from freqindex.config import load_config
 from freqindex.errors import CheckFailedError
-from freqindex.query.count import CountError
 
 from .common import (
     CacheDir,
@@ -90,6 +89,8 @@ def count_cli(
             approx = " (approximate)" if res.approx else ""
             out.print(f"{res.count:,} {res.unit} of {query!r}{approx}", highlight=False)
         return
+    from freqindex.query.count import CountError
+
     bad, total = [], 0
     for line, res in run_count_file(cfg):
         total += 1

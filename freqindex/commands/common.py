@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from freqindex.suffix.index import Index
+if TYPE_CHECKING:
+    from freqindex.suffix.index import Index
 
 
 def open_index(index_dir: str, index: Index | None = None) -> Index:
     """``index`` when the caller already holds it open (the server), else ``Index.open(index_dir)``."""
+    from freqindex.suffix.index import Index
+
     return index if index is not None else Index.open(index_dir)
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from freqindex.concepts.vocab import load_vocabulary, vocabulary_from_rows
 from freqindex.deadline import Deadline, check
 from freqindex.errors import UsageError
-from freqindex.query.concepts import SOURCES, concept_counts
 from freqindex.report.tables import write_rows
-from freqindex.suffix.index import Index
+
+if TYPE_CHECKING:
+    from freqindex.suffix.index import Index
 
 from .common import open_index
 
@@ -30,6 +31,8 @@ class ConceptsConfig:
     out_file: str | None = None
 
     def validate(self) -> ConceptsConfig:
+        from freqindex.query.concepts import SOURCES
+
         if self.source not in SOURCES:
             raise UsageError(f"unknown --source {self.source!r}; choose auto, tags or suffix")
         return self
@@ -52,6 +55,9 @@ def run_concepts(
 ) -> ConceptsOutcome:
     """Count every concept of the vocabulary file ``cfg.concepts`` (or of ``vocab_rows``, given in memory by
     the server). The deadline is checked before every concept."""
+    from freqindex.concepts.vocab import load_vocabulary, vocabulary_from_rows
+    from freqindex.query.concepts import concept_counts
+
     idx = open_index(cfg.index_dir, index)
     if vocab_rows is not None:
         vocab = vocabulary_from_rows(vocab_rows, idx.normalizer, cfg.exact)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from freqindex import settings
 from freqindex.deadline import Deadline, check
 from freqindex.errors import UsageError
 from freqindex.evals import EvalItem, eval_name, load_eval
-from freqindex.query.neighbors import NEIGHBOR_SCHEMA, max_similarity, neighbors
 from freqindex.report.tables import rows_table, write_rows
-from freqindex.suffix.index import Index
+
+if TYPE_CHECKING:
+    from freqindex.suffix.index import Index
 
 from .common import open_index
 
@@ -64,6 +66,8 @@ def run_neighbors(
     """Neighbours of the items of ``cfg.eval_file`` (or of ``items``, given in memory by the server), in
     steps of ``ITEMS_PER_STEP`` items with the deadline checked between them; written to ``out_file`` (or
     the default) when ``write``."""
+    from freqindex.query.neighbors import NEIGHBOR_SCHEMA, max_similarity, neighbors
+
     idx = open_index(cfg.index_dir, index)
     name = "request"
     if items is None:

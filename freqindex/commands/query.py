@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from freqindex import settings
 from freqindex.deadline import Deadline, check
 from freqindex.errors import UsageError
-from freqindex.query.count import UNITS, CountError, CountResult, count, count_many
-from freqindex.query.docs import DocHit, find_docs
-from freqindex.suffix.index import Index
+
+if TYPE_CHECKING:
+    from freqindex.query.count import CountError, CountResult
+    from freqindex.query.docs import DocHit
+    from freqindex.suffix.index import Index
 
 from .common import open_index
 
@@ -34,6 +37,8 @@ class CountConfig:
             raise UsageError("give either QUERY or --file, not both")
         if self.file is None and self.query is None and not self.queries:
             raise UsageError("missing QUERY (or --file)")
+        from freqindex.query.count import UNITS
+
         if self.unit not in UNITS:
             raise UsageError(f"unknown unit {self.unit!r}; choose occurrences or docs")
         return self
@@ -47,6 +52,8 @@ def run_count(
 ) -> list[CountResult]:
     """The count of ``cfg.query``, or of every query of ``cfg.queries`` in one batch (the error of a bad
     query names its position, ``queries[i]``)."""
+    from freqindex.query.count import count, count_many
+
     idx = open_index(cfg.index_dir, index)
     check(deadline)
     if cfg.query is not None:
@@ -61,6 +68,8 @@ def run_count_file(
     ``settings.COUNT_FILE_BATCH`` and yielded as each batch is done; a query that cannot be counted gives a
     CountError, the others are still counted. Afterwards, :func:`count_file_failures` says whether any
     failed."""
+    from freqindex.query.count import count_many
+
     idx = open_index(cfg.index_dir, index)
     try:  # utf-8-sig: a byte-order mark is not part of the first query
         text = Path(cfg.file).read_text(encoding="utf-8-sig")
@@ -99,6 +108,8 @@ class DocsOutcome:
 
 def run_docs(cfg: DocsConfig, *, index: Index | None = None, deadline: Deadline | None = None) -> DocsOutcome:
     """The documents holding the query (one term or OR-alternatives), with provenance and snippets."""
+    from freqindex.query.docs import find_docs
+
     idx = open_index(cfg.index_dir, index)
     check(deadline)
     n, hits = find_docs(idx, cfg.query, limit=cfg.limit, literal=cfg.literal)

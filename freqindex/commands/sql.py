@@ -9,7 +9,6 @@ from freqindex import settings
 from freqindex.errors import UsageError
 from freqindex.fsutil import read_text
 from freqindex.report.tables import write_table
-from freqindex.sqlcat import export_catalog, run_query
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -54,6 +53,8 @@ class SqlOutcome:
 def run_sql(cfg: SqlConfig, *, on_open: Callable | None = None) -> SqlOutcome:
     """Run the statement in the sandboxed catalog (``on_open(con)`` receives the DuckDB connection, so a
     caller can interrupt it), write ``out_file`` when given; or export the catalog."""
+    from freqindex.sqlcat import export_catalog, run_query
+
     if cfg.export:
         return SqlOutcome(None, False, None, str(export_catalog(cfg.index_dir, cfg.export)))
     query = cfg.query

@@ -33,9 +33,7 @@ from freqindex.contamination.metrics import (
 from freqindex.deadline import Deadline, check
 from freqindex.errors import UsageError
 from freqindex.evals import EvalItem
-from freqindex.query.count import _term_doc_ids
 from freqindex.suffix.index import Index
-from freqindex.suffix.matching import matching_statistics_batch
 
 BUCKETS = ("clean", "suspicious", "dirty", "uncheckable")
 MS_BATCH_TOKENS = 16_384  # matching statistics are computed for this many item tokens at a time
@@ -121,6 +119,8 @@ def _is_boilerplate(index: Index, key: tuple[int, ...], p: Policy, cache: dict) 
         if occ <= p.boilerplate_ceiling:
             cache[key] = False
         else:
+            from freqindex.query.count import _term_doc_ids
+
             docs = sum(int(a.size) for a in _term_doc_ids(index, list(key)))
             cache[key] = docs > p.boilerplate_ceiling
     return cache[key]
@@ -202,6 +202,8 @@ def check_items(
     """Per-item records and the summary. ``semantic``: item id -> (max similarity, doc_id), when available.
     ``definitions``: the classic definitions to compute (default: all of ``DEFINITIONS``). ``deadline`` is
     checked between batches of the matching statistics and between items."""
+    from freqindex.suffix.matching import matching_statistics_batch
+
     definitions = tuple(DEFINITIONS) if definitions is None else definitions
     word_counts = [
         len(it.row.get(f, "").split()) for it in items for f in fields if isinstance(it.row.get(f), str)

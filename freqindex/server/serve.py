@@ -14,7 +14,6 @@ from typing import Any
 from freqindex import settings
 from freqindex.errors import UsageError
 from freqindex.extras import require
-from freqindex.remote import local_index
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,8 @@ def run_serve(cfg: ServeConfig) -> None:
     require("fastapi", "serve", "the server")
     uvicorn = require("uvicorn", "serve", "the server")
     require("prometheus_client", "serve", "the server")
+    from freqindex.remote import local_index
+
     from .app import ENV_CONFIG, create_app
 
     token = read_token(cfg.token_file)
