@@ -15,6 +15,7 @@ a typed outcome; the faces only parse, call and print.
 | prob, ntd | ``lm.ProbConfig``, ``lm.NtdConfig`` | ``run_prob``, ``run_ntd`` (a query or a batch file) |
 | distance, priming | ``lm.DistanceConfig``, ``lm.PrimingConfig`` | ``run_distance``, ``run_priming`` |
 | frontier | ``lm.FrontierConfig`` | ``run_frontier`` |
+| infini-gram's HTTP API | the request (server/infinigram_api.py) | ``infinigram.answer`` |
 
 The Spark commands (build, tag, embed) have their configs in ``freqindex/config.py`` (the build driver and
 the jobs need them) and their run functions in ``jobs/`` (``run_build``, ``run_tag``, ``run_embed``).
