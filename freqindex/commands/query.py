@@ -58,7 +58,7 @@ def run_count(
     check(deadline)
     if cfg.query is not None:
         return [count(idx, cfg.query, **cfg.count_kwargs())]
-    return count_many(idx, list(cfg.queries), **cfg.count_kwargs())
+    return count_many(idx, list(cfg.queries), **cfg.count_kwargs(), deadline=deadline)
 
 
 def run_count_file(
@@ -80,7 +80,9 @@ def run_count_file(
     for i in range(0, len(numbered), settings.COUNT_FILE_BATCH):
         check(deadline)
         chunk = numbered[i : i + settings.COUNT_FILE_BATCH]
-        results = count_many(idx, [q for _, q in chunk], on_error="return", **cfg.count_kwargs())
+        results = count_many(
+            idx, [q for _, q in chunk], on_error="return", **cfg.count_kwargs(), deadline=deadline
+        )
         yield from ((n, res) for (n, _), res in zip(chunk, results))
 
 

@@ -15,6 +15,8 @@ from freqindex.commands.query import CountConfig, run_count
 from freqindex.config import BuildConfig
 from freqindex.deadline import Deadline
 from freqindex.errors import Cancelled
+from freqindex.query.count import count_many
+from freqindex.suffix.index import Index
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +46,17 @@ def test_deadline_expires_by_time_or_cancel():
         d.check()
 
 
-def test_count_stops_between_queries(idx):
+def test_count_checks_the_deadline_before_each_query(idx):
+    """A batch is counted in one compiled search (count_many); the deadline is checked before each query is
+    evaluated, so a cancelled request stops there."""
     cfg = CountConfig(index_dir=str(idx / "idx"), queries=(" fox ", " dog ", " lazy "))
+    assert [r.count for r in run_count(cfg, deadline=Deadline(60))] == [50, 50, 50]
     d = Deadline()
-    results = run_count(cfg, deadline=d)
-    assert next(results).count == 50
     d.cancel()
     with pytest.raises(Cancelled):
-        next(results)
-    assert [r.count for r in run_count(cfg, deadline=Deadline(60))] == [50, 50, 50]
+        run_count(cfg, deadline=d)
+    with pytest.raises(Cancelled):
+        count_many(Index.open(idx / "idx"), [" fox ", " dog "], deadline=d)
 
 
 def test_contamination_stops_after_the_current_item(idx):
