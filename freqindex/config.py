@@ -59,8 +59,12 @@ class BuildConfig:
     # recorded), and the executor-local directory a task builds in before it uploads (remote outputs)
     storage_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     scratch_dir: str | None = None
+    # `--append-to INDEX`: add the inputs to that index as a new generation (it is also the output)
+    append_to: str | None = None
 
     def __post_init__(self) -> None:
+        if self.append_to and not self.output:  # `--append-to INDEX` names the output too
+            object.__setattr__(self, "output", self.append_to)
         if isinstance(self.shard_size, str):  # a TOML file or a flag may give "2GB", "512MiB", ...
             object.__setattr__(self, "shard_size", parse_size(self.shard_size, "--shard-size"))
 
@@ -88,14 +92,22 @@ class BuildConfig:
             raise UsageError(f"--shard-size must be at least {settings.MIN_SHARD_SIZE_BYTES} bytes")
         if self.normalization not in ("simple", "none"):
             raise UsageError(f"unknown --normalize {self.normalization!r}; choose simple or none")
+        if self.append_to and self.output != self.append_to:
+            raise UsageError("--append-to names the index to extend: give it instead of --output, not both")
         if self.chunk_bytes < 1024:
             raise UsageError("chunk size must be at least 1024 bytes")
         if self.sa_mem_gib < 1:
             raise UsageError("sa_mem_gib must be at least 1")
         return self
 
-    def check_follow_ups(self, concepts: str | None, embed: bool) -> None:
-        """Tagging and embedding right after the build (``build --concepts/--embed``) need a local output."""
+    def check_follow_ups(self, concepts: str | None, embed: bool, overwrite: bool = False) -> None:
+        """Tagging and embedding right after the build (``build --concepts/--embed``) need a local output;
+        an append extends concept hits and vectors by itself and replaces nothing."""
+        if self.append_to and (concepts is not None or embed or overwrite):
+            raise UsageError(
+                "--append-to extends the index's concept hits and vectors by itself (when it has them); "
+                "--concepts, --embed and --overwrite do not apply"
+            )
         if is_url(self.output) and (concepts is not None or embed):
             raise UsageError(
                 "--concepts and --embed write into a local index: build to a URL, then `freqindex pull` it and "
@@ -105,7 +117,16 @@ class BuildConfig:
     def content_key(self, input_fingerprint: list) -> str:
         """Hash of everything that determines the index's bytes (not the master, not the output path)."""
         d = dataclasses.asdict(self)
-        for k in ("output", "master", "spark_conf", "strict", "sa_mem_gib", "storage_options", "scratch_dir"):
+        for k in (
+            "output",
+            "master",
+            "spark_conf",
+            "strict",
+            "sa_mem_gib",
+            "storage_options",
+            "scratch_dir",
+            "append_to",
+        ):
             d.pop(k)
         d["normalize"] = self.normalization
         d["shard_size"] = None if self.shards is not None else self.shard_size_bytes

@@ -7,6 +7,11 @@ parameters, shard sizes and document ranges, every shard file listed): these are
 a tool that writes an inconsistent manifest and seals it. ``check_files`` compares every listed file's
 presence and size with the disk (cheap: one ``stat`` each; ``Index.open`` runs it), and ``verify`` adds the
 full sha256 of every file and content checks of the document offsets and the docs table.
+
+An index grows by generations (``freqindex build NEW --append-to INDEX``, ``freqindex.build.append``): the
+``generations`` section lists them in order, each a contiguous run of shards with its documents, counts,
+quarantine file (``generation_quarantine``) and input files (path, size, sha256); the top-level ``counts``
+are their sums. A manifest without the section (built before appends existed) is one generation.
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ def shard_files(shard: int) -> dict[str, str]:
     out = {k: f"sa/{k}.{shard}" for k in SHARD_FILE_KINDS}
     out["docs"] = f"docs/part-{shard:05d}.parquet"
     return out
+
+
+def generation_quarantine(generation: int) -> str:
+    """The quarantine file of one generation: the build's own is ``quarantine/quarantine.parquet``; every
+    append adds one (``quarantine/quarantine-g00001.parquet``), so no earlier file is ever rewritten."""
+    return QUARANTINE_FILE if generation == 0 else f"quarantine/quarantine-g{generation:05d}.parquet"
 
 
 def engine_params(width: int) -> dict:
@@ -258,6 +269,41 @@ def _shards_problem(m: dict, width: int) -> str | None:
             return f"{rel} is listed in the manifest's files but belongs to no shard"
     if QUARANTINE_FILE not in files:
         return f"{QUARANTINE_FILE} is not listed in the manifest's files"
+    return _generations_problem(m)
+
+
+def _generations_problem(m: dict) -> str | None:
+    """``generations`` (absent in an index built before appends existed: one generation) must cover the shards
+    in order, each a contiguous run of them, and name its quarantine file."""
+    gens = m.get("generations")
+    if gens is None:
+        return None
+    shards, files = m["shards"], m["files"]
+    if not isinstance(gens, list) or not gens:
+        return "the manifest's generations is not a non-empty list"
+    next_shard = 0
+    for i, g in enumerate(gens):
+        if not isinstance(g, dict):
+            return f"generation entry {i} is not an object"
+        for k in ("generation", "first_shard", "n_shards", "doc_start", "n_docs"):
+            if not _int(g.get(k)) or g[k] < 0:
+                return f"generation entry {i} has no valid {k}"
+        if g["generation"] != i:
+            return f"generation entry {i} is numbered {g['generation']}; generations are numbered 0, 1, ..."
+        if g["first_shard"] != next_shard or g["n_shards"] < 1:
+            return f"generation {i} starts at shard {g['first_shard']}, expected {next_shard} (at least one shard each)"
+        last = g["first_shard"] + g["n_shards"]
+        if last > len(shards):
+            return f"generation {i} names shards up to {last - 1}; the manifest lists {len(shards)}"
+        run = shards[g["first_shard"] : last]
+        if g["doc_start"] != run[0]["doc_start"] or g["n_docs"] != sum(sh["n_docs"] for sh in run):
+            return f"generation {i} doc_start/n_docs do not match its shards"
+        q = g.get("quarantine")
+        if q != generation_quarantine(i) or q not in files:
+            return f"generation {i} quarantine {q!r} is not {generation_quarantine(i)} listed in the manifest's files"
+        next_shard = last
+    if next_shard != len(shards):
+        return f"the generations cover {next_shard} shards; the manifest lists {len(shards)}"
     return None
 
 

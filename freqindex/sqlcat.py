@@ -76,7 +76,7 @@ def view_statements(index: str | Path | Index) -> list[str]:
     vocab, hits = idx.concept_files() if idx.manifest.get("concepts") else (None, [])
     fill = {
         "{docs}": _parquet(idx.files_under("docs"), ""),
-        "{quarantine}": _parquet([idx.file(QUARANTINE_FILE)], ""),
+        "{quarantine}": _parquet(idx.files_under("quarantine") or [idx.file(QUARANTINE_FILE)], ""),
         "{concept_vocab}": _parquet([vocab] if vocab else [], _EMPTY_VOCAB),
         "{concept_hits}": _parquet(hits, _EMPTY_HITS),
         "{neighbors}": _parquet(idx.eval_tables("neighbors"), _EMPTY_NEIGHBORS),

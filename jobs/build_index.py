@@ -18,8 +18,11 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from freqindex.build import build_index
+from freqindex import settings
+from freqindex.build import build_index, run_in_process
+from freqindex.build.append import append_index
 from freqindex.config import BuildConfig, EmbedConfig, TagConfig
+from freqindex.corpus.readers import expand_inputs, input_size
 from jobs.spark import config_main, spark_runner
 
 ProgressFn = Callable[[str, int, int], None]
@@ -35,16 +38,24 @@ def run_build(
     on_message: Callable[[str], None] | None = None,
     keep_spark: bool = False,
 ) -> dict:
-    """Build the index ``cfg`` describes on the Spark master ``cfg.master``; then, when asked, tag it with
-    the vocabulary ``concepts`` and embed it with the default model, in the same Spark session. Returns the
-    build summary (with ``concepts`` and ``vectors`` summaries when those ran)."""
+    """Build the index ``cfg`` describes on the Spark master ``cfg.master`` (or, with ``cfg.append_to``,
+    append its inputs to that index as a new generation); then, when asked, tag it with the vocabulary
+    ``concepts`` and embed it with the default model, in the same Spark session. Returns the build summary
+    (with ``concepts`` and ``vectors`` summaries when those ran)."""
     cfg.validate()
-    cfg.check_follow_ups(concepts, embed)
+    cfg.check_follow_ups(concepts, embed, overwrite)
+    if cfg.append_to and _small_local_append(cfg):
+        if on_message:
+            on_message("a small append on a local master: run in this process, without starting Spark")
+        return append_index(cfg, run_in_process, on_message=on_message)
     then = concepts is not None or embed
     with spark_runner(
         cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark or then
     ) as runner:
-        summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
+        if cfg.append_to:
+            summary = append_index(cfg, runner, on_message=on_message)
+        else:
+            summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
     if runner.started:  # part of the first stage's time and of ``seconds``, which the driver measures
         summary.setdefault("timings", {})["spark_start"] = runner.start_seconds
     if concepts is not None:
@@ -58,6 +69,15 @@ def run_build(
         vec = EmbedConfig(index_dir=summary["output"], master=cfg.master)
         summary["vectors"] = run_embed(vec, on_progress=on_progress, keep_spark=keep_spark)
     return summary
+
+
+def _small_local_append(cfg: BuildConfig) -> bool:
+    """An append of at most ``MIN_CHUNK_BYTES`` of input on a ``local`` master is one or a few small tasks:
+    Spark's start and per-job costs (seconds) would be most of its time, and its parallelism buys nothing."""
+    if not cfg.master.startswith("local"):
+        return False
+    files, _ = expand_inputs(list(cfg.inputs), cfg.format, cfg.storage_options)
+    return sum(input_size(p, cfg.storage_options) for p, _, _ in files) <= settings.MIN_CHUNK_BYTES
 
 
 def main(argv: list[str] | None = None) -> int:

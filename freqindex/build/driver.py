@@ -11,6 +11,7 @@ from planning to publishing. The driver only plans, collects the tasks' small su
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import platform
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib import metadata as _md
+from typing import TYPE_CHECKING
 
 from freqindex import __version__, settings
 from freqindex.build.faults import fault_point
@@ -41,9 +43,12 @@ from freqindex.corpus.readers import (
 )
 from freqindex.corpus.stage import StageSettings, write_quarantine
 from freqindex.errors import BadInputError, BuildError
-from freqindex.manifest import engine_params
+from freqindex.manifest import engine_params, generation_quarantine
 from freqindex.suffix.stage import ShardPlan, plan_shards
 from freqindex.text.tokenizers import load_tokenizer
+
+if TYPE_CHECKING:
+    from freqindex.build.append import AppendBase
 
 TaskRunner = Callable[[str, Callable[[int], dict], int], list]
 
@@ -130,8 +135,28 @@ def build_index(
     try:
         if lock.stale is not None:
             say(f"took over the lock of an earlier build ({lock.stale.describe()}) that is no longer running")
+        from freqindex.build.append import input_records  # the inputs, recorded so an append skips them
+
+        existing = target.prepare(key, overwrite)
+        inputs = (
+            [] if existing is not None and existing.get("content_key") == key else input_records(files, so)
+        )
         return _build_locked(
-            cfg, run_tasks, overwrite, say, t0, lock, target, files, skipped, chunks, tokenizer, tok_desc, key
+            cfg,
+            run_tasks,
+            overwrite,
+            say,
+            t0,
+            lock,
+            target,
+            files,
+            skipped,
+            chunks,
+            tokenizer,
+            tok_desc,
+            key,
+            inputs,
+            prepared=existing,
         )
     except (BuildError, OSError) as exc:
         raise BuildError(target.failure_message(exc)) from None
@@ -153,9 +178,16 @@ def _build_locked(
     tokenizer,
     tok_desc: dict,
     key: str,
+    inputs: list[dict],
+    base: AppendBase | None = None,
+    prepared: dict | None = None,
 ) -> dict:
-    """The build once the output is locked: prepare or resume the unfinished build, run the stages, publish."""
-    existing = target.prepare(key, overwrite)
+    """The build once the output is locked: prepare or resume the unfinished build, run the stages, publish.
+
+    With ``base`` (``freqindex build --append-to``) the index ``base.manifest`` describes stays as it is: the
+    new documents become a new generation of shards numbered after its last, and the new manifest lists both.
+    """
+    existing = prepared
     if existing is not None and existing.get("content_key") == key:
         removed = target.clean_up_published() if isinstance(target, RemoteTarget) else 0
         if removed:
@@ -168,11 +200,16 @@ def _build_locked(
             "shards": len(existing["shards"]),
             "seconds": round(time.monotonic() - t0, 3),
         }
-    target.start(key, cfg.to_dict(), say)
+    if base is None:
+        target.start(key, cfg.to_dict(), say)
+    else:
+        target.start_append(key, cfg.to_dict(), base.manifest, say)
 
     tokenizer_json = None
     driver_files: dict[str, dict] = {}
-    if cfg.tokenizer != "bytes":
+    if base is not None and cfg.tokenizer != "bytes":  # the index's own tokenizer file, never rewritten
+        tokenizer_json = target.driver_location(base.manifest["tokenizer"]["file"])
+    elif cfg.tokenizer != "bytes":
         rel = "tokenizer/tokenizer.json"
         local = target.work_dir() / rel
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -242,6 +279,11 @@ def _build_locked(
         lambda cid: target.read_column(chunk_file(cid), "n_tokens"),
         shard_size=cfg.shard_size_bytes,
     )
+    if base is not None:  # a new generation: shard numbers and doc_ids continue the index's
+        plans = [
+            dataclasses.replace(p, shard=p.shard + base.n_shards, doc_start=p.doc_start + base.n_docs)
+            for p in plans
+        ]
     sources = {c.chunk_id: c.path for c in chunks}
     layout = _shard_layout(run_tasks, plans, cfg.sa_mem_gib)
 
@@ -259,13 +301,19 @@ def _build_locked(
     for s in summaries:
         if s["n_bad"]:
             target.fetch_staged(chunk_bad_file(s["chunk_id"]), work / chunk_bad_file(s["chunk_id"]))
-    qpath, by_reason = write_quarantine(str(work), summaries)
+    if base is None:
+        qpath, by_reason = write_quarantine(str(work), summaries)
+        qrel = str(qpath.relative_to(work))
+    else:  # the earlier generations' quarantine files stay as they are: this one gets a file of its own
+        qpath, by_reason = write_quarantine(
+            str(work), summaries, f"_staging/quarantine-g{base.generation:05d}"
+        )
+        qrel = generation_quarantine(base.generation)
     files_meta: dict[str, dict] = {}
     store_tags: dict[str, str] = {}
     for s in shard_summaries:
         files_meta.update(s["files"])
         store_tags.update(s.get("store_tags") or {})
-    qrel = str(qpath.relative_to(work))
     files_meta[qrel] = target.put_driver_file(qpath, qrel)
     files_meta.update(driver_files)
     width = tokenizer.width
@@ -283,6 +331,21 @@ def _build_locked(
     tok_manifest = dict(tok_desc)
     if tokenizer_json:
         tok_manifest["file"] = "tokenizer/tokenizer.json"
+    gen_shards = [
+        {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size")}
+        for s in shard_summaries
+    ]
+    generation = {
+        "generation": 0 if base is None else base.generation,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "first_shard": gen_shards[0]["shard"],
+        "n_shards": len(gen_shards),
+        "doc_start": gen_shards[0]["doc_start"],
+        "n_docs": n_docs,
+        "quarantine": qrel,
+        "counts": dict(counts),
+        "inputs": inputs,
+    }
     manifest = {
         "format": settings.INDEX_FORMAT,
         "schema_version": settings.SCHEMA_VERSION,
@@ -301,14 +364,18 @@ def _build_locked(
         "files": files_meta,
         "skipped_files": [{"path": p, "reason": why} for p, why in skipped],
         "tools": _tool_versions(),
+        "generations": [generation],
     }
+    if base is not None:
+        manifest = base.combine(manifest, say, run_tasks, target)
     target.publish(manifest, store_tags, lock)
     timings["finalize"] = round(time.monotonic() - t, 3)
     resumed = sum(1 for s in summaries if s.get("resumed")) + sum(
         1 for s in shard_summaries if s.get("resumed")
     )
     return {
-        "status": "built",
+        "status": "built" if base is None else "appended",
+        **({"generation": base.generation, "quarantine_file": qrel} if base is not None else {}),
         "output": target.output,
         **counts,
         "shards": len(shard_summaries),

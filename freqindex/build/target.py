@@ -51,6 +51,7 @@ from freqindex.manifest import (
 )
 
 STAGING = "_staging"
+EVALS_PREFIX = "evals/"
 REMOTE_STATE = f"{STAGING}/build-state.json"
 # bumped when the meaning of staged files changes, so an older unfinished build is never resumed
 STAGING_VERSION = 1
@@ -279,6 +280,15 @@ class BuildTarget(ABC):
         """Resume the unfinished build of this content key, or discard one of another and start afresh."""
 
     @abstractmethod
+    def prepare_append(self) -> dict:
+        """``--append-to``: the index's manifest (checked), refused unless the index is intact."""
+
+    @abstractmethod
+    def start_append(self, key: str, config: dict, base: dict, say: Callable[[str], None]) -> None:
+        """Resume the unfinished append of this content key, or discard one of another; every file of the
+        index ``base`` describes stays exactly as it is."""
+
+    @abstractmethod
     def task_store(self) -> TaskStore: ...
 
     @abstractmethod
@@ -383,6 +393,42 @@ class LocalTarget(BuildTarget):
             state_path, {"content_key": key, "config": config, "staging_version": STAGING_VERSION}
         )
 
+    def prepare_append(self) -> dict:
+        if not (self.path / settings.MANIFEST_NAME).is_file():
+            raise UsageError(f"--append-to {self.path}: not a freqindex index (no {settings.MANIFEST_NAME})")
+        try:
+            m = read_manifest(self.path)
+            check_files(self.path, m)
+        except FreqindexError as exc:
+            raise UsageError(f"--append-to: cannot append to {self.path}: {exc}") from None
+        self.existing = m
+        self.seen = self._output_state()
+        return m
+
+    def start_append(self, key: str, config: dict, base: dict, say: Callable[[str], None]) -> None:
+        """The new generation is built in ``.NAME.partial`` beside the index, which starts as hard links to
+        every file of the index (no copy; a link is a second name of the same, unchanged file), and replaces
+        the index by rename when its manifest is written (as a build publishes). Nothing is ever written
+        into a linked file: new files get new names, the manifest is replaced by rename."""
+        self.start(key, config, say)
+        names = set(base["files"])
+        evals = self.path / "evals"
+        if evals.is_dir():
+            names |= {p.relative_to(self.path).as_posix() for p in evals.rglob("*") if p.is_file()}
+        for rel in sorted(names):
+            dest = self.partial / rel
+            if dest.exists():
+                if os.path.samefile(self.path / rel, dest):
+                    continue  # a resumed append linked it already
+                dest.unlink()  # replaced by the killed attempt (vectors/index.faiss): back to the index's
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(self.path / rel, dest)
+            except OSError:  # a filesystem without hard links: copy
+                tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
+                shutil.copyfile(self.path / rel, tmp)
+                os.replace(tmp, dest)
+
     def task_store(self) -> LocalTaskStore:
         return LocalTaskStore(str(self.partial), self.scratch_dir)
 
@@ -452,6 +498,7 @@ class RemoteTarget(BuildTarget):
         self.key = ""
         self.seen: bytes | None = None  # the manifest's bytes when the build started (publish re-checks them)
         self.replace = False  # an index is there that this build replaces
+        self.known: set[str] = set()  # files of the index an append extends (checked when it was published)
         self._work: tempfile.TemporaryDirectory | None = None
 
     def _p(self, rel: str) -> str:
@@ -556,6 +603,50 @@ class RemoteTarget(BuildTarget):
             json.dumps({"content_key": key, "config": config, "staging_version": STAGING_VERSION}).encode(),
         )
 
+    def prepare_append(self) -> dict:
+        self.seen = self._manifest_raw()
+        if self.seen is None:
+            raise UsageError(
+                f"--append-to {self.output}: not a freqindex index (no {settings.MANIFEST_NAME})"
+            )
+        try:
+            m = parse_manifest(self.seen, self.output)
+        except FreqindexError as exc:
+            raise UsageError(f"--append-to: cannot append to {self.output}: {exc}") from None
+        if not self._intact():
+            raise UsageError(
+                f"--append-to: cannot append to {self.output}: a file its manifest lists is missing or of "
+                "another size (run `freqindex verify` on it)"
+            )
+        self.existing = m
+        return m
+
+    def start_append(self, key: str, config: dict, base: dict, say: Callable[[str], None]) -> None:
+        """New files go to new keys beside the index's own, which are never written; publishing replaces the
+        manifest last (one PUT). Objects of a dead append of other input are removed, the index's never."""
+        self.key = key
+        self.known = set(base["files"])
+        try:
+            state = json.loads(self.fs.cat_file(self._p(REMOTE_STATE)))
+        except (FileNotFoundError, ValueError):
+            state = None
+        if (
+            state is not None
+            and state.get("content_key") == key
+            and state.get("staging_version", 0) <= STAGING_VERSION
+        ):
+            say("resuming an unfinished append: finished stages are kept where their checksums match")
+        else:
+            keep = self.known | {settings.MANIFEST_NAME}
+            stray = [r for r in self._objects() if r not in keep and not r.startswith(EVALS_PREFIX)]
+            if stray:
+                say(f"discarding an unfinished build beside the index ({len(stray)} object(s))")
+                self._remove(stray)
+        self.fs.pipe_file(
+            self._p(REMOTE_STATE),
+            json.dumps({"content_key": key, "config": config, "staging_version": STAGING_VERSION}).encode(),
+        )
+
     def task_store(self) -> RemoteTaskStore:
         return RemoteTaskStore(self.output, self.storage_options, self.scratch_dir, self.key)
 
@@ -589,14 +680,16 @@ class RemoteTarget(BuildTarget):
             return None if remote_file_matches(self.fs, self._p(rel), files[rel], tags.get(rel)) else rel
 
         self.fs.invalidate_cache()
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            bad = [r for r in pool.map(check, sorted(files)) if r]
+        with ThreadPoolExecutor(max_workers=16) as pool:  # an append's new files; the index's were checked
+            bad = [r for r in pool.map(check, sorted(set(files) - self.known)) if r]
         if bad:
             raise BuildError(f"{storage.join(self.output, bad[0])} does not match what its task uploaded")
         lock.verify()
         if self._manifest_raw() != self.seen:
             raise BuildError(f"{self.output} changed while this build ran (another build published there)")
         keep = set(files) | {settings.MANIFEST_NAME}
+        if self.known:  # an append leaves what else the index held (eval outputs) as it was
+            keep |= {r for r in self._objects() if r.startswith(EVALS_PREFIX)}
         self._remove([r for r in self._objects() if r not in keep and not r.startswith(STAGING + "/")])
         fault_point("driver-before-manifest")
         self.fs.pipe_file(self._p(settings.MANIFEST_NAME), manifest_bytes(manifest))
@@ -634,6 +727,8 @@ class RemoteTarget(BuildTarget):
         cause = failure_cause(exc)
         try:
             objects = self._objects()
+            if self.known:  # an append: the index's own objects are not the unfinished build
+                objects = [r for r in objects if r not in self.known and r != settings.MANIFEST_NAME]
             if objects and all(r == REMOTE_STATE for r in objects):
                 self._remove(objects)
                 objects = []

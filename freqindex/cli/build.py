@@ -125,6 +125,15 @@ BuildConcepts = Annotated[
 BuildEmbed = Annotated[
     bool, typer.Option("--embed", help="Also embed the index with the default model (see `freqindex embed`).")
 ]
+AppendTo = Annotated[
+    str | None,
+    typer.Option(
+        "--append-to",
+        help="Add the INPUTs to this index (path or URL) as a new generation of shards, with its settings; "
+        "inputs it already holds (same path, size, sha256) are skipped.",
+        show_default=False,
+    ),
+]
 ScratchDir = Annotated[
     str | None,
     typer.Option(
@@ -173,6 +182,7 @@ def build_cli(
     chunk_mb: ChunkMb = None,
     sa_mem_gib: SaMemGib = _B.sa_mem_gib,
     overwrite: Overwrite = False,
+    append_to: AppendTo = None,
     storage_option: StorageOptions = None,
     scratch_dir: ScratchDir = _B.scratch_dir,
     concepts: BuildConcepts = None,
@@ -203,7 +213,7 @@ def build_cli(
         chunk_bytes=chunk_mb * 1024 * 1024 if chunk_mb else None,
         **fields_of(BuildConfig, locals()),
     )
-    cfg.check_follow_ups(concepts, embed)
+    cfg.check_follow_ups(concepts, embed, overwrite)
     dry_run_exit(cfg, dry_run)
     from jobs.build_index import run_build
 
@@ -229,16 +239,16 @@ def build_cli(
 
 
 def _print_build_summary(summary: dict) -> None:
-    if summary["status"] == "built":
+    if summary["status"] in ("built", "appended"):
         t = Table(show_header=False, box=None)
-        for k in _SUMMARY_KEYS:
+        for k in (*(("generation",) if summary["status"] == "appended" else ()), *_SUMMARY_KEYS):
             t.add_row(k, f"{summary[k]:,}" if isinstance(summary[k], int) else str(summary[k]))
         err.print(t)
         if summary["quarantined"]:
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(summary["quarantine_by_reason"].items()))
             err.print(
                 f"[yellow]quarantined {summary['quarantined']} bad record(s)[/] ({reasons}); see "
-                f"{summary['output']}/quarantine/quarantine.parquet",
+                f"{summary['output']}/{summary.get('quarantine_file', 'quarantine/quarantine.parquet')}",
                 highlight=False,
             )
     if "concepts" in summary:

@@ -156,8 +156,11 @@ def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
     return summary
 
 
-def write_quarantine(build_dir: str, chunk_summaries: list[dict]) -> tuple[Path, dict[str, int]]:
-    """Merge the per-chunk bad records into ``quarantine/quarantine.parquet``; return it and counts by reason."""
+def write_quarantine(
+    build_dir: str, chunk_summaries: list[dict], out_dir: str = "quarantine"
+) -> tuple[Path, dict[str, int]]:
+    """Merge the per-chunk bad records into ``OUT_DIR/quarantine.parquet`` (``out_dir`` relative to
+    ``build_dir``); return it and counts by reason."""
     root = Path(build_dir)
     staging = root / "_staging"
     parts = []
@@ -177,8 +180,8 @@ def write_quarantine(build_dir: str, chunk_summaries: list[dict]) -> tuple[Path,
             )
         )
     table = pa.concat_tables(parts) if parts else QUARANTINE_SCHEMA.empty_table()
-    out = root / "quarantine" / "quarantine.parquet"
-    out.parent.mkdir(exist_ok=True)
+    out = root / out_dir / "quarantine.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, str(out) + ".tmp")
     os.replace(str(out) + ".tmp", out)
     by_reason: dict[str, int] = {}

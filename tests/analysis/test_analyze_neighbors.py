@@ -21,8 +21,19 @@ def _run(world: dict, mode: str, cache):
     items = load_eval(str(root / "eval.jsonl"), fields=["question"])
     res = load_results(str(root / "results.jsonl"), items)
     concepts = {it.id: [it.row["concept"]] for it in items}
+    # 10 candidates per item (not the default 50): a near-copy shares every rare word of its item and ranks
+    # first; similarity is the best neighbour and pruning takes neighbours >= 0.9, so the top 10 decide both
+    cand = 10 if mode == "candidates" else None
     _, summary = run_analysis(
-        idx, items, res, concepts, similarity="neighbors", neighbors_mode=mode, n_boot=100, seed=1
+        idx,
+        items,
+        res,
+        concepts,
+        similarity="neighbors",
+        neighbors_mode=mode,
+        candidates=cand,
+        n_boot=100,
+        seed=1,
     )
     return summary
 

@@ -55,12 +55,12 @@ def _top_docs(rows: list[dict]) -> dict[str, list[int]]:
 
 def test_default_faiss_index_recall_on_real_vectors(world):
     """The approximate FAISS rule (the IVF configuration the defaults use from ``ann.EXACT_BELOW`` vectors
-    on, forced here at 40k+) against exact search on real MiniLM windows: recall@10 >= 0.95, and every planted
+    on, forced here at 50k+) against exact search on real MiniLM windows: recall@10 >= 0.95, and every planted
     question that exact search puts at rank 1 is at rank 1 in the approximate index too. Below
     ``EXACT_BELOW`` the default is exact search itself."""
     x = world["vectors"]
     n = x.shape[0]
-    assert n >= 40_000  # enough windows to train the IVF configuration
+    assert n >= 50_000
     if n < ann.EXACT_BELOW:
         assert ann.choose_factory(n) == ("Flat", None)  # exact: recall 1 by construction
     factory, nprobe = ann.choose_factory(n, exact_below=0)
