@@ -577,6 +577,21 @@ class RemoteTarget(BuildTarget):
         self._remove(stray)
         return len(stray)
 
+    def _state(self) -> dict | None:
+        """The unfinished build's state object (content key, config, staging version), if any."""
+        try:
+            return json.loads(self.fs.cat_file(self._p(REMOTE_STATE)))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    @staticmethod
+    def _resumable(state: dict | None, key: str) -> bool:
+        return (
+            state is not None
+            and state.get("content_key") == key
+            and state.get("staging_version", 0) <= STAGING_VERSION
+        )
+
     def start(self, key: str, config: dict, say: Callable[[str], None]) -> None:
         if self.replace:  # the prefix stops being an index before anything in it changes
             say(
@@ -584,15 +599,8 @@ class RemoteTarget(BuildTarget):
             )
             self.fs.rm_file(self._p(settings.MANIFEST_NAME))
             self.seen = None
-        try:
-            state = json.loads(self.fs.cat_file(self._p(REMOTE_STATE)))
-        except (FileNotFoundError, ValueError):
-            state = None
-        if (
-            state is not None
-            and state.get("content_key") == key
-            and state.get("staging_version", 0) <= STAGING_VERSION
-        ):
+        state = self._state()
+        if self._resumable(state, key):
             say("resuming an unfinished build: finished stages are kept where their checksums match")
         else:
             if state is not None:
@@ -626,15 +634,8 @@ class RemoteTarget(BuildTarget):
         manifest last (one PUT). Objects of a dead append of other input are removed, the index's never."""
         self.key = key
         self.known = set(base["files"])
-        try:
-            state = json.loads(self.fs.cat_file(self._p(REMOTE_STATE)))
-        except (FileNotFoundError, ValueError):
-            state = None
-        if (
-            state is not None
-            and state.get("content_key") == key
-            and state.get("staging_version", 0) <= STAGING_VERSION
-        ):
+        state = self._state()
+        if self._resumable(state, key):
             say("resuming an unfinished append: finished stages are kept where their checksums match")
         else:
             keep = self.known | {settings.MANIFEST_NAME}

@@ -358,6 +358,44 @@ def _tokens_in(spans: list[tuple[int, int]], window: tuple[int, int]) -> int:
     return bisect.bisect_left(starts, window[1]) - bisect.bisect_left(starts, window[0])
 
 
+def top_rows(
+    index: Index,
+    item_id: str,
+    hits,
+    k: int,
+    mode: str,
+    snippet_chars: int,
+    text_of,
+) -> list[dict]:
+    """The neighbour rows of one item: ``hits`` are (doc_id, similarity, char_start, char_end) of windows;
+    each document's best window, the ``k`` best documents (ties by doc_id), ranked from 1. With
+    ``snippet_chars`` the rows carry the external id and the window's text (``text_of(doc_id)``)."""
+    best: dict[int, tuple[float, int, int]] = {}
+    for d, s, a, b in hits:
+        if d not in best or s > best[d][0]:
+            best[d] = (s, a, b)
+    rows = []
+    for rank, (d, (s, a, b)) in enumerate(sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k], 1):
+        row = {
+            "eval": None,
+            "item_id": item_id,
+            "rank": rank,
+            "doc_id": d,
+            "ext_id": None,
+            "char_start": int(a),
+            "char_end": int(b),
+            "similarity": float(s),
+            "snippet": None,
+            "mode": mode,
+        }
+        if snippet_chars:  # ids and similarities only (the analysis path): no document reads
+            sh, ix = index.doc_location(d)
+            row["ext_id"] = sh.meta(ix).get("id")
+            row["snippet"] = " ".join(text_of(d)[int(a) : int(b)].split())[:snippet_chars]
+        rows.append(row)
+    return rows
+
+
 def candidate_neighbors(
     index: Index,
     items: list,
@@ -417,29 +455,8 @@ def candidate_neighbors(
             continue
         idx_rows = np.asarray([row_of[(d, w[0], w[1])] for d, w in wins], dtype=np.int64)
         sims = allv[idx_rows] @ q
-        best: dict[int, tuple[float, tuple[int, int]]] = {}
-        for (d, w), s in zip(wins, sims.tolist()):
-            if d not in best or s > best[d][0]:
-                best[d] = (s, w)
-        top = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
-        for rank, (d, (s, (cs_, ce_))) in enumerate(top, 1):
-            row = {
-                "eval": None,
-                "item_id": it.id,
-                "rank": rank,
-                "doc_id": d,
-                "ext_id": None,
-                "char_start": int(cs_),
-                "char_end": int(ce_),
-                "similarity": float(s),
-                "snippet": None,
-                "mode": "candidates",
-            }
-            if snippet_chars:
-                sh, ix = index.doc_location(d)
-                row["ext_id"] = sh.meta(ix).get("id")
-                row["snippet"] = " ".join(texts[d][cs_:ce_].split())[:snippet_chars]
-            rows.append(row)
+        hits = [(d, s, w[0], w[1]) for (d, w), s in zip(wins, sims.tolist())]
+        rows += top_rows(index, it.id, hits, k, "candidates", snippet_chars, texts.__getitem__)
     stats = {
         "mode": "candidates",
         "candidates_per_item": m,

@@ -16,6 +16,7 @@ import pyarrow as pa
 from freqindex import settings
 from freqindex.errors import UsageError
 from freqindex.evals import EvalItem
+from freqindex.query.candidates import top_rows
 from freqindex.suffix.index import Index
 from freqindex.vectors import ann
 from freqindex.vectors.embedders import load_embedder
@@ -135,33 +136,8 @@ def _exhaustive_rows(idx: Index, items, texts, k: int, nprobe: int | None, snipp
     sims, ids = ann.search(index, q, fetch, nprobe if nprobe is not None else vec.get("nprobe"), use_gpu=True)
     rows = []
     for it, srow, irow in zip(items, sims, ids):
-        best: dict[int, tuple[float, int]] = {}
-        for s, v in zip(srow.tolist(), irow.tolist()):
-            if v < 0:
-                continue
-            d = int(doc_of[v])
-            if d not in best or s > best[d][0]:
-                best[d] = (s, v)
-        top = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
-        for rank, (d, (s, v)) in enumerate(top, 1):
-            row = {
-                "eval": None,
-                "item_id": it.id,
-                "rank": rank,
-                "doc_id": d,
-                "ext_id": None,
-                "char_start": int(cs[v]),
-                "char_end": int(ce[v]),
-                "similarity": float(s),
-                "snippet": None,
-                "mode": "exhaustive",
-            }
-            if snippet_chars:  # ids and similarities only (the analysis path): no document reads
-                sh, ix = idx.doc_location(d)
-                row["ext_id"] = sh.meta(ix).get("id")
-                text = idx.doc_text(d)
-                row["snippet"] = " ".join(text[int(cs[v]) : int(ce[v])].split())[:snippet_chars]
-            rows.append(row)
+        hits = [(int(doc_of[v]), s, cs[v], ce[v]) for s, v in zip(srow.tolist(), irow.tolist()) if v >= 0]
+        rows += top_rows(idx, it.id, hits, k, "exhaustive", snippet_chars, idx.doc_text)
     return rows, {"factory": vec.get("factory"), "vectors": int(index.ntotal)}
 
 

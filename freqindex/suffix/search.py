@@ -117,6 +117,32 @@ def _tie(ds, ptr, qbuf, q0, qlen):
     return _compare(ds, ptr, qbuf, q0, qlen)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _decide(active, na, lo, hi, mid, ptr, wd, dss, qbuf, qoff, q8, qmask, nq):
+    """One level of the lock-step search: each active task compares the query with the suffix at
+    ``ptr[t]`` (its first 8 bytes already in ``wd[t]``), halves its range, and stays active while the range
+    is not empty. Returns the number of tasks still active (packed at the front of ``active``)."""
+    kept = 0
+    for j in range(na):
+        t = active[j]
+        qi = (t >> 1) % nq
+        x = wd[t] & qmask[qi]
+        if x < q8[qi]:
+            c = -1
+        elif x > q8[qi]:
+            c = 1
+        else:
+            c = _tie(dss[t // (2 * nq)], ptr[t], qbuf, qoff[qi], qoff[qi + 1] - qoff[qi])
+        if c < 0 or (c == 0 and (t & 1)):
+            lo[t] = mid[t] + 1
+        else:
+            hi[t] = mid[t]
+        if lo[t] < hi[t]:
+            active[kept] = t
+            kept += 1
+    return kept
+
+
 @njit(cache=True, nogil=True)
 def _find_ranges(tables, dss, words, sptrs, meta, qbuf, qoff):
     """Per query and shard, [lo, hi): the ranks of the suffixes that start with the query.
@@ -171,26 +197,8 @@ def _find_group(tables, dss, words, sptrs, meta, qbuf, qoff):
             m = (lo[t] + hi[t]) >> 1
             mid[t] = m
             wd[t] = words[s][m]
-        kept = 0
-        for j in range(na):
-            t = active[j]
-            s = t // (2 * nq)
-            qi = (t >> 1) % nq
-            x = wd[t] & qmask[qi]
-            if x < q8[qi]:
-                c = -1
-            elif x > q8[qi]:
-                c = 1
-            else:
-                c = _tie(dss[s], sptrs[s][mid[t]], qbuf, qoff[qi], qoff[qi + 1] - qoff[qi])
-            if c < 0 or (c == 0 and (t & 1)):
-                lo[t] = mid[t] + 1
-            else:
-                hi[t] = mid[t]
-            if lo[t] < hi[t]:
-                active[kept] = t
-                kept += 1
-        na = kept
+            ptr[t] = sptrs[s][m]
+        na = _decide(active, na, lo, hi, mid, ptr, wd, dss, qbuf, qoff, q8, qmask, nq)
     # 2. the bound lies after the previous sample and at or before this one
     na = 0
     for t in range(n_tasks):
@@ -220,26 +228,8 @@ def _find_group(tables, dss, words, sptrs, meta, qbuf, qoff):
                 wd[t] = x
             else:
                 wd[t] = _word(ds, p)
-        kept = 0
-        for j in range(na):  # ... then the decisions
-            t = active[j]
-            s = t // (2 * nq)
-            qi = (t >> 1) % nq
-            x = wd[t] & qmask[qi]
-            if x < q8[qi]:
-                c = -1
-            elif x > q8[qi]:
-                c = 1
-            else:
-                c = _tie(dss[s], ptr[t], qbuf, qoff[qi], qoff[qi + 1] - qoff[qi])
-            if c < 0 or (c == 0 and (t & 1)):
-                lo[t] = mid[t] + 1
-            else:
-                hi[t] = mid[t]
-            if lo[t] < hi[t]:
-                active[kept] = t
-                kept += 1
-        na = kept
+        # ... then the decisions
+        na = _decide(active, na, lo, hi, mid, ptr, wd, dss, qbuf, qoff, q8, qmask, nq)
     out = np.empty((nq, ns, 2), np.int64)
     for t in range(n_tasks):
         out[(t >> 1) % nq, t // (2 * nq), t & 1] = lo[t]
