@@ -40,6 +40,7 @@ def test_distance_covariate_known_truth(tmp_path):
     root = b["root"]
     args = ["analyze", root / "idx", "--eval", root / "eval.jsonl", "--fields", "question"]
     args += ["--results", root / "results.jsonl", "--concept-field", "concept", "--bootstrap", "20"]
+    args += ["--similarity", "verbatim"]  # the covariate is the point here, not candidate-mode neighbours
     cli(*args, "--covariate", "distance", "--out", tmp_path / "out", check=0)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert "distance" in summary["models"]["m1"]
