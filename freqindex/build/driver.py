@@ -22,7 +22,6 @@ from importlib import metadata as _md
 from typing import TYPE_CHECKING
 
 from freqindex import __version__, settings
-from freqindex.build.faults import fault_point
 from freqindex.build.guards import check_output_apart_from_inputs
 from freqindex.build.lock import OutputLock, lock_for
 from freqindex.build.scheduling import ShardTaskLayout, shard_task_layout
@@ -43,6 +42,7 @@ from freqindex.corpus.readers import (
 )
 from freqindex.corpus.stage import StageSettings, write_quarantine
 from freqindex.errors import BadInputError, BuildError
+from freqindex.faults import fault_point
 from freqindex.manifest import engine_params, generation_quarantine
 from freqindex.suffix.stage import ShardPlan, plan_shards
 from freqindex.text.tokenizers import load_tokenizer
@@ -80,7 +80,7 @@ def _check_plan(cfg: BuildConfig, files: list, skipped: list, opts: ReadOptions,
             )
         say(f"skipping {len(skipped)} input file(s): {listing}")
     problems = [(p, parquet_problem(p, opts)) for p, fmt, _ in files if fmt == "parquet"]
-    problems = [(p, why) for p, why in problems if why]
+    problems = [(p, why[0]) for p, why in problems if why]
     if problems and cfg.strict:
         raise BadInputError(f"{problems[0][0]}: {problems[0][1]} (--strict)")
     if problems and len(problems) == len(files):

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from freqindex import settings, storage
-from freqindex.build.faults import fault_point
 from freqindex.build.guards import failure_cause, failure_message, human_bytes
 from freqindex.errors import BuildError, FreqindexError, IndexDamagedError, IndexNotFoundError, UsageError
+from freqindex.faults import fault_point
 from freqindex.fsutil import atomic_write_json, file_entry, fsync_dir, marker_valid, read_json, sha256_file
 from freqindex.manifest import (
     SEAL_KEY,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from freqindex.build.faults import fault_point
 from freqindex.build.target import STAGING, RemoteTaskStore, TaskStore
 from freqindex.corpus.readers import ChunkSpec
 from freqindex.corpus.stage import StageSettings, chunk_paths, tokenize_chunk
+from freqindex.faults import fault_point
 from freqindex.suffix.stage import ShardPlan, write_shard
 
 

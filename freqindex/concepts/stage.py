@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from freqindex.concepts.tagger import Matcher
 from freqindex.concepts.vocab import Concept, Vocabulary
 from freqindex.errors import UsageError
+from freqindex.faults import fault_point
 from freqindex.manifest import publish_stage
 from freqindex.suffix.index import Index
 
@@ -114,6 +115,7 @@ def run_tagging(index_dir: str, vocab: Vocabulary, run_tasks: Callable, source_p
         return tag_block(root_s, payload, i, s, lo, hi, work_s)
 
     results = run_tasks("tag concepts", task, len(tasks))
+    fault_point("tag-tasks-done")  # every hits part written, nothing published yet
     vt = pa.table(
         {
             "concept_id": [c.concept_id for c in vocab.concepts],

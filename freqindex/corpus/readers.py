@@ -51,8 +51,12 @@ class Record:
 
 @dataclass(frozen=True)
 class Bad:
+    """A record that cannot be indexed: its line, a message for people (it may quote the data), and a stable
+    reason code (``malformed_json``, ``invalid_utf8``, ...; listed in the README) that summaries group by."""
+
     line: int | None
     reason: str
+    code: str
 
 
 @dataclass(frozen=True)
@@ -302,15 +306,20 @@ def _parquet_row_groups(path: str, opts: ReadOptions) -> int | None:
         return None
 
 
-def parquet_problem(path: str, opts: ReadOptions) -> str | None:
-    """Why a Parquet file cannot give a single document, from its footer alone (cheap enough for the driver
-    to check every file before Spark starts), or None. The stage reports the same reason for the file."""
+def parquet_problem(path: str, opts: ReadOptions) -> tuple[str, str] | None:
+    """Why a Parquet file cannot give a single document, as (reason, code), from its footer alone (cheap
+    enough for the driver to check every file before Spark starts), or None. The stage reports the same
+    reason for the file."""
     try:
         names = _parquet_file(path, opts).schema_arrow.names
     except Exception as exc:
-        return f"unreadable Parquet file: {exc}"
+        return f"unreadable Parquet file: {exc}", "unreadable_file"
     if opts.text_field not in names:
-        return f"missing text column {opts.text_field!r} (columns: {', '.join(names)}); see --text-field"
+        columns = ", ".join(names)
+        return (
+            f"missing text column {opts.text_field!r} (columns: {columns}); see --text-field",
+            "missing_text_column",
+        )
     return None
 
 
@@ -514,7 +523,11 @@ def _iter_lines(spec: ChunkSpec, opts: ReadOptions) -> Iterator[tuple[int, bytes
                     yield line_no, line.rstrip(b"\r")
                     line_no += 1
         except _Truncated as exc:
-            yield Bad(line_no, f"{exc}; this line and everything after it could not be read")
+            yield Bad(
+                line_no,
+                f"{exc}; this line and everything after it could not be read",
+                "bad_compressed_stream",
+            )
             return
         if at_file_start:
             pending = pending.removeprefix(UTF8_BOM)
@@ -526,19 +539,19 @@ def _decode(raw: bytes) -> str | Bad:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Bad(None, f"invalid UTF-8 at byte {exc.start}")
+        return Bad(None, f"invalid UTF-8 at byte {exc.start}", "invalid_utf8")
 
 
-def _check_text(text: object, field: str) -> str | None:
-    """A reason the text is unusable, or None."""
+def _check_text(text: object, field: str) -> tuple[str, str] | None:
+    """(reason, code) when the text is unusable, else None."""
     if text is None:
-        return f"missing text field {field!r}"
+        return f"missing text field {field!r}", "missing_text"
     if not isinstance(text, str):
-        return f"text field {field!r} is not a string ({type(text).__name__})"
+        return f"text field {field!r} is not a string ({type(text).__name__})", "text_not_string"
     if "\x00" in text:
-        return "NUL byte in text"
+        return "NUL byte in text", "nul_byte"
     if not text.strip():
-        return "empty text"
+        return "empty text", "empty_text"
     return None
 
 
@@ -569,7 +582,7 @@ def read_chunk(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad | Bl
         else:
             yield from _read_line_records(spec, opts)
     except OSError as exc:
-        yield Bad(None, f"unreadable file: {exc.strerror or exc}")
+        yield Bad(None, f"unreadable file: {exc.strerror or exc}", "unreadable_file")
 
 
 def _read_line_records(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad | Blank]:
@@ -580,7 +593,7 @@ def _read_line_records(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | 
         line_no, raw = item
         text = _decode(raw)
         if isinstance(text, Bad):
-            yield Bad(line_no, text.reason)
+            yield Bad(line_no, text.reason, text.code)
             continue
         if not text.strip():
             yield Blank(line_no)
@@ -589,35 +602,35 @@ def _read_line_records(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | 
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                yield Bad(line_no, f"malformed JSON: {exc.msg} at column {exc.colno}")
+                yield Bad(line_no, f"malformed JSON: {exc.msg} at column {exc.colno}", "malformed_json")
                 continue
             if not isinstance(obj, dict):
-                yield Bad(line_no, f"JSON value is not an object ({type(obj).__name__})")
+                yield Bad(line_no, f"JSON value is not an object ({type(obj).__name__})", "not_an_object")
                 continue
             body = obj.get(opts.text_field)
-            reason = _check_text(body, opts.text_field)
-            if reason:
-                yield Bad(line_no, reason)
+            problem = _check_text(body, opts.text_field)
+            if problem:
+                yield Bad(line_no, *problem)
                 continue
             tags = _tags(obj.get(opts.tags_field), opts.tags_field) if opts.tags_field else None
             if isinstance(tags, str):
-                yield Bad(line_no, tags)
+                yield Bad(line_no, tags, "bad_tags")
                 continue
             yield Record(line_no, _ext_id(obj, opts), body, tags)
         elif spec.fmt == "tsv":
             ext, sep, body = text.partition("\t")
             if not sep:
-                yield Bad(line_no, "expected 'id<TAB>text', found no tab")
+                yield Bad(line_no, "expected 'id<TAB>text', found no tab", "no_tab")
                 continue
-            reason = _check_text(body, "text")
-            if reason:
-                yield Bad(line_no, reason)
+            problem = _check_text(body, "text")
+            if problem:
+                yield Bad(line_no, *problem)
                 continue
             yield Record(line_no, ext or None, body)
         else:  # text, one document per line
-            reason = _check_text(text, "text")
-            if reason:
-                yield Bad(line_no, reason)
+            problem = _check_text(text, "text")
+            if problem:
+                yield Bad(line_no, *problem)
                 continue
             yield Record(line_no, None, text)
 
@@ -629,15 +642,15 @@ def _read_whole_text(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Ba
             for block in _decompressed_blocks(f, spec.compression):
                 parts.append(block)
         except _Truncated as exc:
-            yield Bad(None, str(exc))
+            yield Bad(None, str(exc), "bad_compressed_stream")
             return
     text = _decode(b"".join(parts).removeprefix(UTF8_BOM))
     if isinstance(text, Bad):
         yield text
         return
-    reason = _check_text(text, "text")
-    if reason:
-        yield Bad(None, reason)
+    problem = _check_text(text, "text")
+    if problem:
+        yield Bad(None, *problem)
         return
     yield Record(1, posixpath.basename(spec.path), text)
 
@@ -646,12 +659,12 @@ def _read_parquet(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
     try:
         pf = _parquet_file(spec.path, opts)
     except Exception as exc:
-        yield Bad(None, f"unreadable Parquet file: {exc}")
+        yield Bad(None, f"unreadable Parquet file: {exc}", "unreadable_file")
         return
     names = pf.schema_arrow.names
     problem = parquet_problem(spec.path, opts)
     if problem:
-        yield Bad(None, problem)
+        yield Bad(None, *problem)
         return
     id_field = opts.id_field or "id"
     tags_field = opts.tags_field if opts.tags_field in names else None
@@ -665,7 +678,7 @@ def _read_parquet(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
             table = pf.read_row_group(g, columns=columns)
         except Exception as exc:
             n = pf.metadata.row_group(g).num_rows
-            yield Bad(row + 1, f"unreadable row group {g} ({n} rows): {exc}")
+            yield Bad(row + 1, f"unreadable row group {g} ({n} rows): {exc}", "unreadable_row_group")
             row += n
             continue
         texts = table.column(opts.text_field).to_pylist()
@@ -673,11 +686,11 @@ def _read_parquet(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
         tag_lists = table.column(tags_field).to_pylist() if tags_field else [None] * len(texts)
         for t, i, tg in zip(texts, ids, tag_lists):
             row += 1
-            reason = _check_text(t, opts.text_field)
+            problem = _check_text(t, opts.text_field)
             tags = _tags(tg, tags_field) if tags_field else None
             if isinstance(tags, str):
-                reason = reason or tags
-            if reason:
-                yield Bad(row, reason)
+                problem = problem or (tags, "bad_tags")
+            if problem:
+                yield Bad(row, *problem)
                 continue
             yield Record(row, None if i is None else str(i), t, tags)

@@ -5,9 +5,9 @@ in Spark; nothing here imports Spark.
 Staging layout inside a build in progress (``.NAME.partial`` beside the output)::
 
     _staging/chunks/chunk-N.parquet      documents of chunk N (line, ext_id, tokens, sizes, hash, tags)
-    _staging/chunks/chunk-N.bad.parquet  its bad records (line, reason)
+    _staging/chunks/chunk-N.bad.parquet  its bad records (line, code, reason)
     _staging/chunks/chunk-N.done         marker with the checksums of both
-    quarantine/quarantine.parquet        every bad record of the build: source, line, reason
+    quarantine/quarantine.parquet        every bad record of the build: source, line, code, reason
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ CHUNK_SCHEMA = pa.schema(
         ("tags", pa.list_(pa.string())),
     ]
 )
-BAD_SCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string())])
-QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("line", pa.int64()), ("reason", pa.string())])
+BAD_SCHEMA = pa.schema([("line", pa.int64()), ("code", pa.string()), ("reason", pa.string())])
+QUARANTINE_SCHEMA = pa.schema(
+    [("source", pa.string()), ("line", pa.int64()), ("code", pa.string()), ("reason", pa.string())]
+)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
     cols: dict[str, list] = {k: [] for k in CHUNK_SCHEMA.names}
     bad_lines: list[int | None] = []
     bad_reasons: list[str] = []
+    bad_codes: list[str] = []
     blanks = 0
     pending: list = []
 
@@ -100,10 +103,12 @@ def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
             if not s.strip():
                 bad_lines.append(rec.line)
                 bad_reasons.append("empty text after normalization")
+                bad_codes.append("empty_after_normalization")
                 continue
             if not t:
                 bad_lines.append(rec.line)
                 bad_reasons.append("no tokens after tokenization")
+                bad_codes.append("no_tokens")
                 continue
             cols["line"].append(rec.line)
             cols["ext_id"].append(rec.ext_id)
@@ -120,6 +125,7 @@ def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
         elif isinstance(item, Bad):
             bad_lines.append(item.line)
             bad_reasons.append(item.reason)
+            bad_codes.append(item.code)
             if st.strict:
                 break
         else:
@@ -132,11 +138,13 @@ def tokenize_chunk(spec: ChunkSpec, st: StageSettings, build_dir: str) -> dict:
     order = sorted(range(len(bad_lines)), key=lambda i: (bad_lines[i] is not None, bad_lines[i] or 0))
     bad_lines = [bad_lines[i] for i in order]
     bad_reasons = [bad_reasons[i] for i in order]
+    bad_codes = [bad_codes[i] for i in order]
     table = pa.table(cols, schema=CHUNK_SCHEMA)
     pq.write_table(table, str(out) + ".tmp", compression="none")
     os.replace(str(out) + ".tmp", out)
     pq.write_table(
-        pa.table({"line": bad_lines, "reason": bad_reasons}, schema=BAD_SCHEMA), str(bad_out) + ".tmp"
+        pa.table({"line": bad_lines, "code": bad_codes, "reason": bad_reasons}, schema=BAD_SCHEMA),
+        str(bad_out) + ".tmp",
     )
     os.replace(str(bad_out) + ".tmp", bad_out)
     summary = {
@@ -160,7 +168,8 @@ def write_quarantine(
     build_dir: str, chunk_summaries: list[dict], out_dir: str = "quarantine"
 ) -> tuple[Path, dict[str, int]]:
     """Merge the per-chunk bad records into ``OUT_DIR/quarantine.parquet`` (``out_dir`` relative to
-    ``build_dir``); return it and counts by reason."""
+    ``build_dir``); return it and the counts by reason code (the codes the readers set, never parsed out of
+    the messages)."""
     root = Path(build_dir)
     staging = root / "_staging"
     parts = []
@@ -174,6 +183,7 @@ def write_quarantine(
                 {
                     "source": [s["source"]] * t.num_rows,
                     "line": t.column("line"),
+                    "code": t.column("code"),
                     "reason": t.column("reason"),
                 },
                 schema=QUARANTINE_SCHEMA,
@@ -185,7 +195,6 @@ def write_quarantine(
     pq.write_table(table, str(out) + ".tmp")
     os.replace(str(out) + ".tmp", out)
     by_reason: dict[str, int] = {}
-    for r in table.column("reason").to_pylist():
-        key = r.split(":")[0].split(" (")[0].split(" at byte")[0]
-        by_reason[key] = by_reason.get(key, 0) + 1
+    for code in table.column("code").to_pylist():
+        by_reason[code] = by_reason.get(code, 0) + 1
     return out, by_reason

@@ -39,7 +39,8 @@ class BytesTokenizer:
         return data.decode("utf-8", errors="replace")
 
     def describe(self) -> dict:
-        return {"name": "bytes", "width": 1, "dtype": "u8", "vocab_size": 256}
+        # 255 ids (0..254): 0xff is the separator, never a token; the engine is opened with the same number
+        return {"name": "bytes", "width": 1, "dtype": "u8", "vocab_size": self.vocab_size}
 
 
 class HFTokenizer:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from freqindex import settings
 from freqindex.errors import UsageError
+from freqindex.faults import fault_point
 from freqindex.manifest import publish_stage
 from freqindex.suffix.index import Index
 from freqindex.vectors import ann
@@ -145,6 +146,7 @@ def run_embedding(
     else:
         results = run_tasks("embed", task, len(tasks))
     embed_s = time.monotonic() - t
+    fault_point("embed-vectors-written")  # every vector part written; no FAISS index, nothing published
     n = sum(r["vectors"] for r in results)
     if n == 0:
         raise UsageError("nothing to embed" + (" (no image found under --image-root)" if image_root else ""))

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,6 +19,16 @@ import zstandard
 from tests.conftest import FLICKR, REPO, WIKITEXT, build, cli
 
 pytestmark = pytest.mark.spark
+
+
+def _complete_lines(truncated: bytes, comp: str) -> int:
+    """Lines a damaged stream still holds in full: what zlib / zstandard decode of it, up to the last newline
+    (the reference for "records before the damage are kept", computed without freqindex)."""
+    if comp == "gz":
+        data = zlib.decompressobj(47).decompress(truncated)
+    else:
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(truncated)
+    return data.count(b"\n")
 
 
 def _bad_corpus(root: Path) -> tuple[Path, int, int]:
@@ -37,16 +48,19 @@ def _bad_corpus(root: Path) -> tuple[Path, int, int]:
     ]
     (d / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     many = b"".join(json.dumps({"text": f"gzip doc {i} about a dog"}).encode() + b"\n" for i in range(3000))
-    gz = gzip.compress(many)
-    (d / "b.jsonl.gz").write_bytes(gz[: len(gz) // 2])  # truncated .gz
+    gz = gzip.compress(many, mtime=0)
+    gz = gz[: len(gz) // 2]  # truncated .gz
+    (d / "b.jsonl.gz").write_bytes(gz)
     zs = zstandard.ZstdCompressor().compress(many)
-    (d / "c.jsonl.zst").write_bytes(zs[: len(zs) // 2])  # truncated .zst
+    zs = zs[: len(zs) // 2]  # truncated .zst
+    (d / "c.jsonl.zst").write_bytes(zs)
     os.symlink(d / "missing-target", d / "d.jsonl")  # unreadable file
-    return d, -1, 10
+    good = 2 + _complete_lines(gz, "gz") + _complete_lines(zs, "zst")
+    return d, good, 10
 
 
 def test_bad_input_is_quarantined_and_the_build_goes_on(tmp_path):
-    corpus, _, n_bad = _bad_corpus(tmp_path)
+    corpus, n_good, n_bad = _bad_corpus(tmp_path)
     p = cli("build", corpus, "-o", tmp_path / "idx", "--master", "local[2]", "--json", check=0)
     summary = json.loads(p.stdout)
     assert summary["quarantined"] == n_bad
@@ -70,13 +84,33 @@ def test_bad_input_is_quarantined_and_the_build_goes_on(tmp_path):
     assert (
         by_file["d.jsonl"] == [(None, by_file["d.jsonl"][0][1])] and "unreadable" in by_file["d.jsonl"][0][1]
     )
-    # every good record is in the index: the 2 of a.jsonl plus what the truncated streams still held
-    gz_good = summary["documents"] - 2
-    assert gz_good > 0
+    # the reason codes, grouped in the summary by code (not by the message text)
+    assert [r["code"] for r in q if Path(r["source"]).name == "a.jsonl"] == [
+        "malformed_json",
+        "invalid_utf8",
+        "missing_text",
+        "text_not_string",
+        "empty_text",
+        "nul_byte",
+        "empty_after_normalization",
+    ]
+    assert summary["quarantine_by_reason"] == {
+        "malformed_json": 1,
+        "invalid_utf8": 1,
+        "missing_text": 1,
+        "text_not_string": 1,
+        "empty_text": 1,
+        "nul_byte": 1,
+        "empty_after_normalization": 1,
+        "bad_compressed_stream": 2,
+        "unreadable_file": 1,
+    }
+    # every good record is in the index: the 2 of a.jsonl plus every complete line the damaged streams hold
+    assert summary["documents"] == n_good and n_good > 2
     m = json.loads((tmp_path / "idx" / "manifest.json").read_text())
-    assert m["counts"]["quarantined"] == n_bad and m["counts"]["documents"] == summary["documents"]
+    assert m["counts"]["quarantined"] == n_bad and m["counts"]["documents"] == n_good
     c = json.loads(cli("count", tmp_path / "idx", " dog ", "--json", check=0).stdout)
-    assert c["count"] == 1 + gz_good
+    assert c["count"] == n_good - 1  # every good document but "A cat sleeps." holds " dog " once
     # the human summary names the quarantine
     p2 = cli("build", corpus, "-o", tmp_path / "idx2", "--master", "local[2]", check=0)
     assert "quarantined 10 bad record(s)" in p2.stderr and "Traceback" not in p2.stderr

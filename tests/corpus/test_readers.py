@@ -187,6 +187,87 @@ def test_expand_inputs_errors(tmp_path):
     assert [(os.path.basename(s), why) for s, why in skipped] == [("notes.md", "unknown format .md")]
 
 
+def test_every_bad_record_carries_its_reason_code(tmp_path):
+    """One record of every kind a reader refuses; the code is set where the record is refused (written here
+    by hand per line), never derived from the message."""
+    p = tmp_path / "a.jsonl"
+    write_lines(
+        p,
+        [
+            b'{"text": "broken',
+            b'{"text": "caf\xe9"}',
+            b"[1, 2]",
+            b'{"body": "x"}',
+            b'{"text": 5}',
+            b'{"text": "a\\u0000b"}',
+            b'{"text": " "}',
+            b'{"text": "ok", "tags": "not a list"}',
+            b'{"text": "fine"}',
+        ],
+    )
+    got = [(b.line, b.code) for b in read_all(p, opts=ReadOptions(tags_field="tags")) if isinstance(b, Bad)]
+    assert got == [
+        (1, "malformed_json"),
+        (2, "invalid_utf8"),
+        (3, "not_an_object"),
+        (4, "missing_text"),
+        (5, "text_not_string"),
+        (6, "nul_byte"),
+        (7, "empty_text"),
+        (8, "bad_tags"),
+    ]
+    t = tmp_path / "caps.tsv"
+    write_lines(t, [b"no tab here"])
+    assert [b.code for b in read_all(t)] == ["no_tab"]
+    z = tmp_path / "b.jsonl.gz"
+    full = gzip.compress(b"".join(b'{"text": "doc %d"}\n' % i for i in range(20000)))
+    z.write_bytes(full[: len(full) // 2])
+    assert [b.code for b in read_all(z) if isinstance(b, Bad)] == ["bad_compressed_stream"]
+    gone = tmp_path / "gone.jsonl"
+    os.symlink(tmp_path / "does-not-exist", gone)
+    assert [b.code for b in read_all(gone)] == ["unreadable_file"]
+    pq.write_table(pa.table({"body": ["a"]}), tmp_path / "c.parquet")
+    assert [b.code for b in read_all(tmp_path / "c.parquet")] == ["missing_text_column"]
+    pq.write_table(pa.table({"text": ["a", None]}), tmp_path / "d.parquet")
+    assert [b.code for b in read_all(tmp_path / "d.parquet") if isinstance(b, Bad)] == ["missing_text"]
+    (tmp_path / "e.parquet").write_bytes(b"PAR1 not really")
+    assert [b.code for b in read_all(tmp_path / "e.parquet")] == ["unreadable_file"]
+
+
+def test_quarantine_keeps_code_and_message_and_counts_by_code(tmp_path):
+    """The build's quarantine table holds both columns, and the counts by reason group by the code: two
+    malformed-JSON records with different messages are one group."""
+    from collections import Counter
+
+    from freqindex.build import build_index, run_in_process
+    from freqindex.config import BuildConfig
+
+    p = tmp_path / "a.jsonl"
+    write_lines(
+        p,
+        [
+            b'{"text": "broken',
+            b'{"text": 1 2}',
+            b'{"text": "caf\xe9"}',
+            b'{"text": "!!!"}',
+            b'{"text": "a dog"}',
+        ],
+    )
+    summary = build_index(BuildConfig(inputs=(str(p),), output=str(tmp_path / "idx")), run_in_process)
+    q = pq.read_table(tmp_path / "idx" / "quarantine" / "quarantine.parquet").to_pylist()
+    assert [(r["line"], r["code"]) for r in q] == [
+        (1, "malformed_json"),
+        (2, "malformed_json"),
+        (3, "invalid_utf8"),
+        (4, "empty_after_normalization"),
+    ]
+    assert q[0]["reason"] != q[1]["reason"] and all(r["reason"] for r in q)
+    want = {"malformed_json": 2, "invalid_utf8": 1, "empty_after_normalization": 1}
+    assert summary["quarantine_by_reason"] == want == dict(Counter(r["code"] for r in q))
+    m = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert m["counts"]["quarantine_by_reason"] == want
+
+
 def test_every_skipped_file_is_named_with_its_reason(tmp_path):
     d = tmp_path / "d"
     (d / ".cache").mkdir(parents=True)
@@ -292,9 +373,7 @@ def test_mid_stream_corruption_keeps_every_record_before_the_damage(tmp_path, co
     summary = build_index(
         BuildConfig(inputs=(str(p),), output=str(tmp_path / "idx"), text_field="question"), run_in_process
     )
-    assert (
-        summary["documents"] == expected and summary["quarantine_by_reason"]["corrupt compressed stream"] == 1
-    )
+    assert summary["documents"] == expected and summary["quarantine_by_reason"]["bad_compressed_stream"] == 1
 
 
 def test_one_big_file_is_read_in_equal_chunks(tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
 ``FREQINDEX_FAULTS`` holds rules separated by ``;``, each ``POINT[:TASK]=ACTION``:
 
-- ``POINT``: a name the build passes at a fixed moment (:data:`POINTS`); ``TASK``: only that chunk or shard;
+- ``POINT``: a name a stage passes at a fixed moment (:data:`POINTS`): the build's, and ``tag``'s and
+  ``embed``'s last moment before they publish; ``TASK``: only that chunk or shard;
 - ``ACTION``: ``kill`` (SIGKILL this very process: the driver, or a task's Python worker), ``fail`` (raise),
   ``fail-once:PATH`` (raise, unless ``PATH`` already exists, which the first failure creates atomically:
   one failure per test, however many attempts and executors run).
@@ -26,6 +27,8 @@ POINTS = (
     "driver-tokenized",  # the driver collected stage 1, before planning shards
     "driver-before-publish",  # the driver checked nothing yet, every shard is done
     "driver-before-manifest",  # the driver verified every file and removed strays, before the manifest
+    "tag-tasks-done",  # tag: every hits part written in .concepts.partial/, nothing published
+    "embed-vectors-written",  # embed: every vector part written, no FAISS index, nothing published
 )
 
 
