@@ -1,4 +1,16 @@
-"""The typed settings of a build: one object, from flags or a TOML file, the single source of truth."""
+"""Typed configs and the one TOML -> config path.
+
+Every command has one frozen config class, the single source of truth from flags or a TOML file to the code
+that runs (the build's, tag's and embed's are here, beside the loader, because the build driver and the
+Spark jobs need them; the query-side ones live in ``freqindex/commands/``). :func:`load_config` resolves
+one: the class's defaults, then the file's values, then the values given on the command line. The same
+function serves the CLI, the spark-submit entry points (``jobs/*.py main()``) and the tests.
+
+A TOML file holds a table named after the command (``[build]``, ``[tag]``, ``[embed]``, ``[neighbors]``,
+``[contamination]``, ``[analyze]``), so one file can configure several commands; a file meant for one
+command may put its keys at the top level instead. An unknown key, or a value of the wrong type, is a
+UsageError naming the file and the key.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +20,27 @@ import json
 import os
 import re
 import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from freqindex import settings
 from freqindex.errors import UsageError
 from freqindex.fsutil import read_text
 from freqindex.storage import filesystem, is_url, parse_storage_options, redact
 
+T = TypeVar("T")
+SECTIONS = ("build", "tag", "embed", "neighbors", "contamination", "analyze")
+# config fields whose command-line flag is named differently (for error messages)
+FLAG_NAMES = {"spark_conf": "--conf", "eval_file": "--eval", "out_dir": "--out", "out_file": "--out"}
+
 
 @dataclass(frozen=True)
 class BuildConfig:
-    inputs: tuple[str, ...]
-    output: str
+    inputs: tuple[str, ...] = ()
+    output: str = ""
     format: str = "auto"
     text_field: str = settings.DEFAULT_TEXT_FIELD
     id_field: str | None = None
@@ -43,6 +63,8 @@ class BuildConfig:
     append_to: str | None = None
 
     def __post_init__(self) -> None:
+        if self.append_to and not self.output:  # `--append-to INDEX` names the output too
+            object.__setattr__(self, "output", self.append_to)
         if isinstance(self.shard_size, str):  # a TOML file or a flag may give "2GB", "512MiB", ...
             object.__setattr__(self, "shard_size", parse_size(self.shard_size, "--shard-size"))
 
@@ -59,7 +81,9 @@ class BuildConfig:
 
     def validate(self) -> BuildConfig:
         if not self.inputs:
-            raise UsageError("no INPUT given")
+            raise UsageError("give at least one INPUT (file, directory or glob)")
+        if not self.output:
+            raise UsageError("--output DIR is required")
         if self.shards is not None and self.shards < 1:
             raise UsageError("--shards must be at least 1")
         if self.shards is not None and self.shard_size is not None:
@@ -72,7 +96,23 @@ class BuildConfig:
             raise UsageError("--append-to names the index to extend: give it instead of --output, not both")
         if self.chunk_bytes < 1024:
             raise UsageError("chunk size must be at least 1024 bytes")
+        if self.sa_mem_gib < 1:
+            raise UsageError("sa_mem_gib must be at least 1")
         return self
+
+    def check_follow_ups(self, concepts: str | None, embed: bool, overwrite: bool = False) -> None:
+        """Tagging and embedding right after the build (``build --concepts/--embed``) need a local output;
+        an append extends concept hits and vectors by itself and replaces nothing."""
+        if self.append_to and (concepts is not None or embed or overwrite):
+            raise UsageError(
+                "--append-to extends the index's concept hits and vectors by itself (when it has them); "
+                "--concepts, --embed and --overwrite do not apply"
+            )
+        if is_url(self.output) and (concepts is not None or embed):
+            raise UsageError(
+                "--concepts and --embed write into a local index: build to a URL, then `freqindex pull` it and "
+                "tag or embed the local copy (or build locally)"
+            )
 
     def content_key(self, input_fingerprint: list) -> str:
         """Hash of everything that determines the index's bytes (not the master, not the output path)."""
@@ -101,14 +141,48 @@ class BuildConfig:
         d["storage_options"] = redact(self.storage_options)
         return d
 
-    @classmethod
-    def from_table(cls, table: dict) -> BuildConfig:
-        """A config from a TOML ``[build]`` table (lists and tables become the tuples the config holds)."""
-        table = dict(table)
-        table["inputs"] = tuple(table.get("inputs", ()))
-        table["spark_conf"] = tuple(dict(table.get("spark_conf", {})).items())
-        table["storage_options"] = parse_storage_options(table.get("storage_options"))
-        return cls(**table)
+
+@dataclass(frozen=True)
+class TagConfig:
+    """`freqindex tag`: concept tagging of an existing index (a Spark job, jobs/tag_concepts.py)."""
+
+    index_dir: str = ""
+    concepts: str = ""
+    exact: bool = False
+    label_field: str | None = None
+    master: str = settings.DEFAULT_MASTER
+
+    def validate(self) -> TagConfig:
+        if not self.index_dir:
+            raise UsageError("give the index DIR")
+        if not self.concepts:
+            raise UsageError("--concepts FILE is required")
+        return self
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """`freqindex embed`: embed every document of an index and build its FAISS index (jobs/embed_index.py).
+    ``stride`` None: half of each window; ``faiss_factory`` None: chosen by size (Flat, IVF-Flat, IVF-SQ8)."""
+
+    index_dir: str = ""
+    model: str = settings.DEFAULT_EMBEDDER
+    chunk_tokens: tuple[int, ...] = settings.EMBED_CHUNK_TOKENS
+    stride: int | None = None
+    faiss_factory: str | None = None
+    dtype: str = settings.EMBED_DTYPE
+    precomputed: str | None = None
+    vector_field: str = "embedding"
+    id_field: str = "id"
+    image_root: str | None = None
+    master: str = settings.DEFAULT_MASTER
+
+    def validate(self) -> EmbedConfig:
+        if not self.index_dir:
+            raise UsageError("give the index DIR")
+        if self.dtype not in ("float32", "float16"):
+            raise UsageError("--dtype must be float32 or float16")
+        return self
 
 
 _SIZE_UNITS = {
@@ -141,9 +215,12 @@ def parse_size(text: str | int, what: str = "size") -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[unit])
 
 
-def load_toml(path: str) -> dict:
-    """Read the ``[build]`` table (or the top level) of a TOML config file (a local path, or a URL read with
-    its filesystem's usual credentials: spark-submit in cluster mode can take its config from the store)."""
+# --- the loader ----------------------------------------------------------------------------------------
+
+
+def read_config_file(path: str, section: str) -> dict:
+    """The ``[section]`` table of a TOML file, or (when it has none) its top-level keys, leaving out the
+    tables of other commands."""
     try:
         if is_url(path):
             fs, p = filesystem(path)
@@ -153,11 +230,166 @@ def load_toml(path: str) -> dict:
         data = tomllib.loads(text)
     except FileNotFoundError:
         raise UsageError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"config file {path} is a directory") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"bad TOML in {path}: {exc}") from None
-    table = data.get("build", data)
-    known = {f.name for f in dataclasses.fields(BuildConfig)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise UsageError(f"unknown key(s) in {path}: {', '.join(unknown)}")
-    return table
+    if section in data:
+        if not isinstance(data[section], dict):
+            raise UsageError(f"{path}: [{section}] must be a table")
+        return dict(data[section])
+    return {k: v for k, v in data.items() if k not in SECTIONS}
+
+
+def load_config(
+    cls: type[T],
+    path: str | None = None,
+    *,
+    section: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> T:
+    """A ``cls`` config from its defaults, then the TOML file ``path`` (its ``[section]`` table), then
+    ``overrides`` (the flags given on the command line; leave out the ones that were not given).
+
+    Values are checked against the field types: lists (or comma-separated strings, as flags give them)
+    become tuples, numbers given as text (argparse) become numbers, a ``{KEY = VALUE}`` table or ``KEY=VALUE``
+    strings become key/value pairs, a table becomes a nested config. Unknown keys and wrong types raise
+    UsageError; the result's ``validate()`` runs when it has one."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values: dict[str, Any] = {}
+    if path:
+        table = read_config_file(path, section or "")
+        unknown = sorted(set(table) - set(names))
+        if unknown:
+            raise UsageError(
+                f"unknown key(s) in {path}: {', '.join(unknown)} (known: {', '.join(sorted(names))})"
+            )
+        values.update({k: _coerce(k, v, hints[k], path) for k, v in table.items()})
+    for k, v in (overrides or {}).items():
+        if k not in hints:
+            raise TypeError(f"{cls.__name__} has no field {k!r}")  # a programming error, not a user's
+        values[k] = _coerce(k, v, hints[k], None)
+    cfg = cls(**values)
+    validate = getattr(cfg, "validate", None)
+    return validate() if callable(validate) else cfg
+
+
+def config_dict(cfg: Any) -> dict:
+    """A config as plain JSON-able data (what ``--dry-run`` prints)."""
+    to_dict = getattr(cfg, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=list))
+
+
+def _label(name: str, where: str | None) -> str:
+    if where is None:
+        return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+    return f"{where}: {name}"
+
+
+def _bad(name: str, where: str | None, what: str, value: Any) -> UsageError:
+    return UsageError(f"{_label(name, where)} takes {what}, got {value!r}")
+
+
+def _storage_options(value: Any) -> tuple:
+    """Storage options keep their TOML types; ``KEY=VALUE`` strings are parsed as the flag's are."""
+    if value is None:
+        return ()
+    return parse_storage_options(value if isinstance(value, dict | list | tuple) else [value])
+
+
+# fields read by their own parser rather than by their type
+FIELD_PARSERS = {
+    "shard_size": lambda v: None if v is None else parse_size(v, "--shard-size"),  # "2GB", "512MiB", bytes
+    "storage_options": _storage_options,
+}
+
+
+def _coerce(name: str, value: Any, hint: Any, where: str | None) -> Any:
+    """``value`` as the type ``hint`` asks for (see :func:`load_config`)."""
+    if name in FIELD_PARSERS:
+        return FIELD_PARSERS[name](value)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(name, value, inner, where)
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, dict):
+            raise _bad(name, where, "a table", value)
+        return load_config(hint, overrides=value)
+    if origin is tuple:
+        return _coerce_tuple(name, value, args, where)
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise _bad(name, where, "a table", value)
+        return value
+    return _coerce_scalar(name, value, hint, where)
+
+
+def _coerce_scalar(name: str, value: Any, hint: Any, where: str | None) -> Any:
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _bad(name, where, "true or false", value)
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise _bad(name, where, "an integer", value)
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise _bad(name, where, "a number", value)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _bad(name, where, "a string", value)
+    return value
+
+
+def _coerce_tuple(name: str, value: Any, args: tuple, where: str | None) -> tuple:
+    if (
+        name == "storage_options"
+    ):  # values keep their TOML types; KEY=VALUE strings are parsed like the flag's
+        if value is None:
+            return ()
+        return parse_storage_options(value if isinstance(value, dict | list | tuple) else [value])
+    if args and typing.get_origin(args[0]) is tuple:  # key/value pairs (spark_conf)
+        return _pairs(name, value, where)
+    elem = args[0] if args else str
+    what = {int: "comma-separated integers", float: "comma-separated numbers"}.get(elem, "a list")
+    if isinstance(value, str):
+        value = [x.strip() for x in value.split(",") if x.strip()]
+    if not isinstance(value, list | tuple):
+        raise _bad(name, where, what, value)
+    try:
+        return tuple(_coerce_scalar(name, x, elem, where) for x in value)
+    except UsageError:
+        raise _bad(name, where, what, ",".join(map(str, value))) from None
+
+
+def _pairs(name: str, value: Any, where: str | None) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, dict):
+        return tuple((str(k), str(v)) for k, v in value.items())
+    out = []
+    for item in value if isinstance(value, list | tuple) else [value]:
+        if isinstance(item, list | tuple) and len(item) == 2:
+            out.append((str(item[0]), str(item[1])))
+            continue
+        k, sep, v = str(item).partition("=")
+        if not sep or not k.strip():
+            raise UsageError(f"{_label(name, where)} expects KEY=VALUE, got {item!r}")
+        out.append((k.strip(), v.strip()))
+    return tuple(out)

@@ -37,9 +37,24 @@ class BuildError(FreqindexError):
     exit_code = 3
 
 
+class Cancelled(FreqindexError):
+    """Work stopped at a step boundary because its deadline passed or it was cancelled (the server's time
+    limit); whatever it held (an index's lock) has been released."""
+
+
 class MissingExtraError(UsageError):
     """An optional dependency is not installed; ``extra`` names the freqindex extra that installs it."""
 
     def __init__(self, message: str, extra: str):
         super().__init__(message)
         self.extra = extra
+
+
+class BadLinesError(UsageError):
+    """Some lines of a batch file could not be answered; the others were (and their answers written).
+    ``lines``: (line number, reason) for each bad line, which the faces show one by one."""
+
+    def __init__(self, path: str, lines: list[tuple[int, str]]):
+        super().__init__(f"{len(lines)} bad line(s) in {path}; the other lines were answered")
+        self.path = path
+        self.lines = lines

@@ -1,4 +1,9 @@
-"""Limits and defaults, defined once and imported by the CLI, the jobs and (later) the server."""
+"""Limits and defaults, defined once and imported by the library, the CLI, the jobs and the server alike.
+
+A default that a user can change lives here when more than one place needs it (a config class, a CLI help
+text, a server request model); everything else lives in its command's config class (freqindex/config.py,
+freqindex/commands/).
+"""
 
 from __future__ import annotations
 
@@ -36,7 +41,27 @@ MAX_DIFF_TOKENS = 100  # AND clauses (occurrences): window around the anchor cla
 MAX_DOC_PTRS = 50_000_000  # suffix-array entries one query may read (--unit docs, AND, docs look-ups)
 COUNT_FILE_BATCH = 10_000  # `count --file`: queries counted (and printed) per batch
 MAX_K = 1000  # nearest neighbours per item
-MAX_SQL_ROWS = 10_000  # rows a SQL query may return over HTTP (the CLI's --max-rows default is lower)
+MAX_SQL_ROWS = 10_000  # rows a SQL query may return over HTTP
+SQL_ROWS = 1000  # the server's default max_rows
+CLI_SQL_TABLE_ROWS = 200  # rows `freqindex sql` shows in table format (--max-rows; csv/json/--out print all)
+DEFAULT_K = 10  # neighbours per item (`neighbors -k`, the server's k)
+
+# Embedding (`embed`, `build --embed`; `neighbors` reads the model from the index's manifest)
+DEFAULT_EMBEDDER = "minilm-v1"  # registered in freqindex/vectors/embedders.py
+EMBED_CHUNK_TOKENS = (32, 64, 128)  # window sizes, in model tokens
+EMBED_DTYPE = "float32"
+
+# Contamination policy (`contamination --config policy.toml`, the server's /v1/contamination)
+MIN_LEN_BYTES = 50  # minimum match length in tokens with the bytes tokenizer (characters of ASCII text) ...
+MIN_LEN_TOKENS = 13  # ... and with a Hugging Face tokenizer
+MIN_SHORT_LEN_BYTES = 20  # floor of the whole-item rule for items shorter than min_len (bytes) ...
+MIN_SHORT_LEN_TOKENS = 5  # ... and with a Hugging Face tokenizer
+CONTAMINATION_SKIP = 0  # mismatching tokens bridged between two matches
+CLEAN_BELOW = 0.2  # coverage below this: clean
+DIRTY_AT = 0.8  # coverage at or above this: dirty (in between: suspicious)
+BOILERPLATE_CEILING = 1000  # a match in more documents than this is boilerplate and does not count
+MAX_MIN_LEN = 10_000  # bounds the server accepts
+MAX_SKIP = 1000
 
 # Server (`freqindex serve`); the query limits above apply to the CLI and the server alike
 DEFAULT_HOST = "127.0.0.1"
@@ -44,5 +69,5 @@ DEFAULT_PORT = 8000
 MAX_BODY_BYTES = 1024 * 1024  # request bodies above this are refused with 413
 MAX_QUERIES_PER_REQUEST = 1000  # count/docs queries in one request
 MAX_ITEMS_PER_REQUEST = 2000  # contamination / neighbours items in one request
-REQUEST_TIMEOUT_S = 30.0  # per request; past it the request is answered 504 (SQL is interrupted)
+REQUEST_TIMEOUT_S = 30.0  # per request: 504 past it; the work stops at its next step (SQL: interrupted)
 GRACEFUL_SHUTDOWN_S = 30  # SIGTERM: in-flight requests get this long to finish

@@ -1,9 +1,10 @@
 """`freqindex build` as a Spark job: read + validate + tokenize per input chunk, then one task per shard
 writes the infini-gram shard files and builds its suffix array (libdivsufsort, infini-gram's table format).
 
-Runnable with spark-submit too::
+Runnable with spark-submit too (every BuildConfig field is a flag; flags win over the file)::
 
-    spark-submit --master spark://HOST:7077 jobs/build_index.py --config build.toml
+    spark-submit --master spark://HOST:7077 jobs/build_index.py --config build.toml [--overwrite]
+    spark-submit jobs/build_index.py corpus/ --output idx --shards 2 --spark-conf spark.executor.memory=8g
 
 Inputs and the output may be URLs (``s3://``, ``gs://``, ``hdfs://``, ``abfs://``): executors then read
 their own input chunks from the store, build in local scratch and upload their finished files; they share
@@ -20,9 +21,9 @@ from collections.abc import Callable
 from freqindex import settings
 from freqindex.build import build_index, run_in_process
 from freqindex.build.append import append_index
-from freqindex.config import BuildConfig
+from freqindex.config import BuildConfig, EmbedConfig, TagConfig
 from freqindex.corpus.readers import expand_inputs, input_size
-from jobs.spark import run_entry, spark_runner
+from jobs.spark import config_main, spark_runner
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -31,24 +32,42 @@ def run_build(
     cfg: BuildConfig,
     *,
     overwrite: bool = False,
+    concepts: str | None = None,
+    embed: bool = False,
     on_progress: ProgressFn | None = None,
     on_message: Callable[[str], None] | None = None,
     keep_spark: bool = False,
 ) -> dict:
     """Build the index ``cfg`` describes on the Spark master ``cfg.master`` (or, with ``cfg.append_to``,
-    append its inputs to that index as a new generation). Returns the build summary."""
+    append its inputs to that index as a new generation); then, when asked, tag it with the vocabulary
+    ``concepts`` and embed it with the default model, in the same Spark session. Returns the build summary
+    (with ``concepts`` and ``vectors`` summaries when those ran)."""
     cfg.validate()
+    cfg.check_follow_ups(concepts, embed, overwrite)
     if cfg.append_to and _small_local_append(cfg):
         if on_message:
             on_message("a small append on a local master: run in this process, without starting Spark")
         return append_index(cfg, run_in_process, on_message=on_message)
-    with spark_runner(cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark) as runner:
+    then = concepts is not None or embed
+    with spark_runner(
+        cfg.master, "freqindex-build", on_progress, dict(cfg.spark_conf), keep_spark or then
+    ) as runner:
         if cfg.append_to:
             summary = append_index(cfg, runner, on_message=on_message)
         else:
             summary = build_index(cfg, runner, overwrite=overwrite, on_message=on_message)
     if runner.started:  # part of the first stage's time and of ``seconds``, which the driver measures
         summary.setdefault("timings", {})["spark_start"] = runner.start_seconds
+    if concepts is not None:
+        from jobs.tag_concepts import run_tag
+
+        tag = TagConfig(index_dir=summary["output"], concepts=concepts, master=cfg.master)
+        summary["concepts"] = run_tag(tag, on_progress=on_progress, keep_spark=keep_spark or embed)
+    if embed:
+        from jobs.embed_index import run_embed
+
+        vec = EmbedConfig(index_dir=summary["output"], master=cfg.master)
+        summary["vectors"] = run_embed(vec, on_progress=on_progress, keep_spark=keep_spark)
     return summary
 
 
@@ -62,20 +81,16 @@ def _small_local_append(cfg: BuildConfig) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """spark-submit entry point: ``build_index.py --config build.toml`` (keys as in BuildConfig)."""
-    from freqindex.config import load_toml
+    """spark-submit entry point: ``build_index.py [INPUT...] [--config build.toml] [--FIELD VALUE...]
+    [--overwrite]``; prints the build summary as JSON."""
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True, help="TOML file with a [build] table")
-    ap.add_argument("--overwrite", action="store_true")
-    args = ap.parse_args(argv)
+    def flags(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument("--overwrite", action="store_true", help="replace an index of other input/settings")
 
-    def job() -> dict:
-        return run_build(
-            BuildConfig.from_table(load_toml(args.config)), overwrite=args.overwrite, on_message=print
-        )
+    def job(cfg: BuildConfig, args: argparse.Namespace) -> dict:
+        return run_build(cfg, overwrite=args.overwrite, on_message=print)
 
-    return run_entry(job)
+    return config_main(BuildConfig, "build", job, argv, __doc__, positional=("inputs",), extra=flags)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What every Spark job shares (no job logic here): the SparkSession and the Python its executors run,
 progress reporting, the task runner that runs a stage core's ``fn(i)`` as Spark tasks, the translation of
-Spark's failures into one-line domain errors, and the spark-submit entry wrapper.
+Spark's failures into one-line domain errors, and the spark-submit entry wrapper that turns a config class
+into flags.
 
 The JVM that the session starts writes its stdout and stderr (Spark's own log, Java stack traces, the
 executors' Python tracebacks in local mode) to a log file rather than to the terminal: freqindex prints
@@ -9,6 +10,8 @@ its own progress, summary and one-line errors, and names the log file when somet
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import os
 import re
@@ -16,14 +19,17 @@ import sys
 import tempfile
 import threading
 import time
+import types
+import typing
 from collections.abc import Callable
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 import pyarrow as pa
 
+from freqindex.config import load_config
 from freqindex.errors import BuildError, FreqindexError
 
 ProgressFn = Callable[[str, int, int], None]
@@ -352,3 +358,55 @@ def run_entry(job: Callable[[], dict]) -> int:
     except FreqindexError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+
+def config_main(
+    cls: type,
+    section: str,
+    job: Callable[[Any, argparse.Namespace], dict],
+    argv: list[str] | None,
+    description: str,
+    positional: tuple[str, ...] = (),
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """A spark-submit ``main(argv)`` for the config class ``cls``: every field is a flag (``--field-name``;
+    the ``positional`` ones are arguments), plus ``--config FILE`` (its ``[section]`` table). The config is
+    resolved by :func:`freqindex.config.load_config` (defaults, then the file, then the flags given), exactly
+    as the CLI resolves it, and ``job(cfg, args)`` runs; its summary is printed as JSON (see
+    :func:`run_entry`). ``extra(parser)`` adds flags that are not config fields (``args`` holds them)."""
+    ap = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--config", help=f"TOML file with a [{section}] table (flags given here win)")
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = _unwrap_optional(hints[f.name])
+        many = get_origin(hint) is tuple
+        if f.name in positional:
+            ap.add_argument(f.name, nargs="*" if many else "?", default=None)
+        elif hint is bool:
+            ap.add_argument("--" + f.name.replace("_", "-"), dest=f.name, action="store_true", default=None)
+        else:
+            pairs = many and get_origin(get_args(hint)[0]) is tuple
+            ap.add_argument(
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                default=None,
+                action="append" if pairs else "store",
+                help="KEY=VALUE (repeatable)" if pairs else ("comma-separated" if many else None),
+            )
+    if extra is not None:
+        extra(ap)
+    args = ap.parse_args(argv)
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name) not in (None, [])
+    }
+    return run_entry(lambda: job(load_config(cls, args.config, section=section, overrides=given), args))
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    """``X`` for ``X | None``, else the hint itself."""
+    args = [a for a in get_args(hint) if a is not type(None)]
+    return args[0] if get_origin(hint) in (types.UnionType, typing.Union) and len(args) == 1 else hint

@@ -33,6 +33,7 @@ import numpy as np
 from freqindex.concepts.vocab import concept_forms
 from freqindex.errors import BadInputError, UsageError
 from freqindex.evals import EvalItem, load_rows
+from freqindex.extras import require
 from freqindex.suffix.index import Index
 
 AGGREGATES = ("min", "gmean", "max")
@@ -97,7 +98,7 @@ def auto_concepts(
     inputs are tagged in one process per core (spaCy's own multiprocessing)."""
     import os
 
-    from spacy.lang.en.stop_words import STOP_WORDS
+    STOP_WORDS = require("spacy.lang.en.stop_words", "analyze", "--auto-concepts").STOP_WORDS
 
     nlp = load_spacy()
     if n_process is None:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqindex.extras import require
+
 VERDICTS = ("frequency_effect_persists", "explained_by_similarity", "no_frequency_effect", "inconclusive")
 
 
@@ -37,8 +39,10 @@ class Fit:
 
 
 def _glm(y: np.ndarray, X: np.ndarray, w: np.ndarray | None = None, start=None) -> Fit:
-    import statsmodels.api as sm
-    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+    sm = require("statsmodels.api", "analyze", "analyze")
+    PerfectSeparationWarning = require(
+        "statsmodels.tools.sm_exceptions", "analyze", "analyze"
+    ).PerfectSeparationWarning
 
     if w is not None:
         keep = w > 0

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from freqindex import settings
+from freqindex.config import load_config
 from freqindex.contamination.metrics import (
     DEFINITIONS,
     RULES,
@@ -29,35 +30,44 @@ from freqindex.contamination.metrics import (
     item_bytes,
     item_text,
 )
+from freqindex.deadline import Deadline, check
 from freqindex.errors import UsageError
 from freqindex.evals import EvalItem
-from freqindex.fsutil import read_text
-from freqindex.query.count import _term_doc_ids
 from freqindex.suffix.index import Index
-from freqindex.suffix.matching import matching_statistics_batch
 
 BUCKETS = ("clean", "suspicious", "dirty", "uncheckable")
+MS_BATCH_TOKENS = 16_384  # matching statistics are computed for this many item tokens at a time
 
 
 @dataclass(frozen=True)
 class Policy:
-    min_len: int | None = None  # tokens; None: 50 for bytes (characters), 13 for Hugging Face tokens
-    # the floor of the whole-item rule for items shorter than min_len; None: 20 for bytes, 5 for HF tokens.
-    # Set it to min_len to turn the rule off (every shorter item is then uncheckable).
+    """The contamination policy (``contamination --config policy.toml``: top-level keys or a
+    ``[contamination]`` table, per-field overrides in ``[fields.NAME]`` tables; flags win over the file).
+    Defaults live in freqindex/settings.py, shared with the server's request model."""
+
+    min_len: int | None = None  # tokens; None: settings.MIN_LEN_BYTES for bytes, MIN_LEN_TOKENS for HF tokens
+    # the floor of the whole-item rule for items shorter than min_len; None: settings.MIN_SHORT_LEN_BYTES for
+    # bytes, MIN_SHORT_LEN_TOKENS for HF tokens. Set it to min_len to turn the rule off (every shorter item
+    # is then uncheckable).
     min_short_len: int | None = None
-    skip: int = 0
-    clean_below: float = 0.2
-    dirty_at: float = 0.8
-    boilerplate_ceiling: int = 1000
+    skip: int = settings.CONTAMINATION_SKIP
+    clean_below: float = settings.CLEAN_BELOW
+    dirty_at: float = settings.DIRTY_AT
+    boilerplate_ceiling: int = settings.BOILERPLATE_CEILING
     fail_above: float | None = None
     fields: dict = field(default_factory=dict)  # per-field overrides of min_len/skip/clean_below/dirty_at
 
     def for_field(self, name: str, index: Index) -> Policy:
         p = replace(self, **{k: v for k, v in self.fields.get(name, {}).items() if k in _FIELD_KEYS})
         if p.min_len is None:
-            p = replace(p, min_len=50 if index.width == 1 else 13)
+            p = replace(p, min_len=settings.MIN_LEN_BYTES if index.width == 1 else settings.MIN_LEN_TOKENS)
         if p.min_short_len is None:
-            p = replace(p, min_short_len=20 if index.width == 1 else 5)
+            p = replace(
+                p,
+                min_short_len=settings.MIN_SHORT_LEN_BYTES
+                if index.width == 1
+                else settings.MIN_SHORT_LEN_TOKENS,
+            )
         return p
 
     def validate(self) -> Policy:
@@ -71,28 +81,24 @@ class Policy:
             raise UsageError("skip must be >= 0 and boilerplate_ceiling >= 1")
         if self.fail_above is not None and not 0 <= self.fail_above <= 1:
             raise UsageError("--fail-above takes a fraction between 0 and 1")
+        for name, override in self.fields.items():
+            if not isinstance(override, dict):
+                raise UsageError(f"[fields.{name}] must be a table of {', '.join(sorted(_FIELD_KEYS))}")
+            unknown = sorted(set(override) - _FIELD_KEYS)
+            if unknown:
+                raise UsageError(
+                    f"unknown key(s) in [fields.{name}]: {', '.join(unknown)} "
+                    f"(known: {', '.join(sorted(_FIELD_KEYS))})"
+                )
+            base = {k: getattr(self, k) for k in _FIELD_KEYS}
+            try:
+                load_config(Policy, overrides={**base, **override})
+            except UsageError as exc:
+                raise UsageError(f"[fields.{name}]: {exc}") from None
         return self
 
 
 _FIELD_KEYS = {"min_len", "min_short_len", "skip", "clean_below", "dirty_at"}
-
-
-def load_policy(path: str | None, **overrides) -> Policy:
-    """A policy from a TOML file (top-level keys, ``[fields.NAME]`` tables), flags winning."""
-    data: dict = {}
-    if path:
-        try:
-            data = tomllib.loads(read_text(path))
-        except FileNotFoundError:
-            raise UsageError(f"policy file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"bad TOML in {path}: {exc}") from None
-        known = set(Policy.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UsageError(f"unknown key(s) in {path}: {', '.join(unknown)}")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return Policy(**data).validate()
 
 
 def bucket_of(coverage: float | None, p: Policy) -> str:
@@ -113,6 +119,8 @@ def _is_boilerplate(index: Index, key: tuple[int, ...], p: Policy, cache: dict) 
         if occ <= p.boilerplate_ceiling:
             cache[key] = False
         else:
+            from freqindex.query.count import _term_doc_ids
+
             docs = sum(int(a.size) for a in _term_doc_ids(index, list(key)))
             cache[key] = docs > p.boilerplate_ceiling
     return cache[key]
@@ -168,6 +176,19 @@ def parse_definitions(spec: str | None) -> tuple[str, ...]:
     return names
 
 
+def _batches(keys: list, size, budget: int = MS_BATCH_TOKENS) -> list[list]:
+    """``keys`` in order, cut into batches of about ``budget`` tokens (``size(key)`` each)."""
+    out: list[list] = [[]]
+    used = 0
+    for key in keys:
+        if out[-1] and used + size(key) > budget:
+            out.append([])
+            used = 0
+        out[-1].append(key)
+        used += size(key)
+    return out
+
+
 def check_items(
     index: Index,
     items: list[EvalItem],
@@ -176,9 +197,13 @@ def check_items(
     semantic: dict[str, tuple[float, int]] | None = None,
     progress=None,
     definitions: tuple[str, ...] | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[list[dict], dict]:
     """Per-item records and the summary. ``semantic``: item id -> (max similarity, doc_id), when available.
-    ``definitions``: the classic definitions to compute (default: all of ``DEFINITIONS``)."""
+    ``definitions``: the classic definitions to compute (default: all of ``DEFINITIONS``). ``deadline`` is
+    checked between batches of the matching statistics and between items."""
+    from freqindex.suffix.matching import matching_statistics_batch
+
     definitions = tuple(DEFINITIONS) if definitions is None else definitions
     word_counts = [
         len(it.row.get(f, "").split()) for it in items for f in fields if isinstance(it.row.get(f), str)
@@ -195,8 +220,12 @@ def check_items(
             if value is None:
                 raise UsageError(f"item {it.id!r} has no field {f!r}")
             texts[(k, f)] = item_text(index, str(value))
-    keys = list(texts)
-    all_ms = dict(zip(keys, matching_statistics_batch(index, [item_bytes(index, texts[k]) for k in keys])))
+    all_ms: dict = {}
+    for batch in _batches(list(texts), lambda key: texts[key].n):
+        check(deadline)
+        all_ms.update(
+            zip(batch, matching_statistics_batch(index, [item_bytes(index, texts[k]) for k in batch]))
+        )
     for k, it in enumerate(items):
         per_field = {}
         best = (None, None)  # (coverage, field)
@@ -273,6 +302,7 @@ def check_items(
         records.append(rec)
         if progress:
             progress(k + 1, len(items))
+        check(deadline)
     counts = {b: sum(r["bucket"] == b for r in records) for b in BUCKETS}
     n = len(records)
     summary = {
@@ -316,7 +346,6 @@ def check_items(
 
 __all__ = [
     "Policy",
-    "load_policy",
     "check_items",
     "parse_definitions",
     "bucket_of",

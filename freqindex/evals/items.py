@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from pathlib import Path
 
 from freqindex.errors import BadInputError, UsageError
 from freqindex.evals.tables import load_rows
@@ -60,3 +61,9 @@ def load_eval(
         seen.add(item_id)
         items.append(EvalItem(item_id, text, r))
     return items
+
+
+def eval_name(path: str) -> str:
+    """The eval set's name: its file name up to the first dot (``test.jsonl`` -> ``test``); outputs and SQL
+    views are keyed by it."""
+    return Path(path).name.split(".")[0]

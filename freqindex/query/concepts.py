@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from freqindex.concepts.vocab import Vocabulary
+from freqindex.deadline import Deadline, check
 from freqindex.errors import UsageError
 from freqindex.query.count import encode_term, union_size
 from freqindex.suffix import search
@@ -26,8 +27,11 @@ def resolve_source(index: Index, vocab: Vocabulary, source: str) -> str:
     return source
 
 
-def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tuple[str, list[dict]]:
-    """(source used, one row per concept: concept_id, concept, benchmark, occurrences, doc_frequency)."""
+def concept_counts(
+    index: Index, vocab: Vocabulary, source: str = "auto", deadline: Deadline | None = None
+) -> tuple[str, list[dict]]:
+    """(source used, one row per concept: concept_id, concept, benchmark, occurrences, doc_frequency).
+    The suffix path checks ``deadline`` before every concept."""
     src = resolve_source(index, vocab, source)
     rows = []
     if src == "tags":
@@ -75,6 +79,7 @@ def concept_counts(index: Index, vocab: Vocabulary, source: str = "auto") -> tup
         if occ[q]:
             docs[q] = [search.range_doc_ids(index, s, lo, hi) for s, (lo, hi) in enumerate(ranges[q])]
     for c in vocab.concepts:
+        check(deadline)
         per_shard: list[list[np.ndarray]] = [[] for _ in index.shards]
         for f in c.forms:
             for s, arr in enumerate(docs.get(f" {f} ", [])):

@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit
 
 from freqindex import settings
+from freqindex.deadline import Deadline, check
 from freqindex.errors import FreqindexError, UsageError
 from freqindex.suffix import search
 from freqindex.suffix.index import Index
@@ -159,12 +160,14 @@ def count_many(
     literal: bool = False,
     max_diff_tokens: int = settings.MAX_DIFF_TOKENS,
     on_error: str = "raise",
+    deadline: Deadline | None = None,
 ) -> list[CountResult | CountError]:
     """Count every query, batched: all their distinct terms are searched in one compiled call, and the
     documents of a term are read once for all the queries that use it.
 
     ``on_error="raise"`` raises the first bad query's error, prefixed with its 0-based position;
-    ``"return"`` puts a ``CountError`` in its place and counts the rest."""
+    ``"return"`` puts a ``CountError`` in its place and counts the rest. ``deadline`` is checked before each
+    query is evaluated (the server's time limit)."""
     _check_options(unit, max_diff_tokens)
     if on_error not in ("raise", "return"):
         raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
@@ -182,6 +185,7 @@ def count_many(
     ev = None  # documents and AND need the ranges themselves
     out: list[CountResult | CountError] = []
     for k, (q, p) in enumerate(zip(queries, parsed)):
+        check(deadline)
         if isinstance(p, CountError):
             out.append(p)
         elif unit == "occurrences" and len(p) == 1:

@@ -168,3 +168,40 @@ def write_outputs(
     for name, text in files.items():
         atomic_write_bytes(out / name, text.encode("utf-8"))
     return {name: str(out / name) for name in files}
+
+
+VIEW_COLUMNS = (
+    ("eval", "string"),
+    ("id", "string"),
+    ("bucket", "string"),
+    ("coverage", "float64"),
+    ("longest_match_chars", "int64"),
+    ("gpt3", "bool_"),
+    ("palm", "bool_"),
+    ("ig_mini", "bool_"),
+    ("max_similarity", "float64"),
+    ("evidence_doc_id", "int64"),
+)
+
+
+def view_table(records: list[dict], eval_name: str):
+    """The flat per-item table behind the ``contamination`` SQL view (one row per item)."""
+    import pyarrow as pa
+
+    schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in VIEW_COLUMNS])
+    flat = [
+        {
+            "eval": eval_name,
+            "id": r["id"],
+            "bucket": r["bucket"],
+            "coverage": r["coverage"],
+            "longest_match_chars": r["longest_match"]["chars"],
+            "gpt3": r["definitions"].get("gpt3"),
+            "palm": r["definitions"].get("palm"),
+            "ig_mini": r["definitions"].get("ig_mini"),
+            "max_similarity": (r.get("semantic") or {}).get("max_similarity"),
+            "evidence_doc_id": (r.get("evidence") or {}).get("doc_id"),
+        }
+        for r in records
+    ]
+    return pa.Table.from_pylist(flat, schema=schema)

@@ -1,0 +1,1 @@
+"""`freqindex serve`: the HTTP face of the library (see app.py for the layout)."""

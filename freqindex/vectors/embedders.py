@@ -23,21 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from freqindex.errors import MissingExtraError, UsageError
+from freqindex import settings
+from freqindex.errors import UsageError
+from freqindex.extras import require
 
-DEFAULT_EMBEDDER = "minilm-v1"
+DEFAULT_EMBEDDER = settings.DEFAULT_EMBEDDER
 
 
 def _need(module: str, extra: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingExtraError(
-            f"this needs {module}: pip install 'freqindex[{extra}]' (the {extra!r} extra is not installed)",
-            extra=extra,
-        ) from None
+    return require(module, extra)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from freqindex import settings
 from freqindex.errors import UsageError
 from freqindex.faults import fault_point
 from freqindex.manifest import publish_stage
@@ -28,7 +29,7 @@ from freqindex.vectors.embedders import encode_images, load_embedder, multi_wind
 
 EMBED_BLOCK_BYTES = 256 * 1024  # embedding is slow: small blocks spread even a small index over all cores
 META_SCHEMA = pa.schema([("doc_id", pa.int64()), ("char_start", pa.int32()), ("char_end", pa.int32())])
-DEFAULT_CHUNK_TOKENS = (32, 64, 128)  # window sizes, in model tokens
+DEFAULT_CHUNK_TOKENS = settings.EMBED_CHUNK_TOKENS  # window sizes, in model tokens
 DEFAULT_STRIDE = None  # half of each window
 
 
@@ -93,7 +94,7 @@ def embed_block(
 def run_embedding(
     index_dir: str,
     run_tasks: Callable,
-    model: str = "minilm-v1",
+    model: str = settings.DEFAULT_EMBEDDER,
     chunk_tokens: tuple[int, ...] = DEFAULT_CHUNK_TOKENS,
     stride: int | None = DEFAULT_STRIDE,
     factory: str | None = None,

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from freqindex.concepts.vocab import load_vocabulary
-from freqindex.config import load_toml
-from freqindex.contamination.check import load_policy
+from freqindex.config import load_config, read_config_file
+from freqindex.contamination.check import Policy
 from freqindex.errors import BadInputError
 from freqindex.evals import EvalItem, load_eval, load_results, load_rows
 from freqindex.fsutil import read_text, strip_bom
@@ -49,8 +49,12 @@ def test_vocabularies_and_config_files_with_a_bom(tmp_path):
         vocab = load_vocabulary(_write(tmp_path / name, text), norm, exact=True)
         assert sorted(c.concept for c in vocab.concepts) == ["cat", "dog"], name
         assert not vocab.warnings, name
-    assert load_toml(_write(tmp_path / "b.toml", '[build]\nformat = "tsv"\n')) == {"format": "tsv"}
-    assert load_policy(_write(tmp_path / "p.toml", "min_len = 30\n")).min_len == 30
+    build_toml = _write(tmp_path / "b.toml", '[build]\nformat = "tsv"\n')
+    assert read_config_file(build_toml, "build") == {"format": "tsv"}
+    assert (
+        load_config(Policy, _write(tmp_path / "p.toml", "min_len = 30\n"), section="contamination").min_len
+        == 30
+    )
 
 
 def test_the_helpers(tmp_path):

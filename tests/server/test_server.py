@@ -410,3 +410,74 @@ def test_openapi_fuzz_no_server_errors(server):
 
         run()
     assert statuses.get(200, 0) > 50  # the generated requests reach the real code, not only validation
+
+
+def test_request_past_the_time_limit_stops_and_frees_the_index(index_dir):
+    """A contamination request that needs far longer than the time limit is answered 504, its work stops
+    at the next item, and a count on the same index right after is answered long before the slow work
+    would have ended (it used to wait for the index's lock until then)."""
+    from freqindex.commands.contamination import ContaminationConfig, run_contamination
+    from freqindex.evals import EvalItem
+
+    text = " ".join(read_lines_docs(WIKITEXT)[:300])  # the main index holds these lines: every item is dirty
+    items = [{"id": f"s{i}", "text": text[i * 2000 : (i + 1) * 2000]} for i in range(len(text) // 2000)]
+    # how long the slow request would take, from two of its items timed in this process
+    cfg = ContaminationConfig(index_dir=str(index_dir / "main"), fields=("text",), neighbors=None)
+    run_contamination(cfg, items=[EvalItem("w", "warm up", {"text": "warm up"})], write=False)
+    t = time.monotonic()
+    run_contamination(
+        cfg, items=[EvalItem(i["id"], i["text"], {"text": i["text"]}) for i in items[:2]], write=False
+    )
+    per_item = (time.monotonic() - t) / 2
+    full = len(items) * per_item
+    timeout = max(1.0, 3 * per_item)  # a request waiting for the lock through one item still makes it
+    assert full > 8 * timeout, (full, timeout)
+    s = Server(index_dir / "main", extra=("--timeout", f"{timeout:.2f}"))
+    try:
+        want = post(s, "/v1/count", {"index": "main", "query": " the "}).json()["results"]
+        t0 = time.monotonic()
+        r = post(s, "/v1/contamination", {"index": "main", "items": items})
+        assert r.status_code == 504 and r.json()["error"] == "timeout", r.text[:300]
+        quick = post(s, "/v1/count", {"index": "main", "query": " the "})
+        answered = time.monotonic() - t0
+        assert quick.status_code == 200 and quick.json()["results"] == want
+        assert answered < full / 2, (answered, full)
+        assert httpx.get(s.url + "/healthz").json()["status"] == "ok"
+        small = {"index": "main", "items": items[:1]}
+        assert post(s, "/v1/contamination", small).json()["items"][0]["bucket"] == "dirty"
+    finally:
+        s.stop()
+
+
+def test_serve_with_two_workers(index_dir, server):
+    """`serve --workers 2`: two processes answer (each keeps its own metrics registry, so the creation time
+    of a route's counter tells the processes apart) and every answer is right."""
+    want = post(server, "/v1/count", {"index": "main", "query": " the ", "unit": "docs"}).json()["results"]
+    s = Server(index_dir / "main", extra=("--workers", "2"))
+    created: set[str] = set()
+    answers: list = []
+
+    def hit(k: int) -> None:
+        if k % 2:
+            r = httpx.post(
+                s.url + "/v1/count", json={"index": "main", "query": " the ", "unit": "docs"}, timeout=60
+            )
+            answers.append(r.json()["results"])
+        else:
+            httpx.get(s.url + "/healthz", timeout=60)
+        for line in httpx.get(s.url + "/metrics", timeout=60).text.splitlines():
+            if line.startswith('freqindex_http_requests_created{method="GET",route="/healthz"'):
+                created.add(line.rsplit(" ", 1)[1])
+
+    try:
+        deadline = time.monotonic() + 120  # the second worker may still be starting
+        while len(created) < 2 and time.monotonic() < deadline:
+            threads = [threading.Thread(target=hit, args=(k,)) for k in range(16)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(120)
+        assert len(created) == 2, created
+        assert answers and all(a == want for a in answers)
+    finally:
+        s.stop()

@@ -1,0 +1,5 @@
+"""`python -m freqindex.cli`."""
+
+from freqindex.cli import main
+
+main()
