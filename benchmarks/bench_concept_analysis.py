@@ -77,7 +77,8 @@ def main() -> None:
     out = Path(a.out).resolve()
     counts, results = make_inputs(out / "concept-analysis-input", a.concepts, a.models)
 
-    from freqindex.analysis.per_concept import ConceptAnalysisConfig, run_concept_analysis
+    from freqindex.analysis.concept_run import run_concept_analysis
+    from freqindex.analysis.per_concept import ConceptAnalysisConfig
     from freqindex.report.per_concept import write_concept_outputs
 
     cfg = ConceptAnalysisConfig(

@@ -22,19 +22,17 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from freqindex import storage
 from freqindex.build.driver import TaskRunner, _build_locked, _check_plan
 from freqindex.build.guards import check_output_apart_from_inputs
 from freqindex.build.lock import lock_for
 from freqindex.build.target import RemoteTarget, target_for
 from freqindex.config import BuildConfig
-from freqindex.corpus.readers import ReadOptions, expand_inputs, input_fingerprint, plan_chunks
+from freqindex.corpus.readers import ReadOptions, expand_inputs, input_fingerprint, input_records, plan_chunks
 from freqindex.errors import BuildError, UsageError
-from freqindex.fsutil import file_entry, sha256_file
+from freqindex.fsutil import file_entry
 from freqindex.manifest import SEAL_KEY, generation_quarantine, manifest_problem, write_manifest
 from freqindex.text.tokenizers import load_tokenizer
 
@@ -50,27 +48,6 @@ COUNT_SUMS = (
     "chunks",
     "skipped_files",
 )
-
-
-def input_records(files: list[tuple[str, str, str]], so: storage.StorageOptions = ()) -> list[dict]:
-    """(path, size, sha256) of every input file, hashed in parallel (a URL is streamed from its store)."""
-
-    def one(path: str) -> dict:
-        try:
-            return read(path)
-        except OSError:  # unreadable: its chunk reports why (quarantine); never taken as already indexed
-            return {"path": path, "size": None, "sha256": None}
-
-    def read(path: str) -> dict:
-        if storage.is_url(path):
-            fs, p = storage.filesystem(path, so)
-            with fs.open(p, "rb", block_size=storage.READ_BLOCK) as f:
-                digest, size = storage.sha256_stream(f)
-            return {"path": path, "size": size, "sha256": digest}
-        return {"path": path, "size": os.stat(path).st_size, "sha256": sha256_file(path)}
-
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(files)))) as pool:
-        return list(pool.map(one, [p for p, _, _ in files]))
 
 
 def generations(m: dict) -> list[dict]:

@@ -35,6 +35,7 @@ from freqindex.corpus.readers import (
     describe_skipped,
     expand_inputs,
     input_fingerprint,
+    input_records,
     needs_line_base,
     parquet_problem,
     plan_chunks,
@@ -135,8 +136,6 @@ def build_index(
     try:
         if lock.stale is not None:
             say(f"took over the lock of an earlier build ({lock.stale.describe()}) that is no longer running")
-        from freqindex.build.append import input_records  # the inputs, recorded so an append skips them
-
         existing = target.prepare(key, overwrite)
         inputs = (
             [] if existing is not None and existing.get("content_key") == key else input_records(files, so)

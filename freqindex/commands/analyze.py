@@ -149,7 +149,8 @@ def _run_per_item(cfg: AnalyzeConfig, step: Callable[[str], None]) -> AnalyzeOut
 def _run_per_concept(cfg: AnalyzeConfig, step: Callable[[str], None]) -> AnalyzeOutcome:
     """`analyze --concept-results`: run_concept_analysis, its outputs, and (on an index) the
     ``concept_analysis`` SQL view's file."""
-    from freqindex.analysis.per_concept import ConceptAnalysisConfig, run_concept_analysis
+    from freqindex.analysis.concept_run import run_concept_analysis
+    from freqindex.analysis.per_concept import ConceptAnalysisConfig
     from freqindex.report.per_concept import items_table, write_concept_outputs
 
     if cfg.concept_results is None:

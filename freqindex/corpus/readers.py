@@ -17,11 +17,12 @@ import os
 import posixpath
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from freqindex import settings, storage
 from freqindex.errors import UsageError
-from freqindex.fsutil import UTF8_BOM
+from freqindex.fsutil import UTF8_BOM, sha256_file
 
 FORMATS = ("jsonl", "parquet", "text", "tsv")
 _EXT_FORMATS = {
@@ -694,3 +695,24 @@ def _read_parquet(spec: ChunkSpec, opts: ReadOptions) -> Iterator[Record | Bad]:
                 yield Bad(row, *problem)
                 continue
             yield Record(row, None if i is None else str(i), t, tags)
+
+
+def input_records(files: list[tuple[str, str, str]], so: storage.StorageOptions = ()) -> list[dict]:
+    """(path, size, sha256) of every input file, hashed in parallel (a URL is streamed from its store)."""
+
+    def one(path: str) -> dict:
+        try:
+            return read(path)
+        except OSError:  # unreadable: its chunk reports why (quarantine); never taken as already indexed
+            return {"path": path, "size": None, "sha256": None}
+
+    def read(path: str) -> dict:
+        if storage.is_url(path):
+            fs, p = storage.filesystem(path, so)
+            with fs.open(p, "rb", block_size=storage.READ_BLOCK) as f:
+                digest, size = storage.sha256_stream(f)
+            return {"path": path, "size": size, "sha256": digest}
+        return {"path": path, "size": os.stat(path).st_size, "sha256": sha256_file(path)}
+
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(files)))) as pool:
+        return list(pool.map(one, [p for p, _, _ in files]))

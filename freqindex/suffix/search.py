@@ -28,11 +28,14 @@ from __future__ import annotations
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
 
-from freqindex.suffix.index import Index
+if TYPE_CHECKING:
+    from freqindex.suffix.index import Index
+
 
 SAMPLE_STEP = 256  # suffixes per sample entry (the last ~8 levels of a search run in the mapped arrays)
 MAX_SAMPLES = 1 << 20  # per shard; larger shards use a larger step

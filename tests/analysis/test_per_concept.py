@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from freqindex.analysis.per_concept import ConceptAnalysisConfig, analyze_table, run_concept_analysis
+from freqindex.analysis.concept_run import run_concept_analysis
+from freqindex.analysis.per_concept import ConceptAnalysisConfig, analyze_table
 from freqindex.errors import FreqindexError
 from freqindex.report.per_concept import write_concept_outputs
 from tests.conftest import DATA, cli

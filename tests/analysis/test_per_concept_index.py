@@ -13,7 +13,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from freqindex.analysis.per_concept import ConceptAnalysisConfig, run_concept_analysis
+from freqindex.analysis.concept_run import run_concept_analysis
+from freqindex.analysis.per_concept import ConceptAnalysisConfig
 from freqindex.build import build_index, run_in_process
 from freqindex.concepts.stage import run_tagging
 from freqindex.concepts.vocab import load_vocabulary
