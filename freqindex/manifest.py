@@ -117,33 +117,43 @@ def read_manifest(index_dir: str | Path, *, check: bool = True) -> dict:
             f"{index_dir} is not a complete freqindex index (no {settings.MANIFEST_NAME})"
         )
     try:
-        m = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        raw = p.read_bytes()
+    except OSError as exc:
         raise IndexDamagedError(f"unreadable manifest in {index_dir}: {exc}") from None
+    return parse_manifest(raw, str(index_dir), check=check)
+
+
+def parse_manifest(raw: bytes, where: str, *, check: bool = True) -> dict:
+    """A manifest's bytes (from a local index or a store) parsed, with the checks of ``read_manifest``:
+    format and schema, and with ``check`` its seal and the consistency of its sections."""
+    try:
+        m = json.loads(raw)
+    except ValueError as exc:
+        raise IndexDamagedError(f"unreadable manifest in {where}: {exc}") from None
     if not isinstance(m, dict) or m.get("format") != settings.INDEX_FORMAT:
         got = m.get("format") if isinstance(m, dict) else type(m).__name__
-        raise IndexNotFoundError(f"{index_dir}: manifest format {got!r} is not {settings.INDEX_FORMAT!r}")
+        raise IndexNotFoundError(f"{where}: manifest format {got!r} is not {settings.INDEX_FORMAT!r}")
     version = m.get("schema_version", 0)
     if not isinstance(version, int) or version > settings.SCHEMA_VERSION:
         raise IndexNotFoundError(
-            f"{index_dir}: manifest schema {version!r} is newer than this freqindex understands "
+            f"{where}: manifest schema {version!r} is newer than this freqindex understands "
             f"({settings.SCHEMA_VERSION}); upgrade freqindex"
         )
     if version < settings.SCHEMA_VERSION and check:
         raise IndexNotFoundError(
-            f"{index_dir}: manifest schema {version} predates this freqindex (schema {settings.SCHEMA_VERSION} "
+            f"{where}: manifest schema {version} predates this freqindex (schema {settings.SCHEMA_VERSION} "
             "records each shard's pointer width and a checksum of the manifest); rebuild the index with "
             "`freqindex build ... --overwrite`"
         )
     if check:
         if m.get(SEAL_KEY) != content_sha256(m):
             raise IndexDamagedError(
-                f"damaged index {index_dir}: {settings.MANIFEST_NAME} does not match its {SEAL_KEY} "
+                f"damaged index {where}: {settings.MANIFEST_NAME} does not match its {SEAL_KEY} "
                 "(edited by hand?); restore it or rebuild the index"
             )
         problem = manifest_problem(m)
         if problem:
-            raise IndexDamagedError(f"damaged index {index_dir}: {problem}")
+            raise IndexDamagedError(f"damaged index {where}: {problem}")
     return m
 
 

@@ -24,10 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from freqindex import settings, storage
-from freqindex.build.target import parse_manifest
 from freqindex.errors import CheckFailedError, IndexNotFoundError, UsageError
 from freqindex.fsutil import atomic_write_bytes, atomic_write_json, read_json, sha256_file
-from freqindex.manifest import EVALS_CATALOG, SEAL_KEY, content_sha256
+from freqindex.manifest import EVALS_CATALOG, SEAL_KEY, content_sha256, parse_manifest
 
 PULL_STATE = ".freqindex-pull.json"
 PULL_WORKERS = 8

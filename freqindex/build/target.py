@@ -37,14 +37,12 @@ from pathlib import Path
 
 from freqindex import settings, storage
 from freqindex.build.guards import failure_cause, failure_message, human_bytes
-from freqindex.errors import BuildError, FreqindexError, IndexDamagedError, IndexNotFoundError, UsageError
+from freqindex.errors import BuildError, FreqindexError, UsageError
 from freqindex.faults import fault_point
 from freqindex.fsutil import atomic_write_json, file_entry, fsync_dir, marker_valid, read_json, sha256_file
 from freqindex.manifest import (
-    SEAL_KEY,
     check_files,
-    content_sha256,
-    manifest_problem,
+    parse_manifest,
     read_manifest,
     seal,
     write_manifest,
@@ -749,38 +747,6 @@ class RemoteTarget(BuildTarget):
 def manifest_bytes(manifest: dict) -> bytes:
     """The sealed manifest as ``write_manifest`` writes it to a local index (the same bytes)."""
     return (json.dumps(seal(manifest), indent=2, sort_keys=True) + "\n").encode()
-
-
-def parse_manifest(raw: bytes, where: str, *, check: bool = True) -> dict:
-    """A manifest read from a store, with the checks ``read_manifest`` makes of a local one: format and
-    schema, and with ``check`` its seal and the consistency of its sections."""
-    try:
-        m = json.loads(raw)
-    except ValueError as exc:
-        raise IndexDamagedError(f"unreadable manifest in {where}: {exc}") from None
-    if not isinstance(m, dict) or m.get("format") != settings.INDEX_FORMAT:
-        got = m.get("format") if isinstance(m, dict) else type(m).__name__
-        raise IndexNotFoundError(f"{where}: manifest format {got!r} is not {settings.INDEX_FORMAT!r}")
-    version = m.get("schema_version", 0)
-    if not isinstance(version, int) or version > settings.SCHEMA_VERSION:
-        raise IndexNotFoundError(
-            f"{where}: manifest schema {version!r} is newer than this freqindex understands "
-            f"({settings.SCHEMA_VERSION}); upgrade freqindex"
-        )
-    if check and version < settings.SCHEMA_VERSION:
-        raise IndexNotFoundError(
-            f"{where}: manifest schema {version} predates this freqindex (schema {settings.SCHEMA_VERSION}); "
-            "rebuild the index with `freqindex build ... --overwrite`"
-        )
-    if check:
-        if m.get(SEAL_KEY) != content_sha256(m):
-            raise IndexDamagedError(
-                f"damaged index {where}: {settings.MANIFEST_NAME} does not match its {SEAL_KEY}; rebuild the index"
-            )
-        problem = manifest_problem(m)
-        if problem:
-            raise IndexDamagedError(f"damaged index {where}: {problem}")
-    return m
 
 
 def target_for(output: str, storage_options: storage.StorageOptions = (), scratch_dir: str | None = None):
