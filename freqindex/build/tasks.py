@@ -38,6 +38,18 @@ def _resumed(done: dict) -> dict:
     return done
 
 
+def _put_and_mark(store: TaskStore, work, marker: str, summary: dict, fault: str, key: int) -> dict:
+    """Upload the attempt's files, then its marker (the task is done once the marker exists); the summary
+    gains the store's tags and, on an object store, the executor-local scratch the attempt worked in."""
+    tags = store.put(work, sorted(summary["files"]))
+    fault_point(fault, key)
+    store.write_marker(work / marker, marker, tags)
+    summary["store_tags"] = tags
+    if isinstance(store, RemoteTaskStore):
+        summary["scratch"] = str(work.parent)
+    return summary
+
+
 def run_chunk_task(spec: ChunkSpec, st: StageSettings, store: TaskStore) -> dict:
     """Stage 1 for one chunk: read, validate, tokenize into staging Parquet; skipped when its marker holds."""
     marker = chunk_marker(spec.chunk_id)
@@ -47,13 +59,7 @@ def run_chunk_task(spec: ChunkSpec, st: StageSettings, store: TaskStore) -> dict
     with store.attempt_dir() as work:
         local = dataclasses.replace(st, tokenizer_json=store.localize(st.tokenizer_json, work))
         summary = tokenize_chunk(spec, local, str(work))
-        tags = store.put(work, sorted(summary["files"]))
-        fault_point("chunk-uploaded", spec.chunk_id)
-        store.write_marker(work / marker, marker, tags)
-    summary["store_tags"] = tags
-    if isinstance(store, RemoteTaskStore):  # which executor-local scratch the attempt worked in
-        summary["scratch"] = str(work.parent)
-    return summary
+        return _put_and_mark(store, work, marker, summary, "chunk-uploaded", spec.chunk_id)
 
 
 def run_shard_task(
@@ -71,10 +77,4 @@ def run_shard_task(
             store.fetch(chunk_file(chunk_id), work / chunk_file(chunk_id))
         summary = write_shard(plan, sources, local, str(work), cpus)
         fault_point("shard-built", plan.shard)
-        tags = store.put(work, sorted(summary["files"]))
-        fault_point("shard-uploaded", plan.shard)
-        store.write_marker(work / marker, marker, tags)
-    summary["store_tags"] = tags
-    if isinstance(store, RemoteTaskStore):  # which executor-local scratch the attempt worked in
-        summary["scratch"] = str(work.parent)
-    return summary
+        return _put_and_mark(store, work, marker, summary, "shard-uploaded", plan.shard)
