@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA  # noqa: E402
+from common import DATA, StageTimer  # noqa: E402
 
 
 def main() -> None:
@@ -75,21 +75,14 @@ def main() -> None:
             results[m][it.id] = float(rng.random() < 1 / (1 + math.exp(-logit)))
 
     idx = Index.open(index_dir)  # a fresh open: the timed run pays for its own look-ups
-    stages: dict[str, float] = {}
-    last = [time.perf_counter(), None]
-
-    def progress(stage: str) -> None:
-        now = time.perf_counter()
-        if last[1] is not None:
-            stages[last[1]] = round(now - last[0], 2)
-        last[0], last[1] = now, stage
+    progress = StageTimer()
 
     t = time.perf_counter()
     rows, summary = run_analysis(
         idx, items, results, concepts, similarity="verbatim", n_boot=a.bootstrap, progress=progress
     )
     analysis_s = time.perf_counter() - t
-    stages[last[1]] = round(time.perf_counter() - last[0], 2)
+    progress.finish()
     t = time.perf_counter()
     from freqindex.report.analysis import write_outputs
 
@@ -103,7 +96,7 @@ def main() -> None:
         "bootstrap": a.bootstrap,
         "auto_concepts_spacy_seconds": round(spacy_s, 1),
         "analysis_seconds": round(analysis_s, 1),
-        "analysis_stages_seconds": stages,
+        "analysis_stages_seconds": progress.stages,
         "report_seconds": round(write_s, 1),
         "total_seconds_excluding_spacy": round(analysis_s + write_s, 1),
         "total_seconds_including_spacy": round(spacy_s + analysis_s + write_s, 1),

@@ -15,11 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import StageTimer  # noqa: E402
 
 
 def make_inputs(root: Path, n_concepts: int, n_models: int, seed: int = 0) -> tuple[Path, Path]:
@@ -84,20 +88,13 @@ def main() -> None:
     cfg = ConceptAnalysisConfig(
         results=str(results), counts=str(counts), pruned_count_column="count_pruned", bootstrap=a.bootstrap
     )
-    stages: dict[str, float] = {}
-    last = [time.perf_counter(), None]
-
-    def progress(stage: str) -> None:
-        now = time.perf_counter()
-        if last[1] is not None:
-            stages[last[1]] = round(now - last[0], 2)
-        last[0], last[1] = now, stage
+    progress = StageTimer()
 
     load_before = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), time.process_time()
     rows, summary = run_concept_analysis(cfg, progress=progress)
     analysis_s, analysis_cpu = time.perf_counter() - t0, time.process_time() - c0
-    stages[last[1]] = round(time.perf_counter() - last[0], 2)
+    progress.finish()
     t, c = time.perf_counter(), time.process_time()
     write_concept_outputs(out / "concept-analysis", rows, summary)
     write_s, write_cpu = time.perf_counter() - t, time.process_time() - c
@@ -109,7 +106,7 @@ def main() -> None:
         "bootstrap": a.bootstrap,
         "rows": int(len(rows)),
         "analysis_seconds": round(analysis_s, 2),
-        "analysis_stages_seconds": stages,
+        "analysis_stages_seconds": progress.stages,
         "outputs_seconds": round(write_s, 2),
         "total_seconds": round(analysis_s + write_s, 2),
         "total_cpu_seconds": round(analysis_cpu + write_cpu, 2),

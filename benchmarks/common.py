@@ -201,3 +201,22 @@ def dir_bytes(path: Path, names=("tokenized", "table", "offset", "metadata", "me
     return sum(
         p.stat().st_size for p in Path(path).rglob("*") if p.is_file() and p.name.split(".")[0] in names
     )
+
+
+class StageTimer:
+    """A ``progress(stage)`` callback that times each stage until the next one starts; ``finish()`` closes
+    the last. ``stages``: stage name -> seconds (wall, rounded to 10 ms)."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self._t = time.perf_counter()
+        self._stage: str | None = None
+
+    def __call__(self, stage: str | None) -> None:
+        now = time.perf_counter()
+        if self._stage is not None:
+            self.stages[self._stage] = round(now - self._t, 2)
+        self._t, self._stage = now, stage
+
+    def finish(self) -> None:
+        self(None)
