@@ -33,7 +33,7 @@ from .infinigram_api import infinigram_router
 from .middleware import BodyLimit, Metrics, install_guard
 from .models import ErrorBody
 from .routers import ROUTERS
-from .state import NAME_RE, ServerState, open_indexes
+from .state import NAME_RE, ServerState, open_indexes, warm_up
 
 ENV_CONFIG = "FREQINDEX_SERVE_CONFIG"
 _ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 413, 415, 422, 504)}
@@ -45,6 +45,7 @@ def create_app(
     """The app serving ``index_dirs`` (opened here, so a bad index fails before binding); ``token``: the
     bearer token every request but /healthz must send; ``timeout_s``: the per-request time limit."""
     indexes = open_indexes(index_dirs)
+    warm_up(indexes)
     app = FastAPI(
         title="freqindex",
         version="1",

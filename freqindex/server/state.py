@@ -85,6 +85,16 @@ def open_indexes(dirs: list[str]) -> dict[str, Index]:
     return out
 
 
+def warm_up(indexes: dict[str, Index]) -> None:
+    """Answer one count on every served index before binding: loading the compiled search kernels and the
+    index's tokenizer takes about a second and a half the first time, which a first request must not pay
+    against the time limit."""
+    from freqindex.commands.query import CountConfig, run_count
+
+    for idx in indexes.values():
+        run_count(CountConfig(index_dir=str(idx.path), query=" the "), index=idx)
+
+
 def index_info(name: str, idx: Index) -> IndexInfo:
     m = idx.manifest
     return IndexInfo(

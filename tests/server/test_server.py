@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 
+from freqindex import settings
 from freqindex.build import build_index, run_in_process
 from freqindex.config import BuildConfig
 from tests.conftest import GSM8K_TEST, GSM8K_TRAIN, REPO, WIKITEXT, cli
@@ -429,12 +431,25 @@ def test_request_past_the_time_limit_stops_and_frees_the_index(index_dir):
         cfg, items=[EvalItem(i["id"], i["text"], {"text": i["text"]}) for i in items[:2]], write=False
     )
     per_item = (time.monotonic() - t) / 2
-    full = len(items) * per_item
     timeout = max(1.0, 3 * per_item)  # a request waiting for the lock through one item still makes it
-    assert full > 8 * timeout, (full, timeout)
+    # cycle the items (new ids) until the request needs >= 12 time limits, within the server's body limit
+    want_n = max(len(items), math.ceil(12 * timeout / per_item))
+    body_cap = int(0.9 * settings.MAX_BODY_BYTES)
+    texts = [i["text"] for i in items]
+    items, size = [], len(json.dumps({"index": "main", "items": []}))
+    while len(items) < want_n:
+        nxt = {"id": f"s{len(items)}", "text": texts[len(items) % len(texts)]}
+        size += len(json.dumps(nxt)) + 2
+        if size > body_cap:
+            break
+        items.append(nxt)
+    full = len(items) * per_item
+    assert full > 8 * timeout, (full, timeout, len(items))
     s = Server(index_dir / "main", extra=("--timeout", f"{timeout:.2f}"))
     try:
-        want = post(s, "/v1/count", {"index": "main", "query": " the "}).json()["results"]
+        w = post(s, "/v1/count", {"index": "main", "query": " the "})
+        assert w.status_code == 200, w.text[:300]
+        want = w.json()["results"]
         t0 = time.monotonic()
         r = post(s, "/v1/contamination", {"index": "main", "items": items})
         assert r.status_code == 504 and r.json()["error"] == "timeout", r.text[:300]
