@@ -176,12 +176,15 @@ class EmbedConfig:
     id_field: str = "id"
     image_root: str | None = None
     master: str = settings.DEFAULT_MASTER
+    device: str = settings.EMBED_DEVICE
 
     def validate(self) -> EmbedConfig:
         if not self.index_dir:
             raise UsageError("give the index DIR")
         if self.dtype not in ("float32", "float16"):
             raise UsageError("--dtype must be float32 or float16")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UsageError("--device must be auto, cpu or cuda")
         return self
 
 

@@ -50,6 +50,9 @@ DEFAULT_K = 10  # neighbours per item (`neighbors -k`, the server's k)
 DEFAULT_EMBEDDER = "minilm-v1"  # registered in freqindex/vectors/embedders.py
 EMBED_CHUNK_TOKENS = (32, 64, 128)  # window sizes, in model tokens
 EMBED_DTYPE = "float32"
+EMBED_DEVICE = "auto"  # auto (a CUDA GPU when torch sees one, else the CPU) | cpu | cuda
+EMBED_BATCH = 32  # texts per forward pass on the CPU
+EMBED_BATCH_GPU = 256  # on a GPU (fp16)
 
 # Contamination policy (`contamination --config policy.toml`, the server's /v1/contamination)
 MIN_LEN_BYTES = 50  # minimum match length in tokens with the bytes tokenizer (characters of ASCII text) ...

@@ -12,13 +12,17 @@ from collections.abc import Callable
 
 from freqindex.config import EmbedConfig
 from freqindex.vectors.stage import run_embedding
-from jobs.spark import config_main, spark_runner
+from jobs.spark import config_main, local_cores, spark_runner
 
 
 def run_embed(cfg: EmbedConfig, *, on_progress: Callable | None = None, keep_spark: bool = False) -> dict:
     """Embed the index ``cfg.index_dir`` on ``cfg.master`` and build its FAISS index; writes vectors/ and
     updates the manifest. Returns the embedding summary."""
     cfg.validate()
+    if cfg.device == "cuda" and local_cores(cfg.master) is not None:
+        from freqindex.vectors.embedders import resolve_device
+
+        resolve_device("cuda")  # local mode: the tasks run here, so say now when this machine has no GPU
     with spark_runner(cfg.master, "freqindex-embed", on_progress, keep_spark=keep_spark) as runner:
         return run_embedding(
             cfg.index_dir,
@@ -32,6 +36,7 @@ def run_embed(cfg: EmbedConfig, *, on_progress: Callable | None = None, keep_spa
             precomputed=cfg.precomputed,
             vector_field=cfg.vector_field,
             id_field=cfg.id_field,
+            device=cfg.device,
         )
 
 

@@ -356,6 +356,13 @@ ImageRoot = Annotated[
     ),
 ]
 
+Device = Annotated[
+    str,
+    typer.Option(
+        help="auto | cpu | cuda: where each task embeds; auto uses the GPU of the executor running the task when torch sees one (fp16 there), else its CPU."
+    ),
+]
+
 
 @app.command("embed")
 @handle_errors
@@ -372,6 +379,7 @@ def embed_cli(
     id_field: PrecomputedIdField = _E.id_field,
     image_root: ImageRoot = _E.image_root,
     master: Master = _E.master,
+    device: Device = _E.device,
     config: EmbedFile = None,
     dry_run: DryRun = False,
     json_out: JsonOut = False,

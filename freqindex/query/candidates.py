@@ -45,14 +45,8 @@ OCCURRENCE_BUDGET = 20_000  # suffix-array entries read per item, rarest terms f
 MIN_SPAN_WORDS = 3  # a long match counts as a term of its own from this many whole words
 REGION_TOKENS = {1: 128, 2: 32, 4: 32}  # region size floor in index tokens (the region is the item's size)
 ITEM_CHUNK = 256  # items whose terms are gathered together (bounds memory)
-RESCORE_FACTOR, RESCORE_MIN = 4, 64
-COMMON_FRACTION = 0.05
+RESCORE_FACTOR, RESCORE_MIN = 4, 64  # first-pass documents per item that are scored again on their text
 WINDOWS_PER_SIZE = 2  # grid windows embedded per candidate document and window size
-PAIR_FACTOR, PAIR_WEAK_FACTOR, DIGIT_FACTOR = (
-    1.0,
-    1.0,
-    1.0,
-)  # first-pass documents per item that are scored again on their text
 
 
 @dataclass(frozen=True)
@@ -266,17 +260,6 @@ def select_terms(
     ranges = dict(zip(distinct, find_batch(index, distinct))) if distinct else {}
     occ = {t: sum(hi - lo for lo, hi in r) for t, r in ranges.items()}
     weight = {t: idf(n_docs, o) for t, o in occ.items() if o > 0}
-    if index.width == 1:
-        common = {t.strip(b" ") for t, o in occ.items() if o > COMMON_FRACTION * n_docs}
-        for ts in per_item:
-            for t in ts.pairs:
-                if t in weight:
-                    ws = t.split()
-                    weak = any(x in common or x.isdigit() for x in ws)
-                    weight[t] *= PAIR_WEAK_FACTOR if weak else PAIR_FACTOR
-            for t in ts.words:
-                if t in weight and not any(ch.isalpha() for ch in t.decode("utf-8", "ignore")):
-                    weight[t] *= DIGIT_FACTOR
     out = []
     for d, ts in zip(datas, per_item):
         keep, spent = [], 0

@@ -119,7 +119,7 @@ def _candidate_rows(idx: Index, items, texts, k: int, m: int | None, cache_dir, 
     vec = idx.manifest.get("vectors") or {}
     sizes = tuple(vec.get("chunk_tokens", DEFAULT_CHUNK_TOKENS))
     stride = vec.get("stride") if isinstance(vec.get("stride"), int) else None
-    cache = EmbeddingCache.for_index(idx, emb.name, emb.dim, cache_dir)
+    cache = EmbeddingCache.for_index(idx, emb.key, emb.dim, cache_dir)
     rows, st = candidate_neighbors(
         idx, items, texts, k, DEFAULT_CANDIDATES if m is None else m, emb, sizes, stride, cache, snippet_chars
     )

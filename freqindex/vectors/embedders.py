@@ -8,6 +8,11 @@
 
 Every embedder returns L2-normalized float32 vectors, so inner product is cosine similarity.
 
+Where it runs: ``device`` ``auto`` (the default) uses a CUDA GPU when torch sees one, else the CPU; on a GPU
+the model runs in fp16 (batches of ``settings.EMBED_BATCH_GPU``), which changes cosines by about 1e-3, so
+the embedder's ``key`` (what caches are keyed by) names the precision. There is no ONNX Runtime backend:
+measured here it is slower than torch on the CPU (benchmarks/README.md, "Embedding backends").
+
 Loading an embedder changes no process-wide state: no environment variable, no logging level, no torch
 thread count. Offline loading is asked of the loaders themselves (``local_files_only``), and the embed
 stage, which owns its worker processes, sets torch's thread count explicitly with :func:`torch_threads`.
@@ -51,6 +56,26 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
+def resolve_device(device: str | None = None) -> str:
+    """``cpu`` or ``cuda`` for ``device`` (``auto``/None: ``cuda`` when torch sees a CUDA device)."""
+    device = device or settings.EMBED_DEVICE
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if device == "cpu":
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        if device == "cuda":
+            raise UsageError("--device cuda needs torch: pip install 'freqindex[embed]'") from None
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise UsageError("--device cuda: torch sees no CUDA device on this machine (use auto or cpu)")
+    return "cpu"
+
+
 @dataclass
 class Embedder:
     name: str
@@ -58,6 +83,17 @@ class Embedder:
     max_tokens: int
     _model: object
     _kind: str
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    @property
+    def key(self) -> str:
+        """The name plus what changes the vectors beyond rounding noise (fp16): caches key on it."""
+        return self.name if self.precision == "fp32" else f"{self.name}@{self.precision}"
+
+    @property
+    def batch_size(self) -> int:
+        return settings.EMBED_BATCH_GPU if self.device == "cuda" else settings.EMBED_BATCH
 
     def token_spans(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Character span of every model token of every text (special tokens excluded).
@@ -109,8 +145,9 @@ class Embedder:
                     "shorten the item or build it from fewer fields"
                 )
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         """L2-normalized float32 vectors. Texts are batched by length (longest first) to limit padding."""
+        batch_size = batch_size or self.batch_size
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if (
@@ -143,14 +180,29 @@ class Embedder:
             return v.astype(np.float32, copy=False)
         import torch
 
-        with torch.no_grad():
-            toks = self._tokenize(texts)
+        with torch.no_grad(), _autocast(self.device):
+            toks = self._tokenize(texts).to(self.device)
             v = self._model.encode_text(toks).float()
             v = torch.nn.functional.normalize(v, dim=-1)
-        return v.numpy()
+        return v.cpu().numpy()
 
     def describe(self) -> dict:
-        return {"name": self.name, "dim": self.dim, "max_tokens": self.max_tokens}
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "max_tokens": self.max_tokens,
+            "device": self.device,
+            "precision": self.precision,
+        }
+
+
+def _autocast(device: str):
+    """fp16 autocast on a GPU (open_clip's towers), nothing on the CPU."""
+    if device != "cuda":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.float16)
 
 
 def _minilm_path() -> str:
@@ -158,18 +210,23 @@ def _minilm_path() -> str:
     return str(gt.get_model_path())
 
 
-def load_embedder(name: str = DEFAULT_EMBEDDER, *, allow_hub: bool | None = None) -> Embedder:
-    """Load (once per process) the embedder registered under ``name``.
+def load_embedder(
+    name: str = DEFAULT_EMBEDDER,
+    *,
+    allow_hub: bool | None = None,
+    device: str | None = None,
+) -> Embedder:
+    """Load (once per process) the embedder registered under ``name``, on ``device`` (module docstring).
 
     A sentence-transformers model is read from local files only unless hub access is allowed
     (``allow_hub``, else ``FREQINDEX_ALLOW_HUB``); ``minilm-v1`` ships its weights and never needs it."""
     from freqindex.hub import hub_allowed
 
-    return _load_embedder(name, hub_allowed(allow_hub))
+    return _load_embedder(name, hub_allowed(allow_hub), resolve_device(device))
 
 
 @lru_cache(maxsize=4)
-def _load_embedder(name: str, allow_hub: bool) -> Embedder:
+def _load_embedder(name: str, allow_hub: bool, device: str = "cpu") -> Embedder:
     if name == "minilm-v1" or name.startswith("st:"):
         path = _minilm_path() if name == "minilm-v1" else os.path.expanduser(name[3:])
         local = Path(path).is_dir()
@@ -182,21 +239,25 @@ def _load_embedder(name: str, allow_hub: bool) -> Embedder:
             )
         st = _need("sentence_transformers", "embed")
         try:
-            model = st.SentenceTransformer(path, device="cpu", local_files_only=local or not allow_hub)
+            model = st.SentenceTransformer(path, device=device, local_files_only=local or not allow_hub)
         except Exception as exc:  # the loaders raise many kinds (OSError, ValueError, hub errors): one line
             raise UsageError(f"cannot load sentence-transformers model {path!r}: {exc}") from None
+        precision = "fp32"
+        if device == "cuda":
+            model.half()
+            precision = "fp16"
         dim = (
             model.get_embedding_dimension()
             if hasattr(model, "get_embedding_dimension")
             else model.get_sentence_embedding_dimension()
         )
-        return Embedder(name, int(dim), int(model.max_seq_length), model, "st")
+        return Embedder(name, int(dim), int(model.max_seq_length), model, "st", device, precision)
     if name.startswith("clip:"):
-        return _load_clip(name)
+        return _load_clip(name, device)
     raise UsageError(f"unknown embedder {name!r}; choose minilm-v1, st:PATH_OR_NAME or clip:MODEL@CHECKPOINT")
 
 
-def _load_clip(name: str) -> Embedder:
+def _load_clip(name: str, device: str = "cpu") -> Embedder:
     open_clip = _need("open_clip", "clip")
     spec = name[5:]
     model_name, _, ckpt = spec.partition("@")
@@ -215,32 +276,35 @@ def _load_clip(name: str) -> Embedder:
     except Exception as exc:
         raise UsageError(f"cannot load open_clip model {spec!r}: {exc}") from None
     model.eval()
+    model.to(device)
     tokenizer = open_clip.get_tokenizer(model_name)
     import torch
 
     with torch.no_grad():
-        dim = int(model.encode_text(tokenizer(["a"])).shape[-1])
-    emb = Embedder(name, dim, int(getattr(model, "context_length", 77)), model, "clip")
+        dim = int(model.encode_text(tokenizer(["a"]).to(device)).shape[-1])
+    precision = "fp16" if device == "cuda" else "fp32"
+    emb = Embedder(name, dim, int(getattr(model, "context_length", 77)), model, "clip", device, precision)
     emb._tokenize = tokenizer  # type: ignore[attr-defined]
     emb.preprocess = preprocess  # type: ignore[attr-defined]
     return emb
 
 
-def encode_images(emb: Embedder, paths: list[str], batch_size: int = 32) -> np.ndarray:
+def encode_images(emb: Embedder, paths: list[str], batch_size: int | None = None) -> np.ndarray:
     """open_clip image tower: L2-normalized float32 vectors of image files."""
     if emb._kind != "clip":
         raise UsageError("image embeddings need a clip:MODEL embedder")
     import torch
     from PIL import Image
 
+    batch_size = batch_size or emb.batch_size
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(emb.device):
         for a in range(0, len(paths), batch_size):
             imgs = torch.stack(
                 [emb.preprocess(Image.open(p).convert("RGB")) for p in paths[a : a + batch_size]]
             )
-            v = emb._model.encode_image(imgs).float()
-            out.append(torch.nn.functional.normalize(v, dim=-1).numpy())
+            v = emb._model.encode_image(imgs.to(emb.device)).float()
+            out.append(torch.nn.functional.normalize(v, dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, emb.dim), np.float32)
 
 

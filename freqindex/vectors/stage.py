@@ -46,11 +46,13 @@ def embed_block(
     out_dir: str,
     dtype: str,
     image_root: str | None = None,
+    device: str | None = None,
 ) -> dict:
-    """Embed documents [lo, hi) of a shard: every window of each size in ``chunk_tokens`` (see multi_windows)."""
+    """Embed documents [lo, hi) of a shard: every window of each size in ``chunk_tokens`` (see multi_windows),
+    on this executor's GPU when it has one (``device`` auto)."""
     index = Index.open(index_dir, replacing="vectors")
     shard = index.shard(shard_no)
-    emb = load_embedder(model)
+    emb = load_embedder(model, device=device)
     doc_ids, starts, ends, pieces = [], [], [], []
     missing = 0
     if image_root is not None:  # one vector per document: its image, found by external id under image_root
@@ -88,7 +90,13 @@ def embed_block(
         str(base) + ".tmp.parquet",
     )
     os.replace(str(base) + ".tmp.parquet", str(base) + ".parquet")
-    return {"task": task_id, "docs": hi - lo, "vectors": len(doc_ids), "missing_images": missing}
+    return {
+        "task": task_id,
+        "docs": hi - lo,
+        "vectors": len(doc_ids),
+        "missing_images": missing,
+        "embedded_on": f"{emb.device}/{emb.precision}",
+    }
 
 
 def run_embedding(
@@ -104,8 +112,12 @@ def run_embedding(
     precomputed: str | None = None,
     vector_field: str = "embedding",
     id_field: str = "id",
+    device: str | None = None,
 ) -> dict:
-    """Embed a whole index through ``run_tasks`` (Spark or in-process), build the FAISS index, update the manifest."""
+    """Embed a whole index through ``run_tasks`` (Spark or in-process), build the FAISS index, update the manifest.
+
+    ``device``: where each task embeds (see :mod:`freqindex.vectors.embedders`; ``auto`` picks the GPU of
+    the executor that runs the task, when it has one)."""
     if dtype not in ("float32", "float16"):
         raise UsageError("--dtype must be float32 or float16")
     chunk_tokens = tuple(sorted(set(int(c) for c in chunk_tokens)))
@@ -116,7 +128,11 @@ def run_embedding(
     t0 = time.monotonic()
     root = Path(index_dir).resolve()
     idx = Index.open(root, replacing="vectors")
-    emb = load_embedder(model)  # fail early, on the driver, when the model is missing
+    # fail early, on the driver, when the model or the device is missing (a driver without the executors' GPU
+    # checks the model on its CPU)
+    if device not in (None, "auto", "cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
+    emb = load_embedder(model, device="cpu" if device == "cuda" else device)
     if image_root is not None and not Path(image_root).is_dir():
         raise UsageError(f"--image-root {image_root} is not a directory")
     if image_root is None and chunk_tokens[-1] + 2 > emb.max_tokens:
@@ -137,7 +153,19 @@ def run_embedding(
     def task(i: int) -> dict:
         s, lo, hi = tasks[i]
         return embed_block(
-            root_s, model, i, s, lo, hi, chunk_tokens, stride, threads, work_s, dtype, image_root
+            root_s,
+            model,
+            i,
+            s,
+            lo,
+            hi,
+            chunk_tokens,
+            stride,
+            threads,
+            work_s,
+            dtype,
+            image_root,
+            device,
         )
 
     t = time.monotonic()
@@ -189,6 +217,7 @@ def run_embedding(
             "text": None if image_root else "stored (normalized) document text",
             "image_root": str(Path(image_root).resolve()) if image_root else None,
             "missing_images": sum(r.get("missing_images", 0) for r in results),
+            "embedded_on": sorted({r["embedded_on"] for r in results if "embedded_on" in r}),
         },
     )
     return {

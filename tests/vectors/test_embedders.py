@@ -140,3 +140,25 @@ def test_token_spans_of_long_texts_are_not_truncated():
     assert emb.token_spans([text])[0] == want and len(want) > 700
     emb.encode([text])  # sets truncation to the model's window on the shared tokenizer
     assert emb.token_spans([text])[0] == want
+
+
+def test_device_choice_and_clear_errors():
+    """``auto`` takes the GPU exactly when torch sees one; asking for a GPU this machine lacks, or for an
+    unknown device, is a one-line error (also through `freqindex embed`, before any work)."""
+    torch = pytest.importorskip("torch")
+    from freqindex.vectors.embedders import load_embedder, resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(UsageError, match="--device must be auto, cpu or cuda"):
+        resolve_device("tpu")
+    emb = load_embedder("minilm-v1", device="cpu")
+    assert (emb.device, emb.precision, emb.key) == ("cpu", "fp32", "minilm-v1")
+    assert emb.describe()["device"] == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="no CUDA device"):
+            resolve_device("cuda")
+        from tests.conftest import cli
+
+        r = cli("embed", str(REPO / "no-such-index"), "--device", "cuda")
+        assert r.returncode == 2 and "no CUDA device" in r.stderr, r.stderr[-500:]
