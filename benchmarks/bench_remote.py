@@ -7,13 +7,15 @@ The corpus is benchmarks/common.make_corpus's (real text recombined from ../shar
 uploaded once (timed apart). Then `freqindex build` runs in alternating pairs, local corpus to a local index and
 s3:// corpus to an s3:// index, each in a fresh process (Spark start-up included), outputs removed in between.
 Prints and writes JSON (OUT/remote.json): every run's wall time, peak RSS of the build's process tree (the
-moto_server process is not part of it) and stage timings, the medians, and the ratio s3 / local.
+moto_server process is not part of it; its CPU seconds during each s3 build are reported apart, since on this
+machine the store shares the build's cores) and stage timings, the medians, and the ratio s3 / local.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -26,6 +28,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import make_corpus, run_measured  # noqa: E402
 
 from tests.objectstore import moto_server, s3fs_for, upload  # noqa: E402
+
+
+def _server_cpu_seconds(port: str) -> float:
+    """CPU seconds used so far by the moto_server process listening on ``port`` (0 when not found): the
+    loopback store runs on the same 2 cores as the build, so its CPU is part of what the S3 build costs here."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if any(b"moto_server" in c for c in cmd) and port.encode() in cmd:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return 0.0
 
 
 def main() -> None:
@@ -57,6 +74,7 @@ def main() -> None:
                 if fs.exists("bench/idx"):
                     fs.rm("bench/idx", recursive=True)
                 extra = ["--storage-option", f"endpoint_url={endpoint}"]
+            cpu0 = _server_cpu_seconds(endpoint.rsplit(":", 1)[1])
             r = run_measured(
                 [
                     py,
@@ -75,6 +93,10 @@ def main() -> None:
             )
             s = json.loads(r.pop("stdout"))
             r.update(kind=kind, pair=i, tokens=s["tokens"], shards=s["shards"], timings=s["timings"])
+            if kind == "s3":
+                r["store_server_cpu_seconds"] = round(
+                    _server_cpu_seconds(endpoint.rsplit(":", 1)[1]) - cpu0, 2
+                )
             print(json.dumps(r), flush=True)
             return r
 
