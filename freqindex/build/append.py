@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from freqindex.build.driver import TaskRunner, _build_locked, _check_plan
+from freqindex.build.driver import LockedBuild, TaskRunner, _build_locked, _check_plan
 from freqindex.build.guards import check_output_apart_from_inputs
 from freqindex.build.lock import lock_for
 from freqindex.build.target import RemoteTarget, target_for
@@ -329,23 +329,8 @@ def append_index(
         fingerprint = [[p, fmt, comp, *input_fingerprint(p, so)] for p, fmt, comp in files]
         key = cfg.content_key([fingerprint, tok_desc, "append", m[SEAL_KEY]])
         base = AppendBase(m, None if isinstance(target, RemoteTarget) else Path(target.output))
-        summary = _build_locked(
-            cfg,
-            run_tasks,
-            False,
-            say,
-            t0,
-            lock,
-            target,
-            files,
-            skipped,
-            chunks,
-            tokenizer,
-            tok_desc,
-            key,
-            records,
-            base,
-        )
+        plan = LockedBuild(target, files, skipped, chunks, tokenizer, tok_desc, key, records)
+        summary = _build_locked(cfg, run_tasks, False, say, t0, lock, plan, base)
         summary["already_indexed"] = dup
         return summary
     except (BuildError, OSError) as exc:

@@ -140,27 +140,27 @@ def build_index(
         inputs = (
             [] if existing is not None and existing.get("content_key") == key else input_records(files, so)
         )
-        return _build_locked(
-            cfg,
-            run_tasks,
-            overwrite,
-            say,
-            t0,
-            lock,
-            target,
-            files,
-            skipped,
-            chunks,
-            tokenizer,
-            tok_desc,
-            key,
-            inputs,
-            prepared=existing,
-        )
+        plan = LockedBuild(target, files, skipped, chunks, tokenizer, tok_desc, key, inputs)
+        return _build_locked(cfg, run_tasks, overwrite, say, t0, lock, plan, prepared=existing)
     except (BuildError, OSError) as exc:
         raise BuildError(target.failure_message(exc)) from None
     finally:
         lock.release()
+
+
+@dataclasses.dataclass(frozen=True)
+class LockedBuild:
+    """What a build holding its output's lock writes: the target, the input files (and those skipped), their
+    chunks, the tokenizer with its description, the content key, and the input records for the manifest."""
+
+    target: BuildTarget
+    files: list
+    skipped: list
+    chunks: list[ChunkSpec]
+    tokenizer: object
+    tok_desc: dict
+    key: str
+    inputs: list[dict]
 
 
 def _build_locked(
@@ -170,14 +170,7 @@ def _build_locked(
     say: Callable[[str], None],
     t0: float,
     lock: OutputLock,
-    target: BuildTarget,
-    files: list,
-    skipped: list,
-    chunks: list[ChunkSpec],
-    tokenizer,
-    tok_desc: dict,
-    key: str,
-    inputs: list[dict],
+    plan: LockedBuild,
     base: AppendBase | None = None,
     prepared: dict | None = None,
 ) -> dict:
@@ -186,6 +179,8 @@ def _build_locked(
     With ``base`` (``freqindex build --append-to``) the index ``base.manifest`` describes stays as it is: the
     new documents become a new generation of shards numbered after its last, and the new manifest lists both.
     """
+    target, files, skipped, chunks = plan.target, plan.files, plan.skipped, plan.chunks
+    tokenizer, tok_desc, key, inputs = plan.tokenizer, plan.tok_desc, plan.key, plan.inputs
     existing = prepared
     if existing is not None and existing.get("content_key") == key:
         removed = target.clean_up_published() if isinstance(target, RemoteTarget) else 0
