@@ -123,7 +123,7 @@ class CachingRunner:
     with two threads, whose threads wait on each other)."""
 
     def __init__(self, index: Path, cache: Path, chunk_tokens=(32, 64, 128), workers: int = 2):
-        from freqindex.concepts.stage import plan_tag_tasks
+        from freqindex.suffix.index import Index
         from freqindex.vectors.stage import EMBED_BLOCK_BYTES
 
         self.index = index
@@ -131,7 +131,7 @@ class CachingRunner:
         self.cache = cache
         self.chunk_tokens = tuple(chunk_tokens)
         self.workers = workers
-        self.tasks = plan_tag_tasks(str(index), EMBED_BLOCK_BYTES)
+        self.tasks = Index.open(index).plan_blocks(EMBED_BLOCK_BYTES)  # the blocks run_embedding plans
         cache.mkdir(parents=True, exist_ok=True)
 
     def _done(self, i: int) -> Path:
