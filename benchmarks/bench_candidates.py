@@ -284,6 +284,14 @@ def evaluate(work: Path, info: dict, ms: list[int], size_sets: list[tuple[int, .
                 "candidate_seconds": st["candidate_seconds"],
                 "seconds_warm_cache": round(secs, 1),
             }
+            ex1 = {i for i, (_, d, _) in planted.items() if ex_top.get(i, [None])[0] == d}
+            ca1 = {i for i, (_, d, _) in planted.items() if top.get(i, [None])[0] == d}
+            res["planted_rank1_both"] = {
+                "exhaustive": len(ex1),
+                "candidates": len(ca1),
+                "exhaustive_only": len(ex1 - ca1),  # found first by exhaustive search, not by candidates
+                "candidates_only": len(ca1 - ex1),
+            }
             res["hard_sharing_no_informative_term"] = {
                 "n": sum(blind.values()),
                 "exhaustive_rank1": sum(ex_top[i][0] == d for i, d, _ in hard if blind[i]),
