@@ -101,14 +101,14 @@ def main() -> int:
     import torch
 
     from freqindex import settings
-    from freqindex.vectors.embedders import _load_embedder, multi_windows
+    from freqindex.vectors.embedders import load_embedder, multi_windows
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     docs, items = texts(args.docs)
     t = time.monotonic()
-    cpu = _load_embedder("minilm-v1", False, "cpu")
+    cpu = load_embedder("minilm-v1", device="cpu")
     loads = {"cpu/torch": time.monotonic() - t}
     pieces = []
     for d, sp in zip(docs, cpu.token_spans(docs)):
@@ -120,7 +120,7 @@ def main() -> int:
     loads["cpu/onnxruntime"] = time.monotonic() - t
     if torch.cuda.is_available():
         t = time.monotonic()
-        variants["cuda/torch-fp16"] = _load_embedder("minilm-v1", False, "cuda").encode
+        variants["cuda/torch-fp16"] = load_embedder("minilm-v1", device="cuda").encode
         loads["cuda/torch-fp16"] = time.monotonic() - t
     passes: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(2):  # alternating passes

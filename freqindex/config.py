@@ -183,7 +183,7 @@ class EmbedConfig:
             raise UsageError("give the index DIR")
         if self.dtype not in ("float32", "float16"):
             raise UsageError("--dtype must be float32 or float16")
-        if self.device not in ("auto", "cpu", "cuda"):
+        if self.device not in settings.EMBED_DEVICES:
             raise UsageError("--device must be auto, cpu or cuda")
         return self
 

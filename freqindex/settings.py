@@ -50,7 +50,8 @@ DEFAULT_K = 10  # neighbours per item (`neighbors -k`, the server's k)
 DEFAULT_EMBEDDER = "minilm-v1"  # registered in freqindex/vectors/embedders.py
 EMBED_CHUNK_TOKENS = (32, 64, 128)  # window sizes, in model tokens
 EMBED_DTYPE = "float32"
-EMBED_DEVICE = "auto"  # auto (a CUDA GPU when torch sees one, else the CPU) | cpu | cuda
+EMBED_DEVICES = ("auto", "cpu", "cuda")  # auto: a CUDA GPU when torch sees one, else the CPU
+EMBED_DEVICE = "auto"
 EMBED_BATCH = 32  # texts per forward pass on the CPU
 EMBED_BATCH_GPU = 256  # on a GPU (fp16)
 

@@ -59,7 +59,7 @@ def torch_threads(threads: int | None):
 def resolve_device(device: str | None = None) -> str:
     """``cpu`` or ``cuda`` for ``device`` (``auto``/None: ``cuda`` when torch sees a CUDA device)."""
     device = device or settings.EMBED_DEVICE
-    if device not in ("auto", "cpu", "cuda"):
+    if device not in settings.EMBED_DEVICES:
         raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
     if device == "cpu":
         return "cpu"

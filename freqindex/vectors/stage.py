@@ -128,10 +128,8 @@ def run_embedding(
     t0 = time.monotonic()
     root = Path(index_dir).resolve()
     idx = Index.open(root, replacing="vectors")
-    # fail early, on the driver, when the model or the device is missing (a driver without the executors' GPU
-    # checks the model on its CPU)
-    if device not in (None, "auto", "cpu", "cuda"):
-        raise UsageError(f"--device must be auto, cpu or cuda, not {device!r}")
+    # fail early, on the driver, when the model is missing or the device unknown (a driver without the
+    # executors' GPU checks the model on its CPU)
     emb = load_embedder(model, device="cpu" if device == "cuda" else device)
     if image_root is not None and not Path(image_root).is_dir():
         raise UsageError(f"--image-root {image_root} is not a directory")
