@@ -13,6 +13,9 @@ token bytes), in the calling thread, with no per-call thread start:
   searches; they advance together, one level at a time, loading all their pointers first and their text
   words next, so the memory accesses of one level overlap instead of waiting on each other. A batch of
   queries (sorted, so neighbouring searches share cache lines) runs the same way in one call.
+- **A scalar single count.** One query (``count``, ``/v1/count`` with one query) runs its own kernel: the
+  same lock-step bounds in scalar code, with no arrays to allocate and no task bookkeeping (9.2 -> 3.8 us per
+  kernel call on the 100 MB benchmark index; what remains there is the random memory reads).
 - **Word compares.** A step compares the 8 leading bytes as one integer; only a tie with a query longer than
   8 bytes reads on.
 
@@ -239,13 +242,71 @@ def _find_group(tables, dss, words, sptrs, meta, qbuf, qoff):
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _side(wd, ptr, ds, q, q8, qmask, upper):
+    """True when the bound lies after the suffix at ``ptr`` (leading word ``wd``): it is smaller than the
+    query (lower bound), or smaller or equal cut to the query's length (upper bound)."""
+    x = wd & qmask
+    if x != q8:
+        return x < q8
+    c = _tie(ds, ptr, q, 0, q.shape[0])
+    return c < 0 or (c == 0 and upper)
+
+
 @njit(cache=True, nogil=True)
 def _count_one(tables, dss, words, sptrs, meta, q):
-    r = _find_ranges(tables, dss, words, sptrs, meta, q, np.array([0, q.shape[0]], np.int64))
-    out = np.zeros(1, np.int64)
-    for s in range(r.shape[1]):
-        out[0] += r[0, s, 1] - r[0, s, 0]
-    return out
+    """Occurrences of one query: ``_find_ranges`` for a single query in scalar code (no arrays to allocate,
+    no task bookkeeping), the lower and upper bound of each shard still advancing in lock step so that their
+    memory accesses overlap."""
+    qlen = q.shape[0]
+    q8 = np.uint64(0)
+    for i in range(8):
+        q8 <<= np.uint64(8)
+        if i < qlen:
+            q8 |= np.uint64(q[i])
+    nb = min(qlen, 8)
+    qmask = _ALL_ONES if nb == 8 else ~((np.uint64(1) << np.uint64(64 - 8 * nb)) - np.uint64(1))
+    total = np.int64(0)
+    for s in range(len(tables)):
+        ws, ps_, ds, table = words[s], sptrs[s], dss[s], tables[s]
+        ps, n, step = meta[s, 0], meta[s, 1], meta[s, 2]
+        # 1. the in-memory sample
+        a_lo, a_hi, b_lo, b_hi = np.int64(0), ws.shape[0], np.int64(0), ws.shape[0]
+        while a_lo < a_hi or b_lo < b_hi:
+            if a_lo < a_hi:
+                m = (a_lo + a_hi) >> 1
+                if _side(ws[m], ps_[m], ds, q, q8, qmask, False):
+                    a_lo = m + 1
+                else:
+                    a_hi = m
+            if b_lo < b_hi:
+                m = (b_lo + b_hi) >> 1
+                if _side(ws[m], ps_[m], ds, q, q8, qmask, True):
+                    b_lo = m + 1
+                else:
+                    b_hi = m
+        # 2. between two samples, in the mapped arrays
+        a_hi = min(a_lo * step, n)
+        a_lo = (a_lo - 1) * step + 1 if a_lo > 0 else 0
+        b_hi = min(b_lo * step, n)
+        b_lo = (b_lo - 1) * step + 1 if b_lo > 0 else 0
+        while a_lo < a_hi or b_lo < b_hi:
+            ma = (a_lo + a_hi) >> 1
+            mb = (b_lo + b_hi) >> 1
+            pa = _pointer(table, ps, ma) if a_lo < a_hi else 0
+            pb = _pointer(table, ps, mb) if b_lo < b_hi else 0
+            if a_lo < a_hi:
+                if _side(_word(ds, pa), pa, ds, q, q8, qmask, False):
+                    a_lo = ma + 1
+                else:
+                    a_hi = ma
+            if b_lo < b_hi:
+                if _side(_word(ds, pb), pb, ds, q, q8, qmask, True):
+                    b_lo = mb + 1
+                else:
+                    b_hi = mb
+        total += b_lo - a_lo
+    return total
 
 
 @njit(cache=True, nogil=True)
@@ -388,7 +449,7 @@ def count_occurrences(index: Index, queries: list[bytes]) -> np.ndarray:
     if not q or len(q) % index.width:
         raise ValueError("queries must be non-empty whole tokens")
     c = _compiled(index)
-    return _count_one(c.tables, c.dss, c.words, c.sptrs, c.meta, np.frombuffer(q, np.uint8))
+    return np.array([_count_one(c.tables, c.dss, c.words, c.sptrs, c.meta, np.frombuffer(q, np.uint8))])
 
 
 def range_positions(index: Index, shard: int, lo: int, hi: int) -> np.ndarray:

@@ -188,6 +188,8 @@ def test_compiled_search_equals_the_engine(real, norm):
         assert [tuple(r) for r in got.tolist()] == [tuple(r) for r in want], t[:80]
         if k % 5 == 0:
             assert search.find_ranges(idx, [t]).tolist() == [got.tolist()]
+        # the single count's own scalar kernel
+        assert search.count_occurrences(idx, [t]).tolist() == [sum(hi - lo for lo, hi in want)], t[:80]
     longest = max(brute.docs, key=len).decode()
     assert count(idx, longest, literal=True).count >= 1
     assert count(idx, longest + "x", literal=True).count == 0
@@ -216,6 +218,8 @@ def test_sampled_search_at_tiny_steps_equals_the_engine(real, monkeypatch):
             search._CACHE.pop(idx, None)
             got = search.find_ranges(idx, terms).tolist()
             assert [[tuple(r) for r in g] for g in got] == want, step
+            singles = [int(search.count_occurrences(idx, [t])[0]) for t in terms]
+            assert singles == [sum(hi - lo for lo, hi in w) for w in want], step
     finally:
         search._CACHE.pop(idx, None)
 
