@@ -18,6 +18,16 @@ scores the best sum of the weights of distinct terms that fall inside one *regio
 sit together, while the same words scattered over a long document do not. The top ``m`` documents by score
 are the item's candidates, each with its best region.
 
+**Choosing the M.** When the embedding model has a fast tokenizer and an input embedding matrix (the
+sentence-transformers models), the first pass keeps ``RERANK_POOL`` documents per item and
+:class:`TokenVectorRanker` chooses the top ``m`` of them: the idf-weighted mean of the model's own input
+token vectors over each document's best region (plus ``RERANK_CONTEXT_CHARS`` on each side) against the
+item's, cosine. This is the model without its transformer layers, so it costs a tokenization and a sparse
+product, not an embedding; it follows what the model finds similar far better than the rarest shared words
+do (recall@10 against the exhaustive mode 0.31 -> ~0.49 at M = 32 on the 10 MB benchmark corpus). Without
+it (open_clip), the first pass keeps ``RESCORE_FACTOR * m`` documents and ``_rescore`` orders them on their
+text.
+
 **Windows.** A candidate document gets the windows that ``freqindex embed`` would give it (the same sizes,
 strides and model: :func:`freqindex.vectors.embedders.windows`), but only, per window size, the one that
 overlaps its best region most (ties: the nearest centre). A short document is one window. The vectors come
@@ -46,6 +56,8 @@ MIN_SPAN_WORDS = 3  # a long match counts as a term of its own from this many wh
 REGION_TOKENS = {1: 128, 2: 32, 4: 32}  # region size floor in index tokens (the region is the item's size)
 ITEM_CHUNK = 256  # items whose terms are gathered together (bounds memory)
 RESCORE_FACTOR, RESCORE_MIN = 4, 64  # first-pass documents per item that are scored again on their text
+RERANK_POOL = 256  # first-pass documents per item that the model's token vectors order (when it has them)
+RERANK_CONTEXT_CHARS = 100  # text read on each side of a pooled document's best region for the re-ranking
 WINDOWS_PER_SIZE = 2  # grid windows embedded per candidate document and window size
 
 
@@ -272,29 +284,109 @@ def select_terms(
     return out, ranges, weight
 
 
+class TokenVectorRanker:
+    """Orders a pool of candidate documents by how close their best region is to the item in a cheap
+    stand-in of the embedding model: the idf-weighted mean of the model's own input token vectors (no
+    transformer layers), idf taken over the regions being ranked. Measured on the 10 MB benchmark corpus
+    (benchmarks/README.md): choosing the 32 candidates out of 256 this way instead of by the suffix-array
+    score raised recall@10 against the exhaustive mode from 0.31 to ~0.49, at the same embedding cost."""
+
+    def __init__(self, tokenizer, matrix: np.ndarray, special: np.ndarray):
+        self.tokenizer, self.matrix, self.special = tokenizer, matrix, special
+
+    @classmethod
+    def of(cls, emb) -> TokenVectorRanker | None:
+        """The ranker of an embedder (``Embedder.token_table``), or None when the model offers none."""
+        table = emb.token_table() if hasattr(emb, "token_table") else None
+        return cls(*table) if table is not None else None
+
+    def vectors(self, regions: list[str], queries: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vectors of the regions and of the queries (idf over the regions)."""
+        from scipy import sparse
+
+        encs = self.tokenizer.encode_batch(regions + queries, add_special_tokens=False)
+        lens = np.fromiter((len(e.ids) for e in encs), np.int64, len(encs))
+        ids = np.fromiter((i for e in encs for i in e.ids), np.int64, int(lens.sum()))
+        vocab = self.matrix.shape[0]
+        keep = ~np.isin(ids, self.special) & (ids >= 0) & (ids < vocab)
+        owner = np.repeat(np.arange(len(encs), dtype=np.int64), lens)[keep]
+        ids = ids[keep]
+        nr = len(regions)
+        # term counts per text (duplicates summed), then each region's distinct tokens give the df
+        x = sparse.csr_matrix(
+            (np.ones(ids.size, np.float32), (owner, ids)), shape=(len(encs), vocab), dtype=np.float32
+        )
+        df = np.bincount(x.indices[: x.indptr[nr]], minlength=vocab)
+        idf_w = np.log1p((nr - df + 0.5) / (df + 0.5)).astype(np.float32)
+        x.data *= idf_w[x.indices]
+        v = np.asarray(x @ self.matrix, dtype=np.float32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True) + 1e-9
+        return v[:nr], v[nr:]
+
+    def order(
+        self, index: Index, texts: list[str], pools: list[list[Candidate]], m: int
+    ) -> list[list[Candidate]]:
+        """The ``m`` candidates of each pool nearest to its item in the stand-in; ties keep the pool order."""
+        from freqindex.contamination.metrics import item_text
+
+        keys = list(dict.fromkeys((c.doc_id, c.region_start, c.region_end) for p in pools for c in p))
+        regions, by_doc = [], {}
+        for d, a, b in keys:
+            if d not in by_doc:
+                sh, ix = index.doc_location(d)
+                lo, hi = sh.doc_bounds(ix, index.width)
+                raw = bytes(sh.ds[lo:hi])
+                by_doc[d] = (raw, index.tokenizer.decode(raw))
+            raw, text = by_doc[d]
+            ca, cb = _region_chars(index, raw, text, a, b)
+            regions.append(text[max(0, ca - RERANK_CONTEXT_CHARS) : cb + RERANK_CONTEXT_CHARS])
+        rv, qv = self.vectors(regions, [item_text(index, t).text for t in texts])
+        row = {k: i for i, k in enumerate(keys)}
+        out = []
+        for q, pool in zip(qv, pools):
+            if not pool:
+                out.append([])
+                continue
+            sims = rv[[row[(c.doc_id, c.region_start, c.region_end)] for c in pool]] @ q
+            out.append([pool[j] for j in np.argsort(-sims, kind="stable")[:m].tolist()])
+        return out
+
+
 def find_candidates(
     index: Index,
     texts: list[str],
     m: int = DEFAULT_CANDIDATES,
     occurrence_budget: int = OCCURRENCE_BUDGET,
+    ranker: TokenVectorRanker | None = None,
 ) -> list[list[Candidate]]:
-    """The top ``m`` candidate documents of every text (an eval item), best first (module docstring)."""
+    """The top ``m`` candidate documents of every text (an eval item), best first (module docstring).
+
+    With a ``ranker``, the first pass keeps ``max(m, RERANK_POOL)`` documents per item and the ranker
+    chooses the ``m``; without one, the first pass keeps ``RESCORE_FACTOR * m`` and they are scored again on
+    their text (``_rescore``)."""
     from freqindex.suffix.matching import occurrences_batch
 
     if not 1 <= m <= MAX_CANDIDATES:
         raise UsageError(f"--candidates must be between 1 and {MAX_CANDIDATES}")
     out: list[list[Candidate]] = []
     for a in range(0, len(texts), ITEM_CHUNK):
-        selected, ranges, weight = select_terms(index, texts[a : a + ITEM_CHUNK], occurrence_budget)
+        chunk = texts[a : a + ITEM_CHUNK]
+        selected, ranges, weight = select_terms(index, chunk, occurrence_budget)
         needed = list(dict.fromkeys(t for sel in selected for t in sel.chosen))
         gathered = {
             t: _Hits(*h) for t, h in zip(needed, occurrences_batch(index, [ranges[t] for t in needed]))
         }
+        pools = []
         for sel in selected:
             region = max(sel.tokens, REGION_TOKENS.get(index.width, 128))
             hits = [(gathered[t], weight[t], len(t) // index.width) for t in sel.chosen]
-            first = _score_item(hits, max(RESCORE_FACTOR * m, RESCORE_MIN), region)
-            out.append(_rescore(index, first, sel.terms, weight, region, m))
+            if ranker is not None:
+                pools.append(_score_item(hits, max(m, RERANK_POOL), region))
+            else:
+                first = _score_item(hits, max(RESCORE_FACTOR * m, RESCORE_MIN), region)
+                out.append(_rescore(index, first, sel.terms, weight, region, m))
+        if ranker is not None:
+            out += ranker.order(index, chunk, pools, m)
     return out
 
 
@@ -398,7 +490,8 @@ def candidate_neighbors(
     import time
 
     t0 = time.monotonic()
-    cands = find_candidates(index, [it.text for it in items], m)
+    ranker = TokenVectorRanker.of(emb)
+    cands = find_candidates(index, [it.text for it in items], m, ranker=ranker)
     t_cand = time.monotonic() - t0
     docs = sorted({c.doc_id for cs in cands for c in cs})
     raws, texts = {}, {}
@@ -443,6 +536,7 @@ def candidate_neighbors(
     stats = {
         "mode": "candidates",
         "candidates_per_item": m,
+        "candidate_order": "model token vectors" if ranker is not None else "suffix-array score and text",
         "candidate_documents": len(docs),
         "windows": len(keys),
         "windows_embedded": len(missing),

@@ -127,6 +127,31 @@ class Embedder:
         self._offsets_tok = backend
         return backend
 
+    def token_table(self):
+        """(fast tokenizer, the model's input token vectors as float32 [vocab, width], the special token
+        ids) for a cheap stand-in of the model (candidates mode re-ranks with it); None where the model has
+        no fast tokenizer or no input embedding matrix to read (open_clip)."""
+        cached = getattr(self, "_token_table", False)
+        if cached is not False:
+            return cached
+        table = None
+        backend = self._offsets_tokenizer() if self._kind == "st" else None
+        if backend is not None:
+            try:
+                module = self._model[0].auto_model.get_input_embeddings()
+            except (AttributeError, IndexError, TypeError, KeyError):
+                module = None
+            if module is not None:
+                matrix = module.weight.detach().float().cpu().numpy()
+                special = sorted(
+                    i
+                    for i in (backend.token_to_id(t) for t in self._model.tokenizer.all_special_tokens)
+                    if i is not None
+                )
+                table = (backend, matrix, np.asarray(special, dtype=np.int64))
+        self._token_table = table
+        return table
+
     def fits(self, texts: list[str]) -> list[bool]:
         """Whether each text fits the model's window (special tokens excluded); a longer text would be
         embedded truncated. open_clip's tokenizer gives no offsets to count with (it truncates at 77)."""
