@@ -22,7 +22,7 @@ are the item's candidates, each with its best region.
 sentence-transformers models), the first pass keeps ``RERANK_POOL`` documents per item and
 :class:`TokenVectorRanker` chooses the top ``m`` of them: the idf-weighted mean of the model's own input
 token vectors over each document's best region (plus ``RERANK_CONTEXT_CHARS`` on each side) against the
-item's, cosine. This is the model without its transformer layers, so it costs a tokenization and a sparse
+item's, cosine (the first pass's best ``LEXICAL_KEEP`` stay first). This is the model without its transformer layers, so it costs a tokenization and a sparse
 product, not an embedding; it follows what the model finds similar far better than the rarest shared words
 do (recall@10 against the exhaustive mode 0.31 -> ~0.49 at M = 32 on the 10 MB benchmark corpus). Without
 it (open_clip), the first pass keeps ``RESCORE_FACTOR * m`` documents and ``_rescore`` orders them on their
@@ -58,7 +58,9 @@ ITEM_CHUNK = 256  # items whose terms are gathered together (bounds memory)
 RESCORE_FACTOR, RESCORE_MIN = 4, 64  # first-pass documents per item that are scored again on their text
 RERANK_POOL = 256  # first-pass documents per item that the model's token vectors order (when it has them)
 RERANK_CONTEXT_CHARS = 100  # text read on each side of a pooled document's best region for the re-ranking
+LEXICAL_KEEP = 2  # the first pass's best documents stay candidates whatever the re-ranking says
 WINDOWS_PER_SIZE = 2  # grid windows embedded per candidate document and window size
+WINDOW_POOL = 4  # with a ranker: the windows nearest the region per size that it chooses the 2 from
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,9 @@ class TokenVectorRanker:
     def order(
         self, index: Index, texts: list[str], pools: list[list[Candidate]], m: int
     ) -> list[list[Candidate]]:
-        """The ``m`` candidates of each pool nearest to its item in the stand-in; ties keep the pool order."""
+        """The ``m`` candidates of each pool: its first ``LEXICAL_KEEP`` (the documents sharing the most of the
+        item's rarest terms: copies and close paraphrases, which the stand-in can rank below documents on
+        the same theme), then the nearest to the item in the stand-in; ties keep the pool order."""
         from freqindex.contamination.metrics import item_text
 
         keys = list(dict.fromkeys((c.doc_id, c.region_start, c.region_end) for p in pools for c in p))
@@ -348,7 +352,9 @@ class TokenVectorRanker:
                 out.append([])
                 continue
             sims = rv[[row[(c.doc_id, c.region_start, c.region_end)] for c in pool]] @ q
-            out.append([pool[j] for j in np.argsort(-sims, kind="stable")[:m].tolist()])
+            keep = min(LEXICAL_KEEP, m)
+            rest = [j for j in np.argsort(-sims[keep:], kind="stable")[: m - keep].tolist()]
+            out.append(pool[:keep] + [pool[keep + j] for j in rest])
         return out
 
 
@@ -403,6 +409,33 @@ def _region_chars(index: Index, raw: bytes, text: str, a: int, b: int) -> tuple[
     return min(lo, len(text)), min(len(dec(raw[: b * w])), len(text))
 
 
+def window_choices(
+    spans: list[tuple[int, int]],
+    sizes: tuple[int, ...],
+    stride: int | None,
+    region: tuple[int, int],
+    limit: int = WINDOWS_PER_SIZE,
+) -> list[list[tuple[int, int]]]:
+    """Per window size, up to ``limit`` windows of the exhaustive grid, those that overlap ``region``
+    (characters) most first, ties to the nearest centre (the first window of a size always, so a document
+    shorter than the region still gets one)."""
+    from freqindex.vectors.embedders import windows
+
+    rc = (region[0] + region[1]) / 2
+    out = []
+    for size in sizes:
+        ws = windows(spans, size, stride or max(1, size // 2))
+        if not ws:
+            continue
+
+        def overlap(x):
+            return min(x[1], region[1]) - max(x[0], region[0])
+
+        ranked = sorted(ws, key=lambda x: (-overlap(x), abs((x[0] + x[1]) / 2 - rc)))
+        out.append([x for k, x in enumerate(ranked[:limit]) if k == 0 or overlap(x) > 0])
+    return out
+
+
 def select_windows(
     spans: list[tuple[int, int]],
     sizes: tuple[int, ...],
@@ -411,19 +444,29 @@ def select_windows(
 ) -> list[tuple[int, int]]:
     """Per window size, the ``WINDOWS_PER_SIZE`` windows of the exhaustive grid that overlap ``region``
     (characters) most, ties to the nearest centre; deduplicated, in order."""
-    from freqindex.vectors.embedders import windows
+    return sorted({w for ws in window_choices(spans, sizes, stride, region) for w in ws})
 
-    rc = (region[0] + region[1]) / 2
-    out = set()
-    for size in sizes:
-        ws = windows(spans, size, stride or max(1, size // 2))
-        if not ws:
-            continue
-        ranked = sorted(
-            ws, key=lambda x: (-(min(x[1], region[1]) - max(x[0], region[0])), abs((x[0] + x[1]) / 2 - rc))
+
+def _windows_by_ranker(ranker: TokenVectorRanker, queries: list[str], choices: list, texts: dict) -> list:
+    """``choices`` (per item, per candidate, per window size: windows nearest the region first) with each
+    size's windows ordered by the ranker's similarity to the item, the nearest to the region on a tie: the
+    region is the item's size, and of the windows around it the one holding the item's words counts most."""
+    keys = list(
+        dict.fromkeys((d, w) for per_cand in choices for d, sizes in per_cand for ws in sizes for w in ws)
+    )
+    if not keys:
+        return choices
+    rv, qv = ranker.vectors([texts[d][w[0] : w[1]] for d, w in keys], queries)
+    row = {k: i for i, k in enumerate(keys)}
+    out = []
+    for q, per_cand in zip(qv, choices):
+        out.append(
+            [
+                (d, [sorted(ws, key=lambda w, d=d: -float(rv[row[(d, w)]] @ q)) for ws in sizes])
+                for d, sizes in per_cand
+            ]
         )
-        out.update(ranked[:WINDOWS_PER_SIZE])
-    return sorted(out)
+    return out
 
 
 def _tokens_in(spans: list[tuple[int, int]], window: tuple[int, int]) -> int:
@@ -501,15 +544,33 @@ def candidate_neighbors(
         raws[d] = bytes(sh.ds[a:b])
         texts[d] = index.tokenizer.decode(raws[d])
     spans = dict(zip(docs, emb.token_spans([texts[d] for d in docs]))) if docs else {}
+    # per item, per candidate, per window size: the grid windows nearest the candidate's best region
+    choices = [
+        [
+            (
+                c.doc_id,
+                window_choices(
+                    spans[c.doc_id],
+                    sizes,
+                    stride,
+                    _region_chars(index, raws[c.doc_id], texts[c.doc_id], c.region_start, c.region_end),
+                    WINDOW_POOL if ranker is not None else WINDOWS_PER_SIZE,
+                ),
+            )
+            for c in cs
+        ]
+        for cs in cands
+    ]
+    if ranker is not None:
+        choices = _windows_by_ranker(ranker, queries, choices, texts)
     per_item: list[list[tuple[int, tuple[int, int]]]] = []
     n_tokens: dict[tuple[int, int, int], int] = {}
-    for cs in cands:
+    for per_cand in choices:
         wins = []
-        for c in cs:
-            region = _region_chars(index, raws[c.doc_id], texts[c.doc_id], c.region_start, c.region_end)
-            for w in select_windows(spans[c.doc_id], sizes, stride, region):
-                wins.append((c.doc_id, w))
-                n_tokens.setdefault((c.doc_id, w[0], w[1]), _tokens_in(spans[c.doc_id], w))
+        for d, per_size in per_cand:
+            for w in sorted({w for ws in per_size for w in ws[:WINDOWS_PER_SIZE]}):
+                wins.append((d, w))
+                n_tokens.setdefault((d, w[0], w[1]), _tokens_in(spans[d], w))
         per_item.append(wins)
     keys = list(dict.fromkeys((d, w[0], w[1]) for wins in per_item for d, w in wins))
     found, vecs = cache.lookup(keys)
