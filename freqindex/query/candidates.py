@@ -20,20 +20,22 @@ are the item's candidates, each with its best region.
 
 **Choosing the M.** When the embedding model has a fast tokenizer and an input embedding matrix (the
 sentence-transformers models), the first pass keeps ``RERANK_POOL`` documents per item and
-:class:`TokenVectorRanker` chooses the top ``m`` of them: the idf-weighted mean of the model's own input
-token vectors over each document's best region (plus ``RERANK_CONTEXT_CHARS`` on each side) against the
-item's, cosine (the first pass's best ``LEXICAL_KEEP`` stay first). This is the model without its transformer layers, so it costs a tokenization and a sparse
-product, not an embedding; it follows what the model finds similar far better than the rarest shared words
-do (recall@10 against the exhaustive mode 0.31 -> ~0.49 at M = 32 on the 10 MB benchmark corpus). Without
-it (open_clip), the first pass keeps ``RESCORE_FACTOR * m`` documents and ``_rescore`` orders them on their
+:class:`TokenVectorRanker` chooses the ``m``: the first pass's best ``LEXICAL_KEEP`` (copies and close
+paraphrases), then the nearest to the item by the cosine of idf-weighted means of the model's own input
+token vectors over each document's best region (plus ``RERANK_CONTEXT_CHARS`` on each side). This is the
+model without its transformer layers: it costs a tokenization and a sparse product, not an embedding, and it
+follows what the model finds similar far better than the rarest shared words do (benchmarks/README.md:
+recall@10 against the exhaustive mode at M = 32 rose from 0.31 on the 10 MB benchmark corpus). Without it
+(open_clip), the first pass keeps ``RESCORE_FACTOR * m`` documents and ``_rescore`` orders them on their
 text.
 
-**Windows.** A candidate document gets the windows that ``freqindex embed`` would give it (the same sizes,
-strides and model: :func:`freqindex.vectors.embedders.windows`), but only, per window size, the one that
-overlaps its best region most (ties: the nearest centre). A short document is one window. The vectors come
-from :class:`freqindex.vectors.cache.EmbeddingCache` when it has them, else they are embedded (one call for
-all items, longest first) and stored. So a reported similarity is the cosine of the item and a window that
-the exhaustive mode also embeds: the two modes agree on it (tested to 1e-5).
+**Windows.** A candidate document gets windows of the grid that ``freqindex embed`` would give it (the same
+sizes, strides and model: :func:`freqindex.vectors.embedders.windows`), but only ``WINDOWS_PER_SIZE`` per
+window size: of the ``WINDOW_POOL`` that overlap its best region most (ties: the nearest centre), those the
+ranker finds nearest to the item (without a ranker: those that overlap most). A short document is one
+window. The vectors come from :class:`freqindex.vectors.cache.EmbeddingCache` when it has them, else they
+are embedded (one call for all items, longest first) and stored. So a reported similarity is the cosine of
+the item and a window that the exhaustive mode also embeds: the two modes agree on it (tested to 1e-5).
 
 **What it can miss.** A document similar in meaning but sharing no informative word with the item (a
 paraphrase in other words) is never a candidate; the README reports how often that happens.
