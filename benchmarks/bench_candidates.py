@@ -1,6 +1,7 @@
 """Candidate-mode neighbours against exhaustive search, on a ~10 MB real corpus with planted paraphrases.
 
     python benchmarks/bench_candidates.py --out bench-out [--work /work/bench-shared/candidates] [--mb 10]
+    python benchmarks/bench_candidates.py --out bench-out --stage pool     # what a candidate pool can reach
 
 1. Corpus: real texts recombined from ../shared/data (WikiText-2 paragraphs, Flickr8k captions, GSM8K train
    question + answer; 1-8 pieces per document) to about --mb MB, with GSM8K *test* questions planted
@@ -308,6 +309,58 @@ def evaluate(work: Path, info: dict, ms: list[int], size_sets: list[tuple[int, .
     return out
 
 
+def pool_reach(work: Path, pools: list[int], m: int, every: int = 4) -> dict:
+    """How much of the exhaustive top 10 a candidate pool holds, and what choosing ``m`` of it keeps: on every
+    ``every``-th item, from the stored exhaustive vectors (documents only, nothing embedded). Rows: the
+    first pass's best P documents (``P`` in ``pools``), and ``m`` of them chosen by the suffix-array score,
+    by the token-vector ranker, and by the exhaustive similarity itself (the best any choice could do)."""
+    import freqindex.query.candidates as C
+    from freqindex.evals import load_eval
+    from freqindex.query.neighbors import neighbors
+    from freqindex.suffix.index import Index
+    from freqindex.vectors.embedders import load_embedder
+
+    idx = Index.open(work / "index")
+    items = load_eval(str(DATA / "evals" / "gsm8k" / "test.jsonl"), fields=["question"])[::every]
+    ex = neighbors(idx, items, 1000, mode="exhaustive", snippet_chars=0)
+    sim: dict[str, dict[int, float]] = {}
+    for r in ex:
+        sim.setdefault(r["item_id"], {})[r["doc_id"]] = r["similarity"]
+    top = {i: sorted(d, key=lambda x: (-d[x], x))[:10] for i, d in sim.items()}
+    ranker = C.TokenVectorRanker.of(load_embedder("minilm-v1"))
+    texts = [it.text for it in items]
+
+    def reach(chosen: list[list[int]]) -> float:
+        return round(float(np.mean([len(set(top[it.id]) & set(c)) / 10 for it, c in zip(items, chosen)])), 3)
+
+    rows = []
+    for p in pools:
+        keep, C.RERANK_POOL = C.RERANK_POOL, p
+        try:
+            pool = C.find_candidates(idx, texts, p, ranker=ranker)  # m = p: the whole pool, unreordered
+            ranked = C.find_candidates(idx, texts, m, ranker=ranker)
+        finally:
+            C.RERANK_POOL = keep
+        raw = [[c.doc_id for c in cs] for cs in pool]
+        best = [sorted(d, key=lambda x: -sim[it.id].get(x, -1.0))[:m] for it, d in zip(items, raw)]
+        rows.append(
+            {
+                "pool": p,
+                "pool_holds": reach(raw),
+                f"ranker_{m}_of_pool": reach([[c.doc_id for c in cs] for cs in ranked]),
+                f"best_possible_{m}_of_pool": reach(best),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    by_score = C.find_candidates(idx, texts, m)
+    return {
+        "items": len(items),
+        "m": m,
+        f"suffix_array_score_{m}": reach([[c.doc_id for c in cs] for cs in by_score]),
+        "pools": rows,
+    }
+
+
 PERF_DRIVER = """
 import json, os, resource, sys, time
 t0 = time.monotonic()
@@ -387,7 +440,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--work", default="/work/bench-shared/candidates")
     ap.add_argument("--mb", type=float, default=10)
-    ap.add_argument("--stage", default="all", choices=["corpus", "embed", "recall", "perf", "all"])
+    ap.add_argument("--stage", default="all", choices=["corpus", "embed", "recall", "pool", "perf", "all"])
+    ap.add_argument("--pools", default="256,512,1000", help="pool sizes for --stage pool")
     ap.add_argument(
         "--perf-index",
         default="/work/bench-shared/count-index,/work/bench-shared/candidates/index400",
@@ -413,6 +467,8 @@ def main() -> None:
     if a.stage in ("all", "recall"):
         sizes = [tuple(int(x) for x in s.split(",")) for s in a.sizes.split(";")]
         res["recall"] = evaluate(work, info, [int(x) for x in a.m.split(",")], sizes)
+    if a.stage in ("all", "pool"):
+        res["pool"] = pool_reach(work, [int(x) for x in a.pools.split(",")], 32)
     if a.stage in ("all", "perf"):
         res["exhaustive_cost"] = exhaustive_cost(
             work / "embed-cache",

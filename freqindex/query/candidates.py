@@ -449,6 +449,12 @@ def select_windows(
     return sorted({w for ws in window_choices(spans, sizes, stride, region) for w in ws})
 
 
+def _choices_of(index: Index, c: Candidate, raws, texts, spans, sizes, stride, limit) -> list:
+    """``window_choices`` of one candidate around its best region (token offsets -> characters)."""
+    region = _region_chars(index, raws[c.doc_id], texts[c.doc_id], c.region_start, c.region_end)
+    return window_choices(spans[c.doc_id], sizes, stride, region, limit)
+
+
 def _windows_by_ranker(ranker: TokenVectorRanker, queries: list[str], choices: list, texts: dict) -> list:
     """``choices`` (per item, per candidate, per window size: windows nearest the region first) with each
     size's windows ordered by the ranker's similarity to the item, the nearest to the region on a tie: the
@@ -546,21 +552,9 @@ def candidate_neighbors(
         raws[d] = bytes(sh.ds[a:b])
         texts[d] = index.tokenizer.decode(raws[d])
     spans = dict(zip(docs, emb.token_spans([texts[d] for d in docs]))) if docs else {}
-    # per item, per candidate, per window size: the grid windows nearest the candidate's best region
+    limit = WINDOW_POOL if ranker is not None else WINDOWS_PER_SIZE
     choices = [
-        [
-            (
-                c.doc_id,
-                window_choices(
-                    spans[c.doc_id],
-                    sizes,
-                    stride,
-                    _region_chars(index, raws[c.doc_id], texts[c.doc_id], c.region_start, c.region_end),
-                    WINDOW_POOL if ranker is not None else WINDOWS_PER_SIZE,
-                ),
-            )
-            for c in cs
-        ]
+        [(c.doc_id, _choices_of(index, c, raws, texts, spans, sizes, stride, limit)) for c in cs]
         for cs in cands
     ]
     if ranker is not None:
