@@ -368,7 +368,7 @@ from freqindex.evals import load_eval
 from freqindex.query.neighbors import neighbors
 from freqindex.suffix.index import Index
 idx = Index.open(sys.argv[1])
-items = load_eval(sys.argv[2], fields=["question"])
+items = load_eval(sys.argv[2], fields=["question"])[: int(sys.argv[6]) or None]
 stats = {}
 rows = neighbors(idx, items, int(sys.argv[3]), mode="candidates", candidates=int(sys.argv[4]),
                  cache_dir=sys.argv[5], snippet_chars=0, stats=stats)
@@ -378,9 +378,10 @@ print(json.dumps({"seconds_in_process": round(time.monotonic() - t0, 1), "rows":
 """
 
 
-def perf(index: Path, m: int, k: int = 10) -> dict:
-    """Neighbours of the 1,319 GSM8K test questions in candidates mode with a cold (empty) cache, as one
-    fresh process: wall time includes interpreter start, imports, index open and model load."""
+def perf(index: Path, m: int, k: int = 10, n_items: int = 0) -> dict:
+    """Neighbours of the 1,319 GSM8K test questions (the first ``n_items`` when given) in candidates mode
+    with a cold (empty) cache, as one fresh process: wall time includes interpreter start, imports, index
+    open and model load."""
     import tempfile
 
     from common import run_measured
@@ -397,6 +398,7 @@ def perf(index: Path, m: int, k: int = 10) -> dict:
                 str(k),
                 str(m),
                 cache,
+                str(n_items),
             ],
             cwd=str(REPO),
         )
@@ -404,6 +406,7 @@ def perf(index: Path, m: int, k: int = 10) -> dict:
     out = json.loads(res["stdout"].strip().splitlines()[-1])
     out.update(
         index=str(index),
+        items=n_items or 1319,
         wall_seconds=res["seconds"],
         peak_rss_mb=res["peak_rss_mb"],
         load_average_1min=[float(load_before), float(load_after)],
@@ -444,10 +447,11 @@ def main() -> None:
     ap.add_argument("--pools", default="256,512,1000", help="pool sizes for --stage pool")
     ap.add_argument(
         "--perf-index",
-        default="/work/bench-shared/count-index,/work/bench-shared/candidates/index400",
+        default="/work/bench-shared/scale2/index-100MB,/work/bench-shared/scale2/index-400MB",
         help="indexes to time the 1,319 GSM8K questions against (comma-separated)",
     )
     ap.add_argument("--perf-m", type=int, default=None, help="candidates per item for the timing runs")
+    ap.add_argument("--perf-items", type=int, default=0, help="time only the first N questions (0: all)")
     ap.add_argument("--m", default="8,16,32,64", help="candidates per item to sweep")
     ap.add_argument("--sizes", default="32,64,128;32,64;32", help="window-size sets to sweep (;-separated)")
     a = ap.parse_args()
@@ -477,7 +481,11 @@ def main() -> None:
         )
         from freqindex.query.candidates import DEFAULT_CANDIDATES
 
-        res["perf"] = [perf(Path(p), a.perf_m or DEFAULT_CANDIDATES) for p in a.perf_index.split(",")]
+        res["perf"] = []
+        for p in a.perf_index.split(","):  # each result kept as soon as it is measured
+            res["perf"].append(perf(Path(p), a.perf_m or DEFAULT_CANDIDATES, n_items=a.perf_items))
+            print(json.dumps(res["perf"][-1]), flush=True)
+            (out / "candidates.json").write_text(json.dumps(res, indent=2))
     (out / "candidates.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 
