@@ -124,6 +124,25 @@ def _tie(ds, ptr, qbuf, q0, qlen):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _query_word(qbuf, q0, qlen):
+    """(the query's first 8 bytes as a big-endian word, zero-padded; the mask of its bytes in a word)."""
+    w = np.uint64(0)
+    for i in range(8):
+        w <<= np.uint64(8)
+        if i < qlen:
+            w |= np.uint64(qbuf[q0 + i])
+    nb = min(qlen, 8)
+    return w, (_ALL_ONES if nb == 8 else ~((np.uint64(1) << np.uint64(64 - 8 * nb)) - np.uint64(1)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _between_samples(k, step, n):
+    """The ranks [lo, hi) where a bound lies when sample ``k`` is the first sample past it: after the
+    previous sample, at or before this one."""
+    return ((k - 1) * step + 1 if k > 0 else 0), min(k * step, n)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _decide(active, na, lo, hi, mid, ptr, wd, dss, qbuf, qoff, q8, qmask, nq):
     """One level of the lock-step search: each active task compares the query with the suffix at
     ``ptr[t]`` (its first 8 bytes already in ``wd[t]``), halves its range, and stays active while the range
@@ -176,16 +195,7 @@ def _find_group(tables, dss, words, sptrs, meta, qbuf, qoff):
     q8 = np.zeros(nq, np.uint64)
     qmask = np.zeros(nq, np.uint64)
     for qi in range(nq):
-        q0 = qoff[qi]
-        qlen = qoff[qi + 1] - q0
-        w = np.uint64(0)
-        for i in range(8):
-            w <<= np.uint64(8)
-            if i < qlen:
-                w |= np.uint64(qbuf[q0 + i])
-        nb = min(qlen, 8)
-        q8[qi] = w
-        qmask[qi] = _ALL_ONES if nb == 8 else ~((np.uint64(1) << np.uint64(64 - 8 * nb)) - np.uint64(1))
+        q8[qi], qmask[qi] = _query_word(qbuf, qoff[qi], qoff[qi + 1] - qoff[qi])
     lo = np.zeros(n_tasks, np.int64)
     hi = np.empty(n_tasks, np.int64)
     for t in range(n_tasks):
@@ -209,10 +219,7 @@ def _find_group(tables, dss, words, sptrs, meta, qbuf, qoff):
     na = 0
     for t in range(n_tasks):
         s = t // (2 * nq)
-        k = lo[t]
-        step = meta[s, 2]
-        lo[t] = (k - 1) * step + 1 if k > 0 else 0
-        hi[t] = min(k * step, meta[s, 1])
+        lo[t], hi[t] = _between_samples(lo[t], meta[s, 2], meta[s, 1])
         if lo[t] < hi[t]:
             active[na] = t
             na += 1
@@ -253,19 +260,23 @@ def _side(wd, ptr, ds, q, q8, qmask, upper):
     return c < 0 or (c == 0 and upper)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _sample_step(ws, sp, lo, hi, ds, q, q8, qmask, upper):
+    """One bisection step of a bound over the in-memory sample (nothing when its range is already empty)."""
+    if lo >= hi:
+        return lo, hi
+    m = (lo + hi) >> 1
+    if _side(ws[m], sp[m], ds, q, q8, qmask, upper):
+        return m + 1, hi
+    return lo, m
+
+
 @njit(cache=True, nogil=True)
 def _count_one(tables, dss, words, sptrs, meta, q):
     """Occurrences of one query: ``_find_ranges`` for a single query in scalar code (no arrays to allocate,
     no task bookkeeping), the lower and upper bound of each shard still advancing in lock step so that their
     memory accesses overlap."""
-    qlen = q.shape[0]
-    q8 = np.uint64(0)
-    for i in range(8):
-        q8 <<= np.uint64(8)
-        if i < qlen:
-            q8 |= np.uint64(q[i])
-    nb = min(qlen, 8)
-    qmask = _ALL_ONES if nb == 8 else ~((np.uint64(1) << np.uint64(64 - 8 * nb)) - np.uint64(1))
+    q8, qmask = _query_word(q, 0, q.shape[0])
     total = np.int64(0)
     for s in range(len(tables)):
         ws, ps_, ds, table = words[s], sptrs[s], dss[s], tables[s]
@@ -273,23 +284,11 @@ def _count_one(tables, dss, words, sptrs, meta, q):
         # 1. the in-memory sample
         a_lo, a_hi, b_lo, b_hi = np.int64(0), ws.shape[0], np.int64(0), ws.shape[0]
         while a_lo < a_hi or b_lo < b_hi:
-            if a_lo < a_hi:
-                m = (a_lo + a_hi) >> 1
-                if _side(ws[m], ps_[m], ds, q, q8, qmask, False):
-                    a_lo = m + 1
-                else:
-                    a_hi = m
-            if b_lo < b_hi:
-                m = (b_lo + b_hi) >> 1
-                if _side(ws[m], ps_[m], ds, q, q8, qmask, True):
-                    b_lo = m + 1
-                else:
-                    b_hi = m
+            a_lo, a_hi = _sample_step(ws, ps_, a_lo, a_hi, ds, q, q8, qmask, False)
+            b_lo, b_hi = _sample_step(ws, ps_, b_lo, b_hi, ds, q, q8, qmask, True)
         # 2. between two samples, in the mapped arrays
-        a_hi = min(a_lo * step, n)
-        a_lo = (a_lo - 1) * step + 1 if a_lo > 0 else 0
-        b_hi = min(b_lo * step, n)
-        b_lo = (b_lo - 1) * step + 1 if b_lo > 0 else 0
+        a_lo, a_hi = _between_samples(a_lo, step, n)
+        b_lo, b_hi = _between_samples(b_lo, step, n)
         while a_lo < a_hi or b_lo < b_hi:
             ma = (a_lo + a_hi) >> 1
             mb = (b_lo + b_hi) >> 1
