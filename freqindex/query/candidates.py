@@ -301,7 +301,7 @@ class TokenVectorRanker:
     @classmethod
     def of(cls, emb) -> TokenVectorRanker | None:
         """The ranker of an embedder (``Embedder.token_table``), or None when the model offers none."""
-        table = emb.token_table() if hasattr(emb, "token_table") else None
+        table = emb.token_table()
         return cls(*table) if table is not None else None
 
     def vectors(self, regions: list[str], queries: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -339,10 +339,7 @@ class TokenVectorRanker:
         regions, by_doc = [], {}
         for d, a, b in keys:
             if d not in by_doc:
-                sh, ix = index.doc_location(d)
-                lo, hi = sh.doc_bounds(ix, index.width)
-                raw = bytes(sh.ds[lo:hi])
-                by_doc[d] = (raw, index.tokenizer.decode(raw))
+                by_doc[d] = _stored(index, d)
             raw, text = by_doc[d]
             ca, cb = _region_chars(index, raw, text, a, b)
             regions.append(text[max(0, ca - RERANK_CONTEXT_CHARS) : cb + RERANK_CONTEXT_CHARS])
@@ -355,8 +352,8 @@ class TokenVectorRanker:
                 continue
             sims = rv[[row[(c.doc_id, c.region_start, c.region_end)] for c in pool]] @ q
             keep = min(LEXICAL_KEEP, m)
-            rest = [j for j in np.argsort(-sims[keep:], kind="stable")[: m - keep].tolist()]
-            out.append(pool[:keep] + [pool[keep + j] for j in rest])
+            rest = np.argsort(-sims[keep:], kind="stable")[: m - keep]
+            out.append(pool[:keep] + [pool[keep + j] for j in rest.tolist()])
         return out
 
 
@@ -401,6 +398,14 @@ def find_candidates(
 # --- windows and neighbours -----------------------------------------------------------------------------
 
 
+def _stored(index: Index, doc_id: int) -> tuple[bytes, str]:
+    """A document's token bytes as stored and their decoded text (what regions and windows index into)."""
+    sh, ix = index.doc_location(doc_id)
+    a, b = sh.doc_bounds(ix, index.width)
+    raw = bytes(sh.ds[a:b])
+    return raw, index.tokenizer.decode(raw)
+
+
 def _region_chars(index: Index, raw: bytes, text: str, a: int, b: int) -> tuple[int, int]:
     """Character range in the decoded stored document of the token range [a, b)."""
     w = index.width
@@ -424,15 +429,15 @@ def window_choices(
     from freqindex.vectors.embedders import windows
 
     rc = (region[0] + region[1]) / 2
+
+    def overlap(x):
+        return min(x[1], region[1]) - max(x[0], region[0])
+
     out = []
     for size in sizes:
         ws = windows(spans, size, stride or max(1, size // 2))
         if not ws:
             continue
-
-        def overlap(x):
-            return min(x[1], region[1]) - max(x[0], region[0])
-
         ranked = sorted(ws, key=lambda x: (-overlap(x), abs((x[0] + x[1]) / 2 - rc)))
         out.append([x for k, x in enumerate(ranked[:limit]) if k == 0 or overlap(x) > 0])
     return out
@@ -547,10 +552,7 @@ def candidate_neighbors(
     docs = sorted({c.doc_id for cs in cands for c in cs})
     raws, texts = {}, {}
     for d in docs:
-        sh, ix = index.doc_location(d)
-        a, b = sh.doc_bounds(ix, index.width)
-        raws[d] = bytes(sh.ds[a:b])
-        texts[d] = index.tokenizer.decode(raws[d])
+        raws[d], texts[d] = _stored(index, d)
     spans = dict(zip(docs, emb.token_spans([texts[d] for d in docs]))) if docs else {}
     limit = WINDOW_POOL if ranker is not None else WINDOWS_PER_SIZE
     choices = [
