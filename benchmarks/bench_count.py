@@ -15,7 +15,9 @@ index, random substrings (3-30 characters) of random documents are counted:
 - ``--unit docs``: ``count(..., unit="docs")`` vs the previous path (engine ``find``, then the pointers'
   documents with numpy);
 - AND: two whole words of one document, ``count`` (exact) vs the engine's ``count_cnf``;
-- a DuckDB scan of the same documents (fewer queries: each is a full scan).
+- a DuckDB scan of the same documents (fewer queries: each is a full scan);
+- with ``--interfaces``: single vs batched at the interfaces, ``/v1/count`` (a request per query vs lists)
+  and the CLI (a ``freqindex count`` process per query vs ``count --file``).
 
 Single calls are timed one call at a time, interleaved, rotating which path goes first (the later calls of a
 round find the first one's cache lines); medians. A batch is timed whole (wall clock and the thread's CPU
@@ -111,14 +113,106 @@ def _tokengrams(idx, cache: Path):
 
 
 def _batch_time(fn, reps: int = 5) -> tuple[float, float]:
-    """Median wall and thread-CPU seconds of ``fn()``."""
+    """Median wall and CPU seconds of ``fn()``; the process's CPU time, since a large batch searches in
+    several threads (on a quiet machine the wall clock is the number a user sees)."""
     wall, cpu = [], []
     for _ in range(reps):
-        w, c = time.perf_counter(), time.thread_time()
+        w, c = time.perf_counter(), time.process_time()
         fn()
         wall.append(time.perf_counter() - w)
-        cpu.append(time.thread_time() - c)
+        cpu.append(time.process_time() - c)
     return statistics.median(wall), statistics.median(cpu)
+
+
+def _interfaces(index_dir: Path, queries: list[str], out: Path, singles: int) -> dict:
+    """Batched vs single at the two interfaces a user calls: ``/v1/count`` (one request per query, over a
+    kept-alive connection, vs lists of up to 1,000 queries per request) and the CLI (one ``freqindex count``
+    process per query vs one ``count --file``). Counts are checked equal."""
+    import socket
+
+    import httpx
+
+    from freqindex import settings
+
+    res: dict = {}
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        port = so.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    cli = [sys.executable, "-m", "freqindex.cli"]
+    proc = subprocess.Popen(
+        [*cli, "serve", str(index_dir), "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    name = index_dir.name
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for _ in range(600):
+                try:
+                    if client.get("/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                raise SystemExit("the server did not start")
+
+            def post(body: dict) -> list[int]:
+                r = client.post("/v1/count", json={"index": name, "literal": True, **body})
+                r.raise_for_status()
+                return [x["count"] for x in r.json()["results"]]
+
+            post({"query": queries[0]})  # warm-up
+            lat, one = [], []
+            for q in queries[:singles]:
+                t = time.perf_counter_ns()
+                one += post({"query": q})
+                lat.append((time.perf_counter_ns() - t) / 1000)
+            step = settings.MAX_QUERIES_PER_REQUEST
+            walls, listed = [], []
+            for _ in range(3):
+                t = time.perf_counter()
+                listed = [
+                    c for i in range(0, len(queries), step) for c in post({"queries": queries[i : i + step]})
+                ]
+                walls.append(time.perf_counter() - t)
+            assert listed[:singles] == one
+            res["http"] = {
+                "single_request": _summary(lat),
+                "list_us_per_query": round(statistics.median(walls) / len(queries) * 1e6, 2),
+                "queries_per_request": step,
+            }
+            res["http"]["single_over_list"] = round(
+                res["http"]["single_request"]["median_us"] / res["http"]["list_us_per_query"], 1
+            )
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    qfile = out / f"queries-{name}.txt"
+    qfile.write_text("".join(q + "\n" for q in queries))
+    proc_walls = []
+    for q in queries[:5]:
+        t = time.perf_counter()
+        subprocess.run(
+            [*cli, "count", str(index_dir), "--literal", "--json", "--", q], check=True, capture_output=True
+        )
+        proc_walls.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    got = subprocess.run(
+        [*cli, "count", str(index_dir), "--file", str(qfile), "--literal"], check=True, capture_output=True
+    )
+    file_wall = time.perf_counter() - t
+    assert len(got.stdout.splitlines()) == len(queries)
+    res["cli"] = {
+        "single_process_seconds": round(statistics.median(proc_walls), 2),
+        "file_seconds": round(file_wall, 2),
+        "file_queries": len(queries),
+        "file_us_per_query": round(file_wall / len(queries) * 1e6, 1),
+    }
+    res["cli"]["single_over_file_per_query"] = round(
+        statistics.median(proc_walls) / (file_wall / len(queries))
+    )
+    return res
 
 
 def bench_index(index_dir: Path, out: Path, args) -> dict:
@@ -184,6 +278,8 @@ def bench_index(index_dir: Path, out: Path, args) -> dict:
     # the single calls' CPU time, for a like-for-like batch ratio
     _, cpu = _batch_time(lambda: [count(idx, q, literal=True) for q in queries], reps=3)
     res["freqindex_single_cpu_us_per_query"] = round(cpu / len(queries) * 1e6, 2)
+    if args.interfaces:
+        res["interfaces"] = _interfaces(index_dir, queries, out, args.http_singles)
     # --unit docs: the compiled path vs the previous one (engine find, numpy pointers and documents)
     docs_q = list(range(min(len(queries), args.docs_queries)))
 
@@ -233,6 +329,9 @@ def bench_index(index_dir: Path, out: Path, args) -> dict:
     single = res["freqindex_single"]["median_us"]
     res["ratios"] = {
         "engine_over_freqindex": round(res["engine_single"]["median_us"] / single, 1),
+        "single_per_query_over_batched_wall": round(
+            res["freqindex_single"]["median_us"] / res["freqindex_batched"]["wall_us_per_query"], 2
+        ),
         "single_per_query_over_batched_cpu": round(
             res["freqindex_single_cpu_us_per_query"] / res["freqindex_batched"]["cpu_us_per_query"], 2
         ),
@@ -288,6 +387,12 @@ def main() -> None:
     ap.add_argument("--and-queries", type=int, default=200)
     ap.add_argument("--duckdb-queries", type=int, default=30)
     ap.add_argument("--no-tokengrams", action="store_true")
+    ap.add_argument(
+        "--interfaces",
+        action="store_true",
+        help="also time single vs batched counts through /v1/count and the CLI (starts a server)",
+    )
+    ap.add_argument("--http-singles", type=int, default=500, help="single /v1/count requests timed")
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -171,26 +171,41 @@ def count_many(
     _check_options(unit, max_diff_tokens)
     if on_error not in ("raise", "return"):
         raise ValueError(f"on_error must be 'raise' or 'return', not {on_error!r}")
-    parsed: list[list[list[bytes]] | CountError] = []
+    # a query is its token bytes when it is one term, its clauses of token bytes otherwise
+    parsed: list[bytes | list[list[bytes]] | CountError] = []
     for k, q in enumerate(queries):
         try:
-            parsed.append([[encode_term(index, t) for t in c] for c in parse_cnf(q, literal)])
+            clauses = parse_cnf(q, literal)
+            if len(clauses) == 1 and len(clauses[0]) == 1:
+                parsed.append(encode_term(index, clauses[0][0]))
+            else:
+                parsed.append([[encode_term(index, t) for t in c] for c in clauses])
         except FreqindexError as exc:
             if on_error == "raise":
                 raise type(exc)(f"queries[{k}]: {exc}") from None
             parsed.append(CountError(cut(q), str(exc)))
-    terms = list(dict.fromkeys(t for p in parsed if not isinstance(p, CountError) for c in p for t in c))
-    found = search.find_ranges(index, terms)
+    terms: dict[bytes, None] = {}
+    for p in parsed:
+        if type(p) is bytes:
+            terms[p] = None
+        elif not isinstance(p, CountError):
+            terms.update((t, None) for c in p for t in c)
+    found = search.find_ranges(index, list(terms))
     totals = dict(zip(terms, (found[:, :, 1] - found[:, :, 0]).sum(axis=1).tolist()))
     ev = None  # documents and AND need the ranges themselves
     out: list[CountResult | CountError] = []
+    occurrences = unit == "occurrences"
     for k, (q, p) in enumerate(zip(queries, parsed)):
         check(deadline)
-        if isinstance(p, CountError):
+        if occurrences and type(p) is bytes:
+            out.append(CountResult(q, totals[p], unit, False))
+        elif isinstance(p, CountError):
             out.append(p)
-        elif unit == "occurrences" and len(p) == 1:
+        elif occurrences and len(p) == 1:
             out.append(CountResult(q, sum(totals[t] for t in p[0]), unit, False))
         else:
+            if type(p) is bytes:
+                p = [[p]]
             if ev is None:
                 ev = _Evaluator(index, dict(zip(terms, found)), max_diff_tokens)
             try:

@@ -12,7 +12,9 @@ token bytes), in the calling thread, with no per-call thread start:
 - **Lock-step bounds.** The lower and upper bound of a query in every shard are independent binary
   searches; they advance together, one level at a time, loading all their pointers first and their text
   words next, so the memory accesses of one level overlap instead of waiting on each other. A batch of
-  queries (sorted, so neighbouring searches share cache lines) runs the same way in one call.
+  queries (sorted, so neighbouring searches share cache lines) runs the same way in one call; a batch of
+  more than ``PARALLEL_MIN_QUERIES`` per core splits into contiguous runs searched in threads side by side
+  (the compiled code releases the GIL): 3.4 -> 2.0 us of search per query on 2 cores.
 - **A scalar single count.** One query (``count``, ``/v1/count`` with one query) runs its own kernel: the
   same lock-step bounds in scalar code, with no arrays to allocate and no task bookkeeping (9.2 -> 3.8 us per
   kernel call on the 100 MB benchmark index; what remains there is the random memory reads).
@@ -28,8 +30,10 @@ Compiled code is cached on disk by numba (``cache=True``), so only the first pro
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 SAMPLE_STEP = 256  # suffixes per sample entry (the last ~8 levels of a search run in the mapped arrays)
 MAX_SAMPLES = 1 << 20  # per shard; larger shards use a larger step
 _GROUP = 64  # queries searched in lock step at a time
+PARALLEL_MIN_QUERIES = 512  # a batch searches in several threads once each thread gets this many queries
 _PAGE_SHIFT = 8  # document lookup: the document of every 256th byte is kept, the rest is a short walk
 
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -431,12 +436,61 @@ def find_ranges(index: Index, queries: list[bytes]) -> np.ndarray:
     data = [queries[i] for i in order]
     qoff = np.zeros(len(data) + 1, np.int64)
     np.cumsum([len(q) for q in data], out=qoff[1:])
-    got = _find_ranges(
-        c.tables, c.dss, c.words, c.sptrs, c.meta, np.frombuffer(b"".join(data), np.uint8), qoff
-    )
+    qbuf = np.frombuffer(b"".join(data), np.uint8)
+    parts = _split(len(data))
+    if len(parts) == 1:
+        got = _find_ranges(c.tables, c.dss, c.words, c.sptrs, c.meta, qbuf, qoff)
+    else:  # the compiled search releases the GIL: contiguous runs of the sorted batch search side by side
+        got = np.concatenate(
+            list(
+                _pool().map(
+                    lambda ab: _find_ranges(
+                        c.tables, c.dss, c.words, c.sptrs, c.meta, qbuf, qoff[ab[0] : ab[1] + 1]
+                    ),
+                    parts,
+                )
+            )
+        )
     out = np.empty_like(got)
     out[np.asarray(order)] = got
     return out
+
+
+def _split(n: int) -> list[tuple[int, int]]:
+    """[a, b) runs of a sorted batch of ``n`` queries, one per search thread: whole groups of at least
+    ``PARALLEL_MIN_QUERIES`` queries each, and never more than the threads this process may use."""
+    runs = min(_threads(), n // PARALLEL_MIN_QUERIES)
+    if runs <= 1:
+        return [(0, n)]
+    size = -(-n // runs)
+    size += -size % _GROUP
+    return [(a, min(n, a + size)) for a in range(0, n, size)]
+
+
+def _threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:  # a forked child has none of its parent's threads
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _CACHE_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="freqindex-search")
+        return _POOL
 
 
 def count_occurrences(index: Index, queries: list[bytes]) -> np.ndarray:

@@ -224,6 +224,36 @@ def test_sampled_search_at_tiny_steps_equals_the_engine(real, monkeypatch):
         search._CACHE.pop(idx, None)
 
 
+def test_batch_split_across_threads_equals_one_thread(real, monkeypatch):
+    """A large batch searches in several threads, each over a contiguous run of the sorted queries: the
+    ranges equal the one-thread search, in the caller's order; count_many over a mix of single terms, OR,
+    AND and bad queries equals count query by query."""
+    idx, brute, _ = real["simple"]
+    qs = _edge_queries(brute, random.Random(11))
+    terms = []
+    for q in qs:
+        try:
+            terms.append(encode_term(idx, q))
+        except UsageError:
+            continue
+    terms = terms + terms[:37]  # duplicates, and a count that is no multiple of a run
+    one = search.find_ranges(idx, terms)
+    monkeypatch.setattr(search, "PARALLEL_MIN_QUERIES", 64)
+    monkeypatch.setattr(search, "_threads", lambda: 3)
+    assert len(search._split(len(terms))) == 3
+    assert search.find_ranges(idx, terms).tolist() == one.tolist()
+    mixed = qs[:120] + [" dog  AND  frisbee ", " dog  OR  dogs ", "!!!", " the  AND  of "] * 20
+    for unit in ("occurrences", "docs"):
+        many = count_many(idx, mixed, unit=unit, on_error="return")
+        for q, m in zip(mixed, many):
+            try:
+                want = count(idx, q, unit=unit)
+            except UsageError as exc:
+                assert isinstance(m, CountError) and m.error == str(exc)
+                continue
+            assert m == want, q
+
+
 AND_QUERIES = [
     " dog  AND  frisbee ",
     " dog  OR  dogs  AND  ball ",  # alternatives inside a clause
