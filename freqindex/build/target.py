@@ -31,7 +31,7 @@ import tempfile
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,8 +83,15 @@ class TaskStore(ABC):
         """Make the store's file ``rel`` available at the local path ``dest``."""
 
     @abstractmethod
-    def put(self, work: Path, rels: list[str]) -> dict[str, str]:
-        """Hand the finished files ``work/rel`` to the store; returns the store's content tags by ``rel``."""
+    def put(self, work: Path, rels: list[str], early: Future | None = None) -> dict[str, str]:
+        """Hand the finished files ``work/rel`` to the store; returns the store's content tags by ``rel``.
+        ``early`` is what ``put_early`` returned for some of them (waited for, and not put again)."""
+
+    def put_early(self, work: Path, rels: list[str]) -> Future | None:
+        """Start handing files that are already final to the store while the task goes on (a shard's token
+        files while its suffix array is built); None where there is nothing to gain (a local store renames
+        its files at the end)."""
+        return None
 
     @abstractmethod
     def write_marker(self, work_marker: Path, rel: str, tags: dict[str, str]) -> None:
@@ -124,7 +131,7 @@ class LocalTaskStore(TaskStore):
         except OSError:
             shutil.copyfile(Path(self.root) / rel, dest)
 
-    def put(self, work: Path, rels: list[str]) -> dict[str, str]:
+    def put(self, work: Path, rels: list[str], early: Future | None = None) -> dict[str, str]:
         for rel in rels:
             dest = Path(self.root) / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +207,20 @@ class RemoteTaskStore(TaskStore):
         if state.get("content_key") != self.key:
             raise BuildError(f"{self.url} no longer holds this build (another build took it over)")
 
-    def put(self, work: Path, rels: list[str]) -> dict[str, str]:
+    def put(self, work: Path, rels: list[str], early: Future | None = None) -> dict[str, str]:
+        tags = {} if early is None else early.result()
+        tags.update(self._upload(work, [r for r in rels if r not in tags]))
+        return {k: v for k, v in tags.items() if v}
+
+    def put_early(self, work: Path, rels: list[str]) -> Future:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="freqindex-upload")
+        try:
+            return pool.submit(self._upload, work, list(rels))
+        finally:
+            pool.shutdown(wait=False)
+
+    def _upload(self, work: Path, rels: list[str]) -> dict[str, str | None]:
+        """Upload and check each file; the tag of every file (None where the store gives none)."""
         self._still_current()
         fs, _ = self._fs()
         tags = {}
@@ -209,7 +229,7 @@ class RemoteTaskStore(TaskStore):
             remote = self._path(rel)
             fs.put_file(str(local), remote)
             tags[rel] = check_upload(fs, remote, local)
-        return {k: v for k, v in tags.items() if v}
+        return tags
 
     def write_marker(self, work_marker: Path, rel: str, tags: dict[str, str]) -> None:
         fs, _ = self._fs()

@@ -8,6 +8,7 @@ I/O: where the attempt works, which staged files it fetches, what it puts, and w
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Future, wait
 from pathlib import Path
 
 from freqindex.build.target import STAGING, RemoteTaskStore, TaskStore
@@ -38,10 +39,13 @@ def _resumed(done: dict) -> dict:
     return done
 
 
-def _put_and_mark(store: TaskStore, work, marker: str, summary: dict, fault: str, key: int) -> dict:
-    """Upload the attempt's files, then its marker (the task is done once the marker exists); the summary
-    gains the store's tags and, on an object store, the executor-local scratch the attempt worked in."""
-    tags = store.put(work, sorted(summary["files"]))
+def _put_and_mark(
+    store: TaskStore, work, marker: str, summary: dict, fault: str, key: int, early: Future | None = None
+) -> dict:
+    """Upload the attempt's files (those of ``early`` are already on their way), then its marker (the task is
+    done once the marker exists); the summary gains the store's tags and, on an object store, the
+    executor-local scratch the attempt worked in."""
+    tags = store.put(work, sorted(summary["files"]), early)
     fault_point(fault, key)
     store.write_marker(work / marker, marker, tags)
     summary["store_tags"] = tags
@@ -72,9 +76,24 @@ def run_shard_task(
     if done is not None and "ptr_size" in done:  # a marker of an older freqindex lacks it: redo the shard
         return _resumed(done)
     with store.attempt_dir() as work:
-        local = dataclasses.replace(st, tokenizer_json=store.localize(st.tokenizer_json, work))
-        for chunk_id in sorted({c for c, _, _ in plan.slices}):
-            store.fetch(chunk_file(chunk_id), work / chunk_file(chunk_id))
-        summary = write_shard(plan, sources, local, str(work), cpus)
-        fault_point("shard-built", plan.shard)
-        return _put_and_mark(store, work, marker, summary, "shard-uploaded", plan.shard)
+        early: list[Future] = []  # the shard's token files go up while its suffix array is built
+        try:
+            local = dataclasses.replace(st, tokenizer_json=store.localize(st.tokenizer_json, work))
+            for chunk_id in sorted({c for c, _, _ in plan.slices}):
+                store.fetch(chunk_file(chunk_id), work / chunk_file(chunk_id))
+            summary = write_shard(
+                plan,
+                sources,
+                local,
+                str(work),
+                cpus,
+                ready=lambda rels: early.append(store.put_early(work, rels)),
+            )
+            fault_point("shard-built", plan.shard)
+            return _put_and_mark(
+                store, work, marker, summary, "shard-uploaded", plan.shard, early[0] if early else None
+            )
+        finally:
+            wait(
+                [f for f in early if f is not None]
+            )  # never remove the attempt's files under a running upload

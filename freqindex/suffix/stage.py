@@ -139,9 +139,16 @@ def metadata_lines(doc_id: int, source: str, lines: list, ext_ids: list) -> list
 
 
 def write_shard(
-    plan: ShardPlan, sources: dict[int, str], st: StageSettings, build_dir: str, cpus: int
+    plan: ShardPlan,
+    sources: dict[int, str],
+    st: StageSettings,
+    build_dir: str,
+    cpus: int,
+    ready: Callable[[list[str]], None] | None = None,
 ) -> dict:
-    """Stage 2 for one shard: infini-gram shard files, its suffix array, and its part of the docs table."""
+    """Stage 2 for one shard: infini-gram shard files, its suffix array, and its part of the docs table.
+    ``ready`` is called with the files (relative to ``build_dir``) that are final before the suffix array,
+    the longest step, is built."""
     root = Path(build_dir)
     staging = root / "_staging"
     marker = staging / "shards" / f"shard-{plan.shard:05d}.done"
@@ -213,6 +220,13 @@ def write_shard(
     pq.write_table(pa.table(docs_cols, schema=DOCS_SCHEMA), str(docs_path) + ".tmp")
     del docs_cols
     os.replace(str(docs_path) + ".tmp", docs_path)
+    if ready is not None:
+        ready(
+            [
+                str(p.relative_to(root))
+                for p in [*(names[k] for k in ("tokenized", "offset", "metadata", "metaoff")), docs_path]
+            ]
+        )
     sa_builder = build_suffix_array(
         str(names["tokenized"]),
         str(names["table"]),
