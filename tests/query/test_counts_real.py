@@ -169,18 +169,37 @@ def _edge_queries(brute: BruteCorpus, rng: random.Random) -> list[str]:
     return qs
 
 
-@pytest.mark.parametrize("norm", ["simple", "none"])
-def test_compiled_search_equals_the_engine(real, norm):
-    """The compiled suffix-array search returns the engine's ``find`` ranges in every shard, one query at a
-    time and batched; count_many equals count in both units."""
-    idx, brute, _ = real[norm]
-    qs = _edge_queries(brute, random.Random(77))
+def _encodable(idx, qs: list[str]) -> list[bytes]:
+    """The token bytes of every query the index accepts (the refused ones left out)."""
     terms = []
     for q in qs:
         try:
             terms.append(encode_term(idx, q))
         except UsageError:
             continue
+    return terms
+
+
+def _assert_batch_equals_singles(idx, qs: list[str], literal: bool) -> None:
+    """count_many equals count query by query in both units; a refused query gets count's error."""
+    for unit in ("occurrences", "docs"):
+        many = count_many(idx, qs, unit=unit, literal=literal, on_error="return")
+        for q, m in zip(qs, many):
+            try:
+                want = count(idx, q, unit=unit, literal=literal)
+            except UsageError as exc:
+                assert isinstance(m, CountError) and m.error == str(exc)
+                continue
+            assert m == want, q
+
+
+@pytest.mark.parametrize("norm", ["simple", "none"])
+def test_compiled_search_equals_the_engine(real, norm):
+    """The compiled suffix-array search returns the engine's ``find`` ranges in every shard, one query at a
+    time and batched; count_many equals count in both units."""
+    idx, brute, _ = real[norm]
+    qs = _edge_queries(brute, random.Random(77))
+    terms = _encodable(idx, qs)
     assert len(terms) >= 500
     batched = search.find_ranges(idx, terms)
     for k, (t, got) in enumerate(zip(terms, batched)):
@@ -195,15 +214,7 @@ def test_compiled_search_equals_the_engine(real, norm):
     assert count(idx, longest + "x", literal=True).count == 0
     assert count(idx, longest, unit="docs", literal=True).count >= 1
     sample = qs[:150] + qs[-30:]
-    for unit in ("occurrences", "docs"):
-        many = count_many(idx, sample, unit=unit, literal=True, on_error="return")
-        for q, m in zip(sample, many):
-            try:
-                want = count(idx, q, unit=unit, literal=True)
-            except UsageError as exc:
-                assert isinstance(m, CountError) and m.error == str(exc)
-                continue
-            assert m == want, q
+    _assert_batch_equals_singles(idx, sample, literal=True)
 
 
 def test_sampled_search_at_tiny_steps_equals_the_engine(real, monkeypatch):
@@ -230,12 +241,7 @@ def test_batch_split_across_threads_equals_one_thread(real, monkeypatch):
     AND and bad queries equals count query by query."""
     idx, brute, _ = real["simple"]
     qs = _edge_queries(brute, random.Random(11))
-    terms = []
-    for q in qs:
-        try:
-            terms.append(encode_term(idx, q))
-        except UsageError:
-            continue
+    terms = _encodable(idx, qs)
     terms = terms + terms[:37]  # duplicates, and a count that is no multiple of a run
     one = search.find_ranges(idx, terms)
     monkeypatch.setattr(search, "PARALLEL_MIN_QUERIES", 64)
@@ -243,15 +249,7 @@ def test_batch_split_across_threads_equals_one_thread(real, monkeypatch):
     assert len(search._split(len(terms))) == 3
     assert search.find_ranges(idx, terms).tolist() == one.tolist()
     mixed = qs[:120] + [" dog  AND  frisbee ", " dog  OR  dogs ", "!!!", " the  AND  of "] * 20
-    for unit in ("occurrences", "docs"):
-        many = count_many(idx, mixed, unit=unit, on_error="return")
-        for q, m in zip(mixed, many):
-            try:
-                want = count(idx, q, unit=unit)
-            except UsageError as exc:
-                assert isinstance(m, CountError) and m.error == str(exc)
-                continue
-            assert m == want, q
+    _assert_batch_equals_singles(idx, mixed, literal=False)
 
 
 AND_QUERIES = [

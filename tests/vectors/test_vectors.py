@@ -85,7 +85,9 @@ def planted(tmp_path_factory):
         test_items[45:85],
     )
     wiki = [p for p in read_lines_docs(WIKITEXT) if len(p) > 300]
-    docs = [{"id": f"wiki-{i}", "text": t} for i, t in enumerate(wiki[:500])]
+    # distractors: long WikiText paragraphs (each gives ~15 windows, most of the embedding time) and GSM8K
+    # train questions (the topical neighbours of the test questions)
+    docs = [{"id": f"wiki-{i}", "text": t} for i, t in enumerate(wiki[:150])]
     docs += [
         {"id": f"train-{i}", "text": t} for i, t in enumerate(read_jsonl_docs(GSM8K_TRAIN, "question")[:1200])
     ]
