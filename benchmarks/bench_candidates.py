@@ -217,6 +217,26 @@ def _top(rows: list[dict]) -> dict[str, list[int]]:
     return out
 
 
+SIMILARITY_BANDS = ((0.8, 1.01), (0.7, 0.8), (0.6, 0.7), (-1.0, 0.6))
+
+
+def _recall_by_band(ex: list[dict], cand: list[dict]) -> dict:
+    """Of the exhaustive top-10 neighbours in each band of cosine similarity (near-copies at the top,
+    loose topical neighbours at the bottom), how many are also in candidates mode's top 10."""
+    found = {(r["item_id"], r["doc_id"]) for r in cand}
+    out = {}
+    for lo, hi in SIMILARITY_BANDS:
+        pairs = [(r["item_id"], r["doc_id"]) for r in ex if lo <= r["similarity"] < hi]
+        hit = sum(p in found for p in pairs)
+        name = f">= {lo:g}" if hi > 1 else (f"< {hi:g}" if lo < 0 else f"{lo:g}-{hi:g}")
+        out[name] = {
+            "neighbours": len(pairs),
+            "found": hit,
+            "recall": round(hit / len(pairs), 4) if pairs else None,
+        }
+    return out
+
+
 def evaluate(work: Path, info: dict, ms: list[int], size_sets: list[tuple[int, ...]]) -> dict:
     from freqindex.evals import load_eval
     from freqindex.query.candidates import candidate_neighbors
@@ -279,6 +299,7 @@ def evaluate(work: Path, info: dict, ms: list[int], size_sets: list[tuple[int, .
                 "window_sizes": list(sizes),
                 "recall_at_10": round(float(np.mean(rec)), 4),
                 "items_recall_below_0.5": int(sum(r < 0.5 for r in rec)),
+                "recall_by_similarity": _recall_by_band(ex, rows),
                 "planted_rank1": {k: rank1(top, k) for k, _ in KINDS},
                 "windows": st["windows"],
                 "window_tokens_cold": st["window_tokens"],
