@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from freqindex import settings, storage
 from freqindex.build.guards import failure_cause, failure_message, human_bytes
@@ -69,6 +70,8 @@ def scratch_root(scratch_dir: str | None) -> Path:
 
 class TaskStore(ABC):
     """What a task sees of the build's store (picklable: it travels to the executors)."""
+
+    staged_compression: ClassVar[str] = "none"  # Parquet compression of the staged chunks it keeps
 
     @abstractmethod
     def marker(self, rel: str) -> dict | None:
@@ -157,6 +160,9 @@ class LocalTaskStore(TaskStore):
 
 @dataclass(frozen=True)
 class RemoteTaskStore(TaskStore):
+    # staged chunks go up to the store and come back down: zstd makes them ~2.7x smaller (text)
+    staged_compression: ClassVar[str] = "zstd"
+
     url: str  # the output prefix
     storage_options: storage.StorageOptions = ()
     scratch_dir: str | None = None

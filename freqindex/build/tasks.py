@@ -61,7 +61,11 @@ def run_chunk_task(spec: ChunkSpec, st: StageSettings, store: TaskStore) -> dict
     if done is not None:
         return _resumed(done)
     with store.attempt_dir() as work:
-        local = dataclasses.replace(st, tokenizer_json=store.localize(st.tokenizer_json, work))
+        local = dataclasses.replace(
+            st,
+            tokenizer_json=store.localize(st.tokenizer_json, work),
+            staged_compression=store.staged_compression,
+        )
         summary = tokenize_chunk(spec, local, str(work))
         return _put_and_mark(store, work, marker, summary, "chunk-uploaded", spec.chunk_id)
 

@@ -131,6 +131,11 @@ def test_a_killed_s3_build_resumes_and_leaves_nothing_behind(s3, local_ref):
     left = _objects(fs, "bkt/resume/idx")
     assert "manifest.json" not in left and "_staging/shards/shard-00000.done" in left
     assert "_staging/shards/shard-00001.done" not in left
+    # staged chunks cross the network (up from the chunk task, down to the shard task): zstd-compressed
+    with fs.open("bkt/resume/idx/_staging/chunks/chunk-000000.parquet", "rb") as f:
+        meta = pq.ParquetFile(f).metadata
+    assert meta.num_row_groups >= 1
+    assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"ZSTD"}
     # what dead attempts left: a file of another plan, an S3 upload never completed, a stale lock
     fs.pipe_file("bkt/resume/idx/sa/table.7", b"from a plan with 8 shards")
     pending = fs.call_s3("create_multipart_upload", Bucket="bkt", Key="resume/idx/sa/table.1")
