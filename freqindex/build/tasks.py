@@ -81,23 +81,20 @@ def run_shard_task(
         return _resumed(done)
     with store.attempt_dir() as work:
         early: list[Future] = []  # the shard's token files go up while its suffix array is built
+
+        def ready(rels: list[str]) -> None:
+            pending = store.put_early(work, rels)
+            if pending is not None:
+                early.append(pending)
+
         try:
             local = dataclasses.replace(st, tokenizer_json=store.localize(st.tokenizer_json, work))
             for chunk_id in sorted({c for c, _, _ in plan.slices}):
                 store.fetch(chunk_file(chunk_id), work / chunk_file(chunk_id))
-            summary = write_shard(
-                plan,
-                sources,
-                local,
-                str(work),
-                cpus,
-                ready=lambda rels: early.append(store.put_early(work, rels)),
-            )
+            summary = write_shard(plan, sources, local, str(work), cpus, ready=ready)
             fault_point("shard-built", plan.shard)
             return _put_and_mark(
                 store, work, marker, summary, "shard-uploaded", plan.shard, early[0] if early else None
             )
         finally:
-            wait(
-                [f for f in early if f is not None]
-            )  # never remove the attempt's files under a running upload
+            wait(early)  # never remove the attempt's files under a running upload

@@ -441,16 +441,14 @@ def find_ranges(index: Index, queries: list[bytes]) -> np.ndarray:
     if len(parts) == 1:
         got = _find_ranges(c.tables, c.dss, c.words, c.sptrs, c.meta, qbuf, qoff)
     else:  # the compiled search releases the GIL: contiguous runs of the sorted batch search side by side
-        got = np.concatenate(
-            list(
-                _pool().map(
-                    lambda ab: _find_ranges(
-                        c.tables, c.dss, c.words, c.sptrs, c.meta, qbuf, qoff[ab[0] : ab[1] + 1]
-                    ),
-                    parts,
-                )
+        with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="freqindex-search") as pool:
+            runs = pool.map(
+                lambda ab: _find_ranges(
+                    c.tables, c.dss, c.words, c.sptrs, c.meta, qbuf, qoff[ab[0] : ab[1] + 1]
+                ),
+                parts,
             )
-        )
+            got = np.concatenate(list(runs))
     out = np.empty_like(got)
     out[np.asarray(order)] = got
     return out
@@ -472,25 +470,6 @@ def _threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _forget_pool() -> None:  # a forked child has none of its parent's threads
-    global _POOL
-    _POOL = None
-
-
-os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    with _CACHE_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="freqindex-search")
-        return _POOL
 
 
 def count_occurrences(index: Index, queries: list[bytes]) -> np.ndarray:

@@ -221,12 +221,8 @@ def write_shard(
     del docs_cols
     os.replace(str(docs_path) + ".tmp", docs_path)
     if ready is not None:
-        ready(
-            [
-                str(p.relative_to(root))
-                for p in [*(names[k] for k in ("tokenized", "offset", "metadata", "metaoff")), docs_path]
-            ]
-        )
+        final = [names[k] for k in ("tokenized", "offset", "metadata", "metaoff")] + [docs_path]
+        ready([str(p.relative_to(root)) for p in final])
     sa_builder = build_suffix_array(
         str(names["tokenized"]),
         str(names["table"]),
