@@ -14,7 +14,7 @@ token bytes), in the calling thread, with no per-call thread start:
   words next, so the memory accesses of one level overlap instead of waiting on each other. A batch of
   queries (sorted, so neighbouring searches share cache lines) runs the same way in one call; a batch of
   more than ``PARALLEL_MIN_QUERIES`` per core splits into contiguous runs searched in threads side by side
-  (the compiled code releases the GIL): 3.4 -> 2.0 us of search per query on 2 cores.
+  (the compiled code releases the GIL): 3.4 -> ~1.7 us of search per query on 2 cores.
 - **A scalar single count.** One query (``count``, ``/v1/count`` with one query) runs its own kernel: the
   same lock-step bounds in scalar code, with no arrays to allocate and no task bookkeeping (9.2 -> 3.8 us per
   kernel call on the 100 MB benchmark index; what remains there is the random memory reads).
