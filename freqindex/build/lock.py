@@ -110,7 +110,7 @@ class LocalOutputLock(OutputLock):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = _read_owner(fd)
+                holder = self._holder_of(fd)
                 current = self._is_current(fd)
                 os.close(fd)
                 if not current:
@@ -147,6 +147,18 @@ class LocalOutputLock(OutputLock):
             f"{self.output} is being built by {who}; wait for it to finish or choose another --output "
             f"(lock file: {self.path})"
         )
+
+    def _holder_of(self, fd: int, wait_s: float = 2.0) -> LockOwner | None:
+        """The owner of a lock file someone else holds. A holder writes itself into the file just after it
+        takes the ``flock``, so for a moment the file may be empty or still name a previous, dead owner:
+        read again until it names a live owner, or ``wait_s`` has passed."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            holder = _read_owner(fd)
+            settled = holder is not None and (holder.host != self.owner.host or _alive(holder.pid))
+            if settled or time.monotonic() >= deadline:
+                return holder
+            time.sleep(0.02)
 
     def _is_current(self, fd: int) -> bool:
         try:

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -142,6 +143,39 @@ def test_the_lock_names_its_holder_and_detects_stale_ones(tmp_path, monkeypatch)
         LocalOutputLock(out).acquire()
     with pytest.raises(UsageError, match=r"cannot lock an output on nosuch://"):
         lock_for("nosuch://bucket/idx")
+
+
+def test_a_holder_that_has_not_written_itself_yet_is_waited_for(tmp_path):
+    """A build takes the flock and only then writes itself into the lock file; one that loses the race in
+    that moment must still name the winner, not an empty file or the dead owner the file held before."""
+    out = str(tmp_path / "idx")
+    path = tmp_path / ".idx.lock"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    path.write_text(
+        json.dumps(
+            {
+                "pid": int(dead.stdout),
+                "host": socket.gethostname(),
+                "started": "then",
+                "command": "x",
+                "token": "t",
+            }
+        )
+    )
+    winner = LocalOutputLock(out)
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the winner holds the flock, its file still the old one
+    writer = threading.Timer(0.3, winner._write, (fd,))
+    writer.start()
+    try:
+        with pytest.raises(OutputLockedError) as e:
+            LocalOutputLock(out).acquire()
+        assert f"being built by {winner.owner.describe()};" in str(e.value), e.value
+    finally:
+        writer.join()
+        os.close(fd)
 
 
 def _failing_on(stage: str, exc: BaseException, before=None):
