@@ -247,7 +247,7 @@ def _shards_problem(m: dict, width: int) -> str | None:
                 f"shard {s} ds_bytes {sh['ds_bytes']} is not (n_tokens {sh['n_tokens']} + n_docs {sh['n_docs']}) "
                 f"x width {width}"
             )
-        if not 1 <= sh["ptr_size"] <= 8 or 256 ** sh["ptr_size"] <= sh["ds_bytes"]:
+        if not 1 <= sh["ptr_size"] <= 8 or 256 ** sh["ptr_size"] < sh["ds_bytes"]:  # offsets < ds_bytes
             return f"shard {s} ptr_size {sh['ptr_size']} cannot address its {sh['ds_bytes']} bytes"
         want = {
             "tokenized": sh["ds_bytes"],

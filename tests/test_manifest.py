@@ -206,3 +206,26 @@ def test_eval_outputs_are_declared_and_leave_the_index_untouched(idx_copy, tmp_p
         IndexDamagedError, match=r"evals/mini/contamination\.parquet is missing or not the size"
     ):
         run_query(idx_copy, "SELECT count(*) FROM docs")
+
+
+@pytest.mark.parametrize("ds_bytes", [255, 256, 257, 65_536])
+def test_a_shard_of_exactly_256_to_the_k_bytes_opens(tmp_path, ds_bytes):
+    """A pointer addresses offsets 0 .. ds_bytes - 1, so ptr_size k covers a shard of up to 256**k bytes
+    itself (infini-gram's rule: ceil(log2(ds_bytes) / 8) bytes). A 256-byte shard (ptr_size 1) was refused
+    as damaged; found by the contamination property test on a generated corpus of that size."""
+    probe = tmp_path / "probe.txt"
+    probe.write_text("a" * 50 + "\n")
+    build_in_process([probe], tmp_path / "probe", text_per_line=True)
+    extra = json.loads((tmp_path / "probe" / "manifest.json").read_text())["shards"][0]["ds_bytes"] - 50
+    src = tmp_path / "c.txt"
+    src.write_text("a" * (ds_bytes - extra) + "\n")
+    build_in_process([src], tmp_path / "idx", text_per_line=True)
+    shard = json.loads((tmp_path / "idx" / "manifest.json").read_text())["shards"][0]
+    assert shard["ds_bytes"] == ds_bytes
+    assert shard["ptr_size"] == (1 if ds_bytes <= 256 else 2 if ds_bytes <= 65_536 else 3)
+    verify(tmp_path / "idx")
+    idx = Index.open(tmp_path / "idx")
+    n = ds_bytes - extra
+    for k in (1, 7, n):  # "a" * k occurs n - k + 1 times: the suffix array and its pointers are whole
+        assert idx.engine.count(input_ids=list(b"a" * k))["count"] == n - k + 1
+    assert json.loads(cli("count", tmp_path / "idx", "a" * 7, "--json").stdout)["count"] == n - 6
