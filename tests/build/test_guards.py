@@ -100,6 +100,14 @@ def test_parquet_without_the_text_column_is_found_before_spark(tmp_path):
     ]
 
 
+def _dead_owner(host: str) -> dict:
+    """A lock file's owner record naming a process that has exited (a build killed with -9)."""
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return {"pid": int(dead.stdout), "host": host, "started": "then", "command": "x", "token": "t"}
+
+
 def test_the_lock_names_its_holder_and_detects_stale_ones(tmp_path, monkeypatch):
     out = str(tmp_path / "idx")
     first = lock_for(out)
@@ -113,10 +121,7 @@ def test_the_lock_names_its_holder_and_detects_stale_ones(tmp_path, monkeypatch)
         first.verify()
     assert not first.path.exists()  # released
     # a holder killed with -9 leaves its file but no flock: the next build takes over and says so
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    stale = {"pid": int(dead.stdout), "host": "h", "started": "then", "command": "x", "token": "t"}
+    stale = _dead_owner("h")
     first.path.write_text(json.dumps(stale))
     said: list[str] = []
     _build([_corpus(tmp_path / "c")], out, said)
@@ -150,20 +155,7 @@ def test_a_holder_that_has_not_written_itself_yet_is_waited_for(tmp_path):
     that moment must still name the winner, not an empty file or the dead owner the file held before."""
     out = str(tmp_path / "idx")
     path = tmp_path / ".idx.lock"
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    path.write_text(
-        json.dumps(
-            {
-                "pid": int(dead.stdout),
-                "host": socket.gethostname(),
-                "started": "then",
-                "command": "x",
-                "token": "t",
-            }
-        )
-    )
+    path.write_text(json.dumps(_dead_owner(socket.gethostname())))
     winner = LocalOutputLock(out)
     fd = os.open(path, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the winner holds the flock, its file still the old one
