@@ -11,8 +11,24 @@ One module per command group, each registering its commands on the shared app (`
 
 from __future__ import annotations
 
+import re
+
 from . import build, demo, evals, lm, query, serve  # noqa: F401  (each registers its commands)
 from .common import app
+
+
+def _one_line_summaries() -> None:
+    """The command list shows the first sentence of each command's help, unwrapped (the docstrings are
+    hard-wrapped for the source, and the list would otherwise keep their line breaks and whole paragraph);
+    ``freqindex COMMAND --help`` shows all of it."""
+    for info in app.registered_commands:
+        text = info.help or (info.callback.__doc__ if info.callback else None)
+        if info.short_help is None and text:
+            first = " ".join(text.strip().split("\n\n")[0].split())
+            info.short_help = re.split(r"(?<=[.?!])\s+(?=[A-Z])", first)[0]
+
+
+_one_line_summaries()
 
 
 def main() -> None:
