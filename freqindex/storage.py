@@ -22,6 +22,7 @@ import io
 import json
 import os
 import posixpath
+import traceback
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -217,3 +218,49 @@ def md5_file(path: str | Path) -> str:
         while chunk := f.read(COPY_BLOCK):
             h.update(chunk)
     return h.hexdigest()
+
+
+# what the object-store clients raise when the store cannot be used at all (found along the exception's
+# cause chain by class name, so that no client library need be importable here)
+_NO_CREDENTIALS = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "DefaultCredentialsError"}
+)
+_UNREACHABLE = frozenset(
+    {"EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError", "ServerTimeoutError"}
+)
+CREDENTIALS_HINT = (
+    "credentials come from each store's usual environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or "
+    "AWS_PROFILE for s3://, GOOGLE_APPLICATION_CREDENTIALS for gs://, AZURE_STORAGE_ACCOUNT_NAME and "
+    "AZURE_STORAGE_ACCOUNT_KEY for abfs://) or from --storage-option (e.g. key=... and secret=..., or "
+    "anon=true for a public bucket)"
+)
+
+
+_CLIENT_PACKAGES = ("fsspec", "s3fs", "gcsfs", "adlfs", "botocore", "aiobotocore", "pyarrow")
+
+
+def _raised_in_client(exc: BaseException) -> bool:
+    """Was ``exc`` raised inside a filesystem client (where storage options end up as keyword arguments)?"""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and any(f"{os.sep}{p}{os.sep}" in frames[-1].filename for p in _CLIENT_PACKAGES)
+
+
+def access_problem(exc: BaseException) -> str | None:
+    """One line for an error that says the storage itself cannot be used (no credentials, the store
+    unreachable, access denied), or None for anything else. The CLI prints it as a user error."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        names = {c.__name__ for c in type(e).__mro__}
+        first = (str(e).strip().splitlines() or [""])[0]
+        if names & _NO_CREDENTIALS:
+            return f"no credentials for the object store ({first}): {CREDENTIALS_HINT}"
+        if names & _UNREACHABLE:
+            return f"cannot reach the object store: {first} (check the endpoint and the network)"
+        if isinstance(e, PermissionError):
+            return f"access denied: {first or type(e).__name__} ({CREDENTIALS_HINT.split(' (')[0]})"
+        if isinstance(e, TypeError) and "unexpected keyword argument" in first and _raised_in_client(e):
+            return f"a storage option is not one the filesystem takes: {first} (see --storage-option)"
+        e = e.__cause__ or e.__context__
+    return None

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,16 +47,22 @@ def _moto_binary() -> str:
 
 
 @contextlib.contextmanager
-def moto_server(log_dir: Path) -> Iterator[str]:
+def moto_server(log_dir: Path, server_env: dict[str, str] | None = None) -> Iterator[str]:
     """Start ``moto_server`` on 127.0.0.1 (a free port); yields its endpoint URL; stops it on the way out.
-    The AWS variables of :data:`S3_ENV` are set in this process (and so in the subprocesses it starts)."""
+    The AWS variables of :data:`S3_ENV` are set in this process (and so in the subprocesses it starts);
+    ``server_env`` is added to the server's own environment (``INITIAL_NO_AUTH_ACTION_COUNT=0``: it checks
+    credentials and refuses unknown ones)."""
     saved = {k: os.environ.get(k) for k in S3_ENV}
     os.environ.update(S3_ENV)
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = open(log_dir / "moto_server.log", "wb")
     proc = subprocess.Popen(
-        [_moto_binary(), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+        [_moto_binary(), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(server_env or {})},
     )
     try:
         for _ in range(600):  # up to 60 s on a busy machine
@@ -64,6 +71,8 @@ def moto_server(log_dir: Path) -> Iterator[str]:
             try:
                 with urllib.request.urlopen(endpoint + "/", timeout=1):
                     break
+            except urllib.error.HTTPError:  # it answers (a server that checks credentials refuses this)
+                break
             except OSError:
                 time.sleep(0.1)
         else:

@@ -4,6 +4,10 @@ checked), open it through the verified cache, verify it in place."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -14,6 +18,7 @@ from freqindex.manifest import verify
 from freqindex.query.count import count
 from freqindex.remote import PULL_STATE, cached_index, pull, verify_remote
 from freqindex.suffix.index import Index
+from tests.conftest import REPO
 from tests.objectstore import make_corpus, moto_server, s3fs_for, upload
 
 pytestmark = pytest.mark.s3
@@ -123,3 +128,77 @@ def test_verify_checks_the_objects_in_place(published):
     finally:
         fs.pipe_file("bkt/idx/docs/part-00001.parquet", original)
     assert verify_remote("s3://bkt/idx", so)["ok"]
+
+
+def _cli_without_aws(*args, extra_env=None):
+    """The CLI in a subprocess whose environment holds no AWS credentials at all (no variables, no files)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_DEFAULT_REGION="us-east-1",
+        **(extra_env or {}),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "freqindex.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def _user_error(proc, *words):
+    """Exit 2 with one error line that says what is wrong, no traceback and no 'internal error'."""
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def test_storage_that_cannot_be_used_is_a_one_line_user_error(published, tmp_path):
+    so, _, ref = published
+    endpoint = dict(so)["endpoint_url"]
+    keys = {"AWS_ACCESS_KEY_ID": "freqindex-test", "AWS_SECRET_ACCESS_KEY": "freqindex-test-secret"}
+    # no credentials anywhere: says so and where they come from
+    line = _user_error(
+        _cli_without_aws("info", "s3://bkt/idx", "--storage-option", f"endpoint_url={endpoint}"),
+        "no credentials",
+    )
+    assert "AWS_ACCESS_KEY_ID" in line and "--storage-option" in line
+    # the same with credentials works (the fixture's server accepts any)
+    ok = _cli_without_aws(
+        "info", "s3://bkt/idx", "--storage-option", f"endpoint_url={endpoint}", extra_env=keys
+    )
+    assert ok.returncode == 0, ok.stderr
+    # a store nobody answers at
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    no_retry = 'config_kwargs={"retries": {"max_attempts": 1}}'
+    args = ["--storage-option", f"endpoint_url=http://127.0.0.1:{closed}", "--storage-option", no_retry]
+    _user_error(_cli_without_aws("count", "s3://bkt/idx", "dog", *args, extra_env=keys), "cannot reach")
+    # a storage option the filesystem does not take
+    _user_error(
+        _cli_without_aws("info", "s3://bkt/idx", *args[:2], "--storage-option", "retries=1", extra_env=keys),
+        "storage option",
+        "retries",
+    )
+    # a store that refuses these credentials: a build to it says access is denied, and writes nothing here
+    corpus = make_corpus(tmp_path / "corpus")
+    with moto_server(tmp_path, server_env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as strict:
+        p = _cli_without_aws(
+            "build",
+            corpus,
+            "-o",
+            "s3://bkt/out",
+            "--storage-option",
+            f"endpoint_url={strict}",
+            extra_env=keys,
+        )
+        _user_error(p, "access denied")
+    assert ref.is_dir()

@@ -18,7 +18,7 @@ from rich.markup import escape
 from freqindex import __version__
 from freqindex.config import config_dict, load_config
 from freqindex.errors import FreqindexError
-from freqindex.storage import is_url, parse_storage_options
+from freqindex.storage import access_problem, is_url, parse_storage_options
 
 T = TypeVar("T")
 
@@ -83,8 +83,9 @@ def config_option(section: str, keys: str = "") -> Any:
 
 
 def handle_errors(fn: Callable) -> Callable:
-    """Domain errors -> one red line on stderr and their exit code; Ctrl-C -> 130; anything else is a bug:
-    one line (exit 3) unless FREQINDEX_DEBUG is set."""
+    """Domain errors -> one red line on stderr and their exit code; Ctrl-C -> 130; storage that cannot be
+    used (no credentials, unreachable, access denied) -> one line, exit 2; anything else is a bug: one line
+    (exit 3) unless FREQINDEX_DEBUG is set."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -103,6 +104,10 @@ def handle_errors(fn: Callable) -> Callable:
         except Exception as exc:  # a bug, not a user error: one line unless asked for the traceback
             if os.environ.get("FREQINDEX_DEBUG"):
                 raise
+            problem = access_problem(exc)
+            if problem:  # no credentials, the store unreachable, access denied: the user's to fix
+                err.print(f"[bold red]error:[/] {escape(problem)}", highlight=False)
+                raise typer.Exit(2) from None
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             err.print(
                 f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first)} "
