@@ -3,9 +3,11 @@ indexes fail before binding), then uvicorn with one process or ``workers`` proce
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +66,28 @@ def print_stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail at once, in one line, when ``host:port`` cannot be listened on (in use, not permitted, no such
+    address), before the indexes are opened; uvicorn would say it in a log line after loading them."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            hint = " (another process holds it: choose another --port, or 0 for any free port)"
+            in_use = exc.errno == errno.EADDRINUSE
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint if in_use else ''}"
+            ) from None
+
+
 def run_serve(cfg: ServeConfig) -> None:
     """Serve until SIGTERM/SIGINT (in-flight requests get settings.GRACEFUL_SHUTDOWN_S to finish)."""
     require("fastapi", "serve", "the server")
@@ -74,6 +98,7 @@ def run_serve(cfg: ServeConfig) -> None:
     from .app import ENV_CONFIG, create_app
 
     token = read_token(cfg.token_file)
+    check_port(cfg.host, cfg.port)
     dirs = [
         str(Path(local_index(d, cfg.cache_dir, cfg.storage_options, on_message=print_stderr)).resolve())
         for d in cfg.index_dirs

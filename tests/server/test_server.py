@@ -349,6 +349,21 @@ def test_token_required_off_loopback(index_dir, tmp_path):
         s.stop()
 
 
+def test_a_port_that_cannot_be_listened_on_is_one_line_before_loading(index_dir):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        r = cli("serve", index_dir / "main", "--port", str(port), check=2)
+        # checked first: an index that is not there is not even looked at
+        r2 = cli("serve", index_dir / "not-here", "--port", str(port), check=2)
+    assert r.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another process holds it: choose "
+        "another --port, or 0 for any free port)"
+    ], r.stderr
+    assert r2.stderr == r.stderr
+
+
 def test_runaway_query_504_and_sigterm_finishes_in_flight(index_dir):
     s = Server(index_dir / "main", extra=("--timeout", "2"))
     try:
