@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import re
+import socket
 import sys
 import tempfile
 import threading
@@ -201,6 +202,28 @@ def _spark_error(exc: BaseException, log_path: str | None = None) -> BuildError:
 _JVM_LOG: dict[str, str | None] = {"path": None}
 
 
+def check_master_reachable(master: str | None, timeout_s: float = 5.0) -> None:
+    """A standalone master (``spark://host:port``, or several for HA: ``spark://h1:p1,h2:p2``) that does not
+    accept a connection fails the build at once, in one line; Spark itself retries for about a minute and
+    then reports only that it has no SparkContext."""
+    if not master or not master.startswith("spark://"):
+        return
+    reasons = []
+    for address in master[len("spark://") :].split(","):
+        host, _, port = address.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise BuildError(f"--master {master}: expected spark://HOST:PORT (the master's log prints it)")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return
+        except OSError as exc:
+            reasons.append(f"{address.strip()}: {exc.strerror or exc}")
+    raise BuildError(
+        f"no Spark master answers at {master} ({'; '.join(reasons)}): is it running, and is this the "
+        "address its log gives in 'Starting Spark master at spark://...'?"
+    )
+
+
 class SparkTaskRunner:
     """Runs ``fn(i)`` for ``i in range(n)`` as ``n`` Spark tasks (``mapInArrow`` over ``spark.range``).
 
@@ -236,6 +259,7 @@ class SparkTaskRunner:
                 fd, _JVM_LOG["path"] = tempfile.mkstemp(prefix="freqindex-spark-", suffix=".log")
                 os.close(fd)
             log_path = self.log_path
+            check_master_reachable(self.master)
             try:
                 self._spark = get_spark(self.master, self.app_name, self.conf, log_path)
             except Exception as exc:

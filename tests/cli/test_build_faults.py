@@ -128,6 +128,19 @@ def test_spark_that_cannot_start_or_cannot_run_python(tmp_path):
     ), err
     _no_traceback(p.stderr)
     assert not (tmp_path / "y").exists() and not (tmp_path / ".y.partial").exists()
+    # a standalone master that is not there: said at once (Spark itself gives up after about a minute)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    master = f"spark://127.0.0.1:{closed}"
+    p = cli("build", corpus, "-o", tmp_path / "z", "--text-field", "question", "--master", master, check=3)
+    err = p.stderr.strip().splitlines()
+    assert err[-1] == (
+        f"error: no Spark master answers at {master} (127.0.0.1:{closed}: Connection refused): is it running, and "
+        "is this the address its log gives in 'Starting Spark master at spark://...'?; nothing of the unfinished "
+        "build was kept"
+    ), err
+    assert not (tmp_path / "z").exists() and not (tmp_path / ".z.partial").exists()
 
 
 def test_a_full_disk_is_named_and_the_partial_build_reported(tmp_path):
