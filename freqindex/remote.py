@@ -202,8 +202,15 @@ def pull(
 @contextlib.contextmanager
 def _entry_lock(path: Path) -> Iterator[None]:
     """One pull per cache entry at a time (two commands opening the same URL wait for each other)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        cache = path.parents[2]  # CACHE/indexes/HASH/.lock
+        raise UsageError(
+            f"cannot use the cache directory {cache}: {exc.strerror or exc} "
+            "(give another with --cache-dir or FREQINDEX_CACHE_DIR)"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

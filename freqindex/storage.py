@@ -247,7 +247,8 @@ def _raised_in_client(exc: BaseException) -> bool:
 
 def access_problem(exc: BaseException) -> str | None:
     """One line for an error that says the storage itself cannot be used (no credentials, the store
-    unreachable, access denied), or None for anything else. The CLI prints it as a user error."""
+    unreachable, access denied, a local permission), or None for anything else. The CLI prints it as a
+    user error."""
     seen: set[int] = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
@@ -258,6 +259,8 @@ def access_problem(exc: BaseException) -> str | None:
             return f"no credentials for the object store ({first}): {CREDENTIALS_HINT}"
         if names & _UNREACHABLE:
             return f"cannot reach the object store: {first} (check the endpoint and the network)"
+        if isinstance(e, PermissionError) and e.filename:  # a local file or directory
+            return f"permission denied: {e.filename}"
         if isinstance(e, PermissionError):
             return f"access denied: {first or type(e).__name__} ({CREDENTIALS_HINT.split(' (')[0]})"
         if isinstance(e, TypeError) and "unexpected keyword argument" in first and _raised_in_client(e):

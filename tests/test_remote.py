@@ -17,6 +17,7 @@ from freqindex.errors import CheckFailedError, IndexNotFoundError, UsageError
 from freqindex.manifest import verify
 from freqindex.query.count import count
 from freqindex.remote import PULL_STATE, cached_index, pull, verify_remote
+from freqindex.storage import access_problem
 from freqindex.suffix.index import Index
 from tests.conftest import REPO
 from tests.objectstore import make_corpus, moto_server, s3fs_for, upload
@@ -188,6 +189,14 @@ def test_storage_that_cannot_be_used_is_a_one_line_user_error(published, tmp_pat
         "storage option",
         "retries",
     )
+    # a cache directory that cannot be one
+    not_a_dir = tmp_path / "a-file"
+    not_a_dir.write_text("x")
+    _user_error(
+        _cli_without_aws("count", "s3://bkt/idx", "dog", "--cache-dir", not_a_dir / "cache", extra_env=keys),
+        f"cannot use the cache directory {not_a_dir / 'cache'}",
+        "--cache-dir",
+    )
     # a store that refuses these credentials: a build to it says access is denied, and writes nothing here
     corpus = make_corpus(tmp_path / "corpus")
     with moto_server(tmp_path, server_env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"}) as strict:
@@ -202,3 +211,22 @@ def test_storage_that_cannot_be_used_is_a_one_line_user_error(published, tmp_pat
         )
         _user_error(p, "access denied")
     assert ref.is_dir()
+
+
+def test_access_problems_are_told_apart_along_the_cause_chain():
+    """The classifier behind those messages, on the exceptions the clients raise (by class name, so no client
+    library is imported to recognise them)."""
+    no_credentials = type("NoCredentialsError", (Exception,), {})
+    try:
+        try:
+            raise no_credentials("Unable to locate credentials")
+        except Exception as inner:
+            raise OSError("listing failed") from inner
+    except OSError as outer:
+        assert access_problem(outer).startswith("no credentials for the object store (Unable to locate")
+    assert access_problem(PermissionError(13, "Permission denied", "/data/x")) == "permission denied: /data/x"
+    assert access_problem(PermissionError("Forbidden")).startswith(
+        "access denied: Forbidden (credentials come"
+    )
+    assert access_problem(TypeError("f() got an unexpected keyword argument 'x'")) is None  # not a client's
+    assert access_problem(ValueError("a bug")) is None
