@@ -172,7 +172,7 @@ def expand_inputs(
                 found[os.path.abspath(m)] = _named_file(m, fmt)
     if not found:
         raise UsageError(
-            "no input files found"
+            f"no input files found in {', '.join(inputs)}"
             + (f" ({len(skipped)} skipped: {describe_skipped(sorted(skipped.items()))})" if skipped else "")
         )
     return [(p, f, c) for p, (f, c) in sorted(found.items())], sorted(skipped.items())
