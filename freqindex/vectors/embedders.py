@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -250,6 +251,21 @@ def load_embedder(
     return _load_embedder(name, hub_allowed(allow_hub), resolve_device(device))
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No "Loading weights" progress bar from transformers on stderr while a model loads (it would land in
+    the middle of freqindex's own progress and summaries; loading takes well under a second)."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 @lru_cache(maxsize=4)
 def _load_embedder(name: str, allow_hub: bool, device: str = "cpu") -> Embedder:
     if name == "minilm-v1" or name.startswith("st:"):
@@ -264,7 +280,8 @@ def _load_embedder(name: str, allow_hub: bool, device: str = "cpu") -> Embedder:
             )
         st = _need("sentence_transformers", "embed")
         try:
-            model = st.SentenceTransformer(path, device=device, local_files_only=local or not allow_hub)
+            with _quiet_loading():
+                model = st.SentenceTransformer(path, device=device, local_files_only=local or not allow_hub)
         except Exception as exc:  # the loaders raise many kinds (OSError, ValueError, hub errors): one line
             raise UsageError(f"cannot load sentence-transformers model {path!r}: {exc}") from None
         precision = "fp32"

@@ -140,7 +140,11 @@ def test_planted_questions_are_their_own_top_neighbour(planted):
 
 def test_neighbors_sql_view(planted):
     root, _, _ = planted
-    cli("neighbors", root / "idx", "--eval", root / "evals.jsonl", "--fields", "question", "-k", "3", check=0)
+    p = cli(
+        "neighbors", root / "idx", "--eval", root / "evals.jsonl", "--fields", "question", "-k", "3", check=0
+    )
+    # stderr holds freqindex's own lines only (no model-loading progress bar of transformers in between)
+    assert "Loading weights" not in p.stderr and "it/s]" not in p.stderr, p.stderr
     out = cli(
         "sql",
         root / "idx",
