@@ -19,7 +19,7 @@ from freqindex.query.count import count
 from freqindex.remote import PULL_STATE, cached_index, pull, verify_remote
 from freqindex.storage import access_problem
 from freqindex.suffix.index import Index
-from tests.conftest import REPO
+from tests.conftest import REPO, cli
 from tests.objectstore import make_corpus, moto_server, s3fs_for, upload
 
 pytestmark = pytest.mark.s3
@@ -230,3 +230,28 @@ def test_access_problems_are_told_apart_along_the_cause_chain():
     )
     assert access_problem(TypeError("f() got an unexpected keyword argument 'x'")) is None  # not a client's
     assert access_problem(ValueError("a bug")) is None
+
+
+def test_the_infgram_commands_read_a_url_as_the_local_index(published, tmp_path):
+    """prob, ntd, distance and priming on s3://bkt/idx (through the verified cache) answer as on the local
+    index it was published from."""
+    so, _, ref = published
+    remote = [
+        "--storage-option",
+        f"endpoint_url={dict(so)['endpoint_url']}",
+        "--cache-dir",
+        tmp_path / "cache",
+    ]
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"id": "a", "question": "A dog runs on the grass."}) + "\n")
+    keywords = tmp_path / "kw.jsonl"
+    keywords.write_text(json.dumps({"context": "a dog runs on the", "keyword": " grass"}) + "\n")
+    for args in (
+        ["prob", "--context", "a dog runs on the", "--next", " grass", "-n", "3", "--json"],
+        ["ntd", "--context", "a dog", "--top", "5", "--json"],
+        ["distance", "--eval", items, "--fields", "question", "--json"],
+        ["priming", "--file", keywords],
+    ):
+        local = cli(args[0], ref, *args[1:], check=0).stdout
+        assert local.strip()
+        assert cli(args[0], "s3://bkt/idx", *args[1:], *remote, check=0).stdout == local, args[0]

@@ -25,11 +25,14 @@ from freqindex.commands.lm import (
 from freqindex.config import load_config
 
 from .common import (
+    CacheDir,
     IdField,
-    IndexDir,
+    IndexLocation,
+    StorageOptions,
     app,
     fields_of,
     handle_errors,
+    local_index,
     note,
     out,
     print_json,
@@ -57,7 +60,7 @@ def _print_json_answers(res: BatchOutcome, file: str | None, json_out: bool) -> 
 @app.command("prob")
 @handle_errors
 def prob_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     context: Context = None,
     next: Annotated[
         str | None,
@@ -78,6 +81,8 @@ def prob_cli(
         ),
     ] = None,
     json_out: JsonRecord = False,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """The corpus's probability of NEXT after CONTEXT, in the index's token space after its normalization:
     the ∞-gram probability (the longest suffix of the context that occurs, its length and the counts behind
@@ -85,6 +90,7 @@ def prob_cli(
 
     Example: freqindex prob idx --context "the golden" --next " retriever" -n 3
     """
+    index_dir = local_index(index_dir, cache_dir, storage_option)
     res = run_prob(load_config(ProbConfig, overrides=fields_of(ProbConfig, locals())))
     rec = _print_json_answers(res, file, json_out)
     if rec is None:
@@ -102,7 +108,7 @@ def prob_cli(
 @app.command("ntd")
 @handle_errors
 def ntd_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     context: Context = None,
     file: Annotated[
         str | None,
@@ -124,12 +130,15 @@ def ntd_cli(
         ),
     ] = None,
     json_out: JsonRecord = False,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """The next-token distribution after CONTEXT: every token that follows an occurrence, with its count and
     probability (document ends count as the engine's eos token).
 
     Example: freqindex ntd idx --context "the golden" --top 5
     """
+    index_dir = local_index(index_dir, cache_dir, storage_option)
     res = run_ntd(load_config(NtdConfig, overrides=fields_of(NtdConfig, locals())))
     rec = _print_json_answers(res, file, json_out)
     if rec is None:
@@ -149,7 +158,7 @@ def ntd_cli(
 @app.command("distance")
 @handle_errors
 def distance_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     eval_file: Annotated[str, typer.Option("--eval", help="Eval set: .jsonl, .json, .csv or .parquet.")],
     fields: Annotated[
         str | None,
@@ -170,6 +179,8 @@ def distance_cli(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per item.")] = False,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """How far each eval item sits from the corpus: mean and max per-token ∞-gram surprisal (bits), the share
     of tokens the ∞-gram model gives probability 0, the mean effective context length, the share of the
@@ -177,6 +188,7 @@ def distance_cli(
 
     Example: freqindex distance idx --eval ../shared/data/evals/gsm8k/test.jsonl --fields question
     """
+    index_dir = local_index(index_dir, cache_dir, storage_option)
     res = run_distance(load_config(DistanceConfig, overrides=fields_of(DistanceConfig, locals())))
     if res.note:
         note(f"note: {res.note}")
@@ -195,7 +207,7 @@ def distance_cli(
 @app.command("priming")
 @handle_errors
 def priming_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     file: Annotated[
         str,
         typer.Option(
@@ -209,6 +221,8 @@ def priming_cli(
     out_file: Annotated[
         str | None, typer.Option("--out", help="Also write the records to this .jsonl.", show_default=False)
     ] = None,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """The corpus's probability of each KEYWORD after its CONTEXT (∞-gram, chained over the keyword's tokens,
     with the counts behind each factor), flagged when below --threshold: the keywords that learning is
@@ -216,6 +230,7 @@ def priming_cli(
 
     Example: freqindex priming idx --file keywords.jsonl --threshold 1e-3
     """
+    index_dir = local_index(index_dir, cache_dir, storage_option)
     res = run_priming(load_config(PrimingConfig, overrides=fields_of(PrimingConfig, locals())))
     for obj in res.lines():
         print_json(obj)
@@ -239,7 +254,7 @@ _F = FrontierConfig
 @app.command("frontier")
 @handle_errors
 def frontier_cli(
-    index_dir: IndexDir,
+    index_dir: IndexLocation,
     candidates: Annotated[
         str,
         typer.Option("--candidates", help="Candidate texts: .jsonl objects (--field) or .txt (one a line)."),
@@ -276,6 +291,8 @@ def frontier_cli(
         typer.Option(help="Where to cache the profile \\[default: DIR/evals/_profile].", show_default=False),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+    cache_dir: CacheDir = None,
+    storage_option: StorageOptions = None,
 ) -> None:
     """The learning frontier: score candidate texts by their distance from the corpus, compare them with the
     corpus's own profile (the same measure on sampled documents of the index, each leave-one-out; cached),
@@ -284,6 +301,7 @@ def frontier_cli(
 
     Example: freqindex frontier idx --candidates refined.jsonl --out frontier/ --band 5,95
     """
+    index_dir = local_index(index_dir, cache_dir, storage_option)
     cfg = load_config(FrontierConfig, overrides=fields_of(FrontierConfig, locals()))
     progress, on_progress = progress_bar()
     with progress:
