@@ -2,6 +2,7 @@
 server of the tests) vs local disk.
 
     python benchmarks/bench_remote.py --out bench-out [--mb 110] [--pairs 2] [--master 'local[*]']
+    python benchmarks/bench_remote.py --out bench-out --put-probe 384 [--pairs 4]
 
 The corpus is benchmarks/common.make_corpus's (real text recombined from ../shared/data, 8 .jsonl files). It is
 uploaded once (timed apart). Then `freqindex build` runs in alternating pairs, local corpus to a local index and
@@ -9,6 +10,11 @@ s3:// corpus to an s3:// index, each in a fresh process (Spark start-up included
 Prints and writes JSON (OUT/remote.json): every run's wall time, peak RSS of the build's process tree (the
 moto_server process is not part of it; its CPU seconds during each s3 build are reported apart, since on this
 machine the store shares the build's cores) and stage timings, the medians, and the ratio s3 / local.
+
+``--put-probe MB`` measures the store alone instead: one random file of MB megabytes (the size of the 100 MB
+build's suffix array is 384) put through s3fs as the build puts it (multipart, s3fs's default parts of 50 MiB)
+and as one single PUT, alternating ``--pairs`` times: wall seconds, and the CPU seconds of the moto_server
+process and of this client (OUT/put_probe.json).
 """
 
 from __future__ import annotations
@@ -45,14 +51,58 @@ def _server_cpu_seconds(port: str) -> float:
     return 0.0
 
 
+def put_probe(out: Path, mb: int, pairs: int) -> dict:
+    """Multipart vs single PUT of one ``mb`` MB file into moto_server (see the module's docstring)."""
+    blob = out / f"put-probe-{mb}mb.bin"
+    if not blob.exists() or blob.stat().st_size != mb * 1_000_000:
+        blob.write_bytes(os.urandom(mb * 1_000_000))
+    rows = []
+    with moto_server(out) as endpoint:
+        fs = s3fs_for(endpoint)
+        fs.mkdir("probe")
+        port = endpoint.rsplit(":", 1)[1]
+        for i in range(pairs):
+            for kind, kw in (("multipart", {}), ("single_put", {"chunksize": mb * 1_000_000 + (1 << 20)})):
+                server0, client0, t = _server_cpu_seconds(port), sum(os.times()[:2]), time.perf_counter()
+                fs.put_file(str(blob), f"probe/{kind}-{i}", **kw)
+                row = {
+                    "kind": kind,
+                    "pair": i,
+                    "seconds": round(time.perf_counter() - t, 3),
+                    "server_cpu_seconds": round(_server_cpu_seconds(port) - server0, 2),
+                    "client_cpu_seconds": round(sum(os.times()[:2]) - client0, 2),
+                }
+                fs.rm(f"probe/{kind}-{i}")
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    blob.unlink()
+    med = {
+        k: {
+            m: statistics.median(r[m] for r in rows if r["kind"] == k)
+            for m in ("seconds", "server_cpu_seconds")
+        }
+        for k in ("multipart", "single_put")
+    }
+    return {"mb": mb, "runs": rows, "median": med, "load_average": os.getloadavg()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="bench-out")
     ap.add_argument("--mb", type=int, default=110)
     ap.add_argument("--pairs", type=int, default=2)
     ap.add_argument("--master", default="local[*]")
+    ap.add_argument(
+        "--put-probe", type=int, metavar="MB", help="measure the store's PUT paths only (see above)"
+    )
     args = ap.parse_args()
     out = Path(args.out).resolve()
+    if args.put_probe:
+        out.mkdir(parents=True, exist_ok=True)
+        res = put_probe(out, args.put_probe, args.pairs)
+        (out / "put_probe.json").write_text(json.dumps(res, indent=2))
+        print(json.dumps(res["median"], indent=2))
+        return
     corpus = out / "corpus" if args.mb == 110 else out / f"corpus-{args.mb}mb"
     info = make_corpus(corpus, args.mb)
     results: dict = {"corpus": info, "master": args.master, "machine_cpus": __import__("os").cpu_count()}
