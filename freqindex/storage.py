@@ -234,6 +234,7 @@ CREDENTIALS_HINT = (
     "AZURE_STORAGE_ACCOUNT_KEY for abfs://) or from --storage-option (e.g. key=... and secret=..., or "
     "anon=true for a public bucket)"
 )
+_CREDENTIALS_SHORT = "credentials come from each store's usual environment"
 
 
 _CLIENT_PACKAGES = ("fsspec", "s3fs", "gcsfs", "adlfs", "botocore", "aiobotocore", "pyarrow")
@@ -262,7 +263,7 @@ def access_problem(exc: BaseException) -> str | None:
         if isinstance(e, PermissionError) and e.filename:  # a local file or directory
             return f"permission denied: {e.filename}"
         if isinstance(e, PermissionError):
-            return f"access denied: {first or type(e).__name__} ({CREDENTIALS_HINT.split(' (')[0]})"
+            return f"access denied: {first or type(e).__name__} ({_CREDENTIALS_SHORT})"
         if isinstance(e, TypeError) and "unexpected keyword argument" in first and _raised_in_client(e):
             return f"a storage option is not one the filesystem takes: {first} (see --storage-option)"
         e = e.__cause__ or e.__context__

@@ -48,6 +48,15 @@ def build(inputs, output, **kw):
     return run_build(cfg, overwrite=overwrite, keep_spark=True)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound once by the OS, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def cli(*args, check=None, env=None, timeout=600):
     """Run the real `freqindex` CLI in a subprocess; returns CompletedProcess."""
     import subprocess

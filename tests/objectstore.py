@@ -9,7 +9,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.conftest import FLICKR, GSM8K_TRAIN, WIKITEXT
+from tests.conftest import FLICKR, GSM8K_TRAIN, WIKITEXT, free_port
 
 # fake credentials: the server accepts any, and real ones must never be sent to it
 S3_ENV = {
@@ -30,12 +29,6 @@ S3_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _moto_binary() -> str:
@@ -54,7 +47,7 @@ def moto_server(log_dir: Path, server_env: dict[str, str] | None = None) -> Iter
     credentials and refuses unknown ones)."""
     saved = {k: os.environ.get(k) for k in S3_ENV}
     os.environ.update(S3_ENV)
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = open(log_dir / "moto_server.log", "wb")
     proc = subprocess.Popen(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ from freqindex.query.count import count
 from freqindex.remote import PULL_STATE, cached_index, pull, verify_remote
 from freqindex.storage import access_problem
 from freqindex.suffix.index import Index
-from tests.conftest import REPO, cli
+from tests.conftest import REPO, cli, free_port
 from tests.objectstore import make_corpus, moto_server, s3fs_for, upload
 
 pytestmark = pytest.mark.s3
@@ -177,9 +176,7 @@ def test_storage_that_cannot_be_used_is_a_one_line_user_error(published, tmp_pat
     )
     assert ok.returncode == 0, ok.stderr
     # a store nobody answers at
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     no_retry = 'config_kwargs={"retries": {"max_attempts": 1}}'
     args = ["--storage-option", f"endpoint_url=http://127.0.0.1:{closed}", "--storage-option", no_retry]
     _user_error(_cli_without_aws("count", "s3://bkt/idx", "dog", *args, extra_env=keys), "cannot reach")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GSM8K_TRAIN, REPO, WIKITEXT, cli
+from tests.conftest import GSM8K_TRAIN, REPO, WIKITEXT, cli, free_port
 
 pytestmark = pytest.mark.spark
 
@@ -129,9 +129,7 @@ def test_spark_that_cannot_start_or_cannot_run_python(tmp_path):
     _no_traceback(p.stderr)
     assert not (tmp_path / "y").exists() and not (tmp_path / ".y.partial").exists()
     # a standalone master that is not there: said at once (Spark itself gives up after about a minute)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     master = f"spark://127.0.0.1:{closed}"
     p = cli("build", corpus, "-o", tmp_path / "z", "--text-field", "question", "--master", master, check=3)
     err = p.stderr.strip().splitlines()

@@ -26,16 +26,10 @@ from hypothesis import settings as hsettings
 from freqindex import settings
 from freqindex.build import build_index, run_in_process
 from freqindex.config import BuildConfig
-from tests.conftest import GSM8K_TEST, GSM8K_TRAIN, REPO, WIKITEXT, cli
+from tests.conftest import GSM8K_TEST, GSM8K_TRAIN, REPO, WIKITEXT, cli, free_port
 from tests.reference import read_jsonl_docs, read_lines_docs
 
 HAS_EMBED = importlib.util.find_spec("sentence_transformers") is not None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
