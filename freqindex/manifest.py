@@ -50,10 +50,13 @@ def manifest_path(index_dir: str | Path) -> Path:
     return Path(index_dir) / settings.MANIFEST_NAME
 
 
-def shard_files(shard: int) -> dict[str, str]:
-    """The index-relative paths of one shard's files: infini-gram's five (``tokenized`` ... ``table``) and
-    its part of the docs table (``docs``)."""
+def shard_files(shard: int, sampled: bool = False) -> dict[str, str]:
+    """The index-relative paths of one shard's files: infini-gram's five (``tokenized`` ... ``table``), its
+    search sample (``sample``, in a shard built with one: ``sampled``) and its part of the docs table
+    (``docs``)."""
     out = {k: f"sa/{k}.{shard}" for k in SHARD_FILE_KINDS}
+    if sampled:
+        out["sample"] = f"sa/sample.{shard}"
     out["docs"] = f"docs/part-{shard:05d}.parquet"
     return out
 
@@ -139,9 +142,9 @@ def parse_manifest(raw: bytes, where: str, *, check: bool = True) -> dict:
             f"{where}: manifest schema {version!r} is newer than this freqindex understands "
             f"({settings.SCHEMA_VERSION}); upgrade freqindex"
         )
-    if version < settings.SCHEMA_VERSION and check:
+    if version < settings.MIN_SCHEMA_VERSION and check:
         raise IndexNotFoundError(
-            f"{where}: manifest schema {version} predates this freqindex (schema {settings.SCHEMA_VERSION} "
+            f"{where}: manifest schema {version} predates this freqindex (schema {settings.MIN_SCHEMA_VERSION} "
             "records each shard's pointer width and a checksum of the manifest); rebuild the index with "
             "`freqindex build ... --overwrite`"
         )
@@ -235,6 +238,9 @@ def _shards_problem(m: dict, width: int) -> str | None:
         for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size"):
             if not _int(sh.get(k)) or sh[k] < 0:
                 return f"shard entry {i} has no valid {k}"
+        step = sh.get("sample_step")
+        if step is not None and (not _int(step) or step < 1 or step & (step - 1)):
+            return f"shard entry {i} has sample_step {step!r}; it must be a power of two"
         s = sh["shard"]
         if s != i:
             return f"shard entry {i} is numbered {s}; shards must be numbered 0, 1, ... in order"
@@ -256,8 +262,9 @@ def _shards_problem(m: dict, width: int) -> str | None:
             "table": sh["ptr_size"] * (sh["ds_bytes"] // width),
             "metadata": None,
             "docs": None,
+            "sample": 16 * -(-(sh["ds_bytes"] // width) // step) if step else None,
         }
-        for kind, rel in shard_files(s).items():
+        for kind, rel in shard_files(s, sampled=step is not None).items():
             if rel not in files:
                 return f"{rel} (shard {s}) is not listed in the manifest's files"
             if want[kind] is not None and files[rel]["size"] != want[kind]:
@@ -273,7 +280,7 @@ def _shards_problem(m: dict, width: int) -> str | None:
         return f"counts.documents is {counts.get('documents')!r} but the shards hold {docs} documents"
     if counts.get("tokens") != tokens:
         return f"counts.tokens is {counts.get('tokens')!r} but the shards hold {tokens} tokens"
-    known = {rel for sh in shards for rel in shard_files(sh["shard"]).values()}
+    known = {rel for sh in shards for rel in shard_files(sh["shard"], "sample_step" in sh).values()}
     for rel in files:
         if rel.startswith(("sa/", "docs/")) and rel not in known:
             return f"{rel} is listed in the manifest's files but belongs to no shard"
@@ -401,7 +408,8 @@ def verify(index_dir: str | Path, progress: Callable[[str, int], None] | None = 
 
 def _content_problem(root: Path, m: dict) -> str | None:
     """Checks of file contents the sha256 cannot make (it only proves the files are the ones the manifest
-    was written with): offsets start at 0 and rise, every document starts with the separator, the docs
+    was written with): offsets start at 0 and rise, every document starts with the separator, a stored search
+    sample is the one its suffix array gives, the docs
     table holds each shard's document ids, and sampled stored documents are fixed points of the recorded
     normalization."""
     import pyarrow.parquet as pq
@@ -431,6 +439,13 @@ def _content_problem(root: Path, m: dict) -> str | None:
         starts = offsets.astype(np.int64)[:, None] + np.arange(width)[None, :]
         if not np.array_equal(ds[starts], np.broadcast_to(sep, starts.shape)):
             return f"{f['offset']} does not point at a document separator for every document of shard {sh['shard']}"
+        if sh.get("sample_step"):
+            from freqindex.suffix.search import make_sample
+
+            table = np.memmap(root / f"sa/table.{sh['shard']}", dtype=np.uint8, mode="r")
+            want = make_sample(table, sh["ptr_size"], ds, sh["sample_step"])
+            if not np.array_equal(np.fromfile(root / f"sa/sample.{sh['shard']}", dtype="<u8"), want):
+                return f"sa/sample.{sh['shard']} is not the sample of shard {sh['shard']}'s suffix array"
         ids = pq.read_table(root / f["docs"], columns=["doc_id"]).column(0).to_numpy()
         if not np.array_equal(ids, np.arange(sh["doc_start"], sh["doc_start"] + sh["n_docs"])):
             return (

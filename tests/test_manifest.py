@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from freqindex.errors import CheckFailedError, IndexDamagedError, IndexNotFoundError
 from freqindex.fsutil import sha256_file
 from freqindex.manifest import seal, verify
+from freqindex.query.count import count
 from freqindex.sqlcat import run_query
 from freqindex.suffix.index import Index
 from tests.conftest import GSM8K_TRAIN, WIKITEXT, build_in_process, cli
@@ -69,6 +71,8 @@ HAND_EDITS = {
     "shards: []": (_set("shards", []), "the manifest lists no shards"),
     "ptr_size": (_set("shards.0.ptr_size", 4), "sa/table.0 is listed with"),
     "documents": (_set("counts.documents", lambda v: v + 1), "counts.documents is"),
+    "sample_step": (_set("shards.0.sample_step", 3), "has sample_step 3; it must be a power of two"),
+    "sample size": (_set("shards.1.sample_step", 512), "sa/sample.1 is listed with"),
     "file size": (
         lambda m: m["files"]["sa/offset.1"].update(size=8),
         "sa/offset.1 is listed with 8 bytes but shard 1 needs",
@@ -127,6 +131,42 @@ def test_verify_checks_contents_a_sealed_manifest_cannot(built, tmp_path):
     )
     with pytest.raises(CheckFailedError, match="is not normalized with 'simple'"):
         verify(copy)
+    # a search sample that is not its suffix array's (two entries swapped), resealed
+    copy = tmp_path / "sample"
+    shutil.copytree(root / "simple", copy)
+    sample = copy / "sa" / "sample.1"
+    words = np.fromfile(sample, dtype="<u8")
+    words[[3, 4]] = words[[4, 3]]
+    words.tofile(sample)
+    _edit(copy, lambda m: m["files"].update({"sa/sample.1": _entry(sample)}), reseal=True)
+    Index.open(copy)
+    with pytest.raises(CheckFailedError, match=r"sa/sample\.1 is not the sample of shard 1's suffix array"):
+        verify(copy)
+
+
+def test_an_index_without_stored_samples_opens_and_counts_the_same(built, tmp_path):
+    """Schema 2 (before the build wrote each shard's search sample): the sample is made at first use."""
+    root, _ = built
+    copy = tmp_path / "schema2"
+    shutil.copytree(root / "simple", copy)
+
+    def to_schema_2(m):
+        m["schema_version"] = 2
+        for sh in m["shards"]:
+            del sh["sample_step"]
+            del m["files"][f"sa/sample.{sh['shard']}"]
+
+    _edit(copy, to_schema_2, reseal=True)
+    for p in (copy / "sa").glob("sample.*"):
+        p.unlink()
+    verify(copy)
+    old, new = Index.open(copy), Index.open(root / "simple")
+    assert all(sh.sample is None for sh in old.shards) and all(sh.sample is not None for sh in new.shards)
+    terms = [" the ", " of the ", "tion", " valkyria ", " zzzq ", "e"]
+    for unit in ("occurrences", "docs"):
+        assert [count(old, t, unit=unit).count for t in terms] == [
+            count(new, t, unit=unit).count for t in terms
+        ]
 
 
 def _entry(p) -> dict:

@@ -120,6 +120,7 @@ class AppendBase:
         out.update(
             {
                 "created": new["created"],
+                "schema_version": new["schema_version"],
                 "content_key": new["content_key"],
                 "counts": counts,
                 "shards": old["shards"] + new["shards"],

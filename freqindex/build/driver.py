@@ -326,7 +326,7 @@ def _build_locked(
     if tokenizer_json:
         tok_manifest["file"] = "tokenizer/tokenizer.json"
     gen_shards = [
-        {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size")}
+        {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size", "sample_step")}
         for s in shard_summaries
     ]
     generation = {
@@ -352,7 +352,10 @@ def _build_locked(
         "engine": engine_params(width),
         "counts": counts,
         "shards": [
-            {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size")}
+            {
+                k: s[k]
+                for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size", "sample_step")
+            }
             for s in shard_summaries
         ],
         "files": files_meta,

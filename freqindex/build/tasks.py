@@ -77,7 +77,7 @@ def run_shard_task(
     and the docs part in the attempt directory, put them, then the marker."""
     marker = shard_marker(plan.shard)
     done = store.marker(marker)
-    if done is not None and "ptr_size" in done:  # a marker of an older freqindex lacks it: redo the shard
+    if done is not None and "sample_step" in done:  # a marker of an older freqindex lacks it: redo the shard
         return _resumed(done)
     with store.attempt_dir() as work:
         early: list[Future] = []  # the shard's token files go up while its suffix array is built

@@ -47,6 +47,14 @@ from freqindex.text.tokenizers import WIDTH_DTYPES, load_tokenizer, separator
 _ENGINE_MARKERS = ("tokenized", "table", "offset", "metadata", "metaoff")
 
 
+def _map(path: Path, dtype: str) -> np.ndarray:
+    """A read-only map of a file of ``dtype`` values (shared page cache, nothing copied per process); an empty
+    file, which cannot be mapped, reads as an empty array."""
+    if os.path.getsize(path) == 0:
+        return np.zeros(0, dtype)
+    return np.memmap(path, dtype=dtype, mode="r")
+
+
 @dataclass
 class Shard:
     """One shard's memory-mapped files. Local document indexes run 0 .. n_docs-1; global doc_id =
@@ -61,6 +69,8 @@ class Shard:
     ptr_size: int
     metadata: np.memmap
     metaoff: np.ndarray
+    sample: np.ndarray | None = None  # sa/sample.N (words, then pointers), in an index built with one
+    sample_step: int | None = None
 
     def doc_bounds(self, local_ix: int, width: int) -> tuple[int, int]:
         """Byte range of a document's tokens (separator excluded)."""
@@ -177,17 +187,20 @@ class Index:
                 info = next((s for s in self.manifest["shards"] if s["shard"] == number), None)
                 if info is None:
                     raise UsageError(f"{self.path} has no shard {number}")
-                f = shard_files(number)
+                step = info.get("sample_step")
+                f = shard_files(number, sampled=step is not None)
                 sh = self._shards[number] = Shard(
                     shard=number,
                     doc_start=info["doc_start"],
                     n_docs=info["n_docs"],
                     ds=np.memmap(self.file(f["tokenized"]), dtype=np.uint8, mode="r"),
-                    offsets=np.fromfile(self.file(f["offset"]), dtype="<u8"),
+                    offsets=_map(self.file(f["offset"]), "<u8"),
                     table=np.memmap(self.file(f["table"]), dtype=np.uint8, mode="r"),
                     ptr_size=info["ptr_size"],
                     metadata=np.memmap(self.file(f["metadata"]), dtype=np.uint8, mode="r"),
-                    metaoff=np.fromfile(self.file(f["metaoff"]), dtype="<u8"),
+                    metaoff=_map(self.file(f["metaoff"]), "<u8"),
+                    sample=_map(self.file(f["sample"]), "<u8") if step is not None else None,
+                    sample_step=step,
                 )
             return sh
 

@@ -5,10 +5,11 @@ on four shards), so a count costs far more than its binary searches. Here the sa
 over the very files the engine opens (``table.N`` pointers of ``ptr_size`` little-endian bytes, ``tokenized.N``
 token bytes), in the calling thread, with no per-call thread start:
 
-- **Sampled top levels.** At first use each shard keeps, in memory, the first 8 bytes (as a big-endian
-  word) and the pointer of every ``step``-th suffix (``step`` = 256, more for shards above 2^28 suffixes so
-  a sample never exceeds 2^20 entries: 16 MiB). A search first bisects this compact sample, which stays in
-  the CPU caches, then only the ``step`` suffixes between two samples in the memory-mapped arrays.
+- **Sampled top levels.** Each shard has a sample: the first 8 bytes (as a big-endian word) and the pointer
+  of every ``step``-th suffix (``step`` = 256, more for shards above 2^28 suffixes so a sample never exceeds
+  2^20 entries: 16 MiB). The build writes it (``sa/sample.N``, mapped here); an index built before that has
+  it made at first use, which reads the whole suffix array. A search first bisects this compact sample, then
+  only the ``step`` suffixes between two samples in the memory-mapped arrays.
 - **Lock-step bounds.** The lower and upper bound of a query in every shard are independent binary
   searches; they advance together, one level at a time, loading all their pointers first and their text
   words next, so the memory accesses of one level overlap instead of waiting on each other. A batch of
@@ -34,7 +35,7 @@ import os
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -105,6 +106,45 @@ def _compare(ds, ptr, qbuf, q0, qlen):
         if a != b:
             return -1 if a < b else 1
     return 0 if m == qlen else -1
+
+
+def sample_step(n: int) -> int:
+    """Suffixes per sample entry for a shard of ``n`` suffixes: ``SAMPLE_STEP``, doubled until the sample
+    has at most ``MAX_SAMPLES`` entries."""
+    step = SAMPLE_STEP
+    while -(-n // step) > MAX_SAMPLES:
+        step *= 2
+    return step
+
+
+def make_sample(table: np.ndarray, ps: int, ds: np.ndarray, step: int) -> np.ndarray:
+    """A shard's sample as ``sa/sample.N`` holds it: the ``m`` words, then the ``m`` pointers, each as
+    little-endian 8-byte integers."""
+    w, p = _build_sample(_plain(table), ps, _plain(ds), step)
+    return np.concatenate([w, p.view(np.uint64)]).astype("<u8", copy=False)
+
+
+def write_sample(table_path, ds_path, ps: int, out_path) -> int:
+    """Write a shard's sample to ``out_path`` (made once by the build, so no reader rebuilds it: that reads
+    the whole suffix array, ~0.1 s per GB warm and seconds per GB from disk); returns its step."""
+    table = np.memmap(table_path, dtype=np.uint8, mode="r")
+    ds = np.memmap(ds_path, dtype=np.uint8, mode="r")
+    step = sample_step(table.shape[0] // ps)
+    with open(out_path, "wb") as f:
+        f.write(make_sample(table, ps, ds, step).tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+    return step
+
+
+def _stored_sample(sh, n: int, step: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The shard's sample from ``sa/sample.N`` when the index has one made with ``step``."""
+    stored = getattr(sh, "sample", None)
+    m = -(-n // step)
+    if stored is None or sh.sample_step != step or stored.shape[0] != 2 * m:
+        return None
+    arr = _plain(stored)
+    return arr[:m], arr[m:].view(np.int64)
 
 
 @njit(cache=True, nogil=True)
@@ -344,6 +384,21 @@ def _docs_of_sorted(ptrs, starts, pages):
 
 
 @njit(cache=True, nogil=True)
+def _page_docs(starts, n_pages, dtype):
+    """The document holding the first byte of every page (``1 << _PAGE_SHIFT`` bytes): one merge of the
+    pages' first bytes with the sorted document starts (the first document for bytes before it)."""
+    out = np.empty(n_pages, dtype)
+    d = 0
+    n = starts.shape[0]
+    for k in range(n_pages):
+        first = np.int64(k) << _PAGE_SHIFT
+        while d + 1 < n and starts[d + 1] <= first:
+            d += 1
+        out[k] = d
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _docs_bitmap(table, ps, lo, hi, starts, pages):
     """Distinct documents of the suffixes ranked [lo, hi) through a bitmap over the shard's documents: for
     ranges larger than the shard's document count, where sorting the pointers would cost more."""
@@ -367,8 +422,25 @@ class _Compiled:
     words: tuple
     sptrs: tuple
     meta: np.ndarray  # (shards, 3): ptr_size, suffixes, sample step
-    starts: tuple  # per shard, document start offsets (int64)
-    pages: tuple  # per shard, the document of every (1 << _PAGE_SHIFT)-th byte (int64)
+    shards: tuple  # the index's shards, in the same order
+    # per shard, made at its first document lookup (a count never needs them): (document start offsets as
+    # int64, the document of every (1 << _PAGE_SHIFT)-th byte)
+    doc_lookup: dict = field(default_factory=dict)
+    doc_lookup_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def docs_of(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
+        hit = self.doc_lookup.get(shard)
+        if hit is not None:
+            return hit
+        with self.doc_lookup_lock:
+            hit = self.doc_lookup.get(shard)
+            if hit is None:
+                sh = self.shards[shard]
+                st = _plain(sh.offsets[: sh.n_docs]).view(np.int64)
+                n_pages = (self.dss[shard].shape[0] >> _PAGE_SHIFT) + 1
+                pages = _page_docs(st, n_pages, np.int32 if sh.n_docs < 2**31 else np.int64)
+                hit = self.doc_lookup[shard] = (st, pages)
+            return hit
 
 
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -387,32 +459,26 @@ def _compiled(index: Index) -> _Compiled:
         hit = _CACHE.get(index)
         if hit is not None:
             return hit
-        tables, dss, words, sptrs, meta, starts, pages = [], [], [], [], [], [], []
+        tables, dss, words, sptrs, meta = [], [], [], [], []
         for sh in index.shards:
             table, ds = _plain(sh.table), _plain(sh.ds)
             ps = int(sh.ptr_size) if sh.n_docs else 1
             n = table.shape[0] // ps if sh.n_docs else 0
-            step = SAMPLE_STEP
-            while -(-n // step) > MAX_SAMPLES:
-                step *= 2
-            w, p = _build_sample(table, ps, ds, step)
+            step = sample_step(n)
+            stored = _stored_sample(sh, n, step)
+            w, p = stored if stored is not None else _build_sample(table, ps, ds, step)
             tables.append(table)
             dss.append(ds)
             words.append(w)
             sptrs.append(p)
             meta.append((ps, n, step))
-            st = np.asarray(sh.offsets[: sh.n_docs], dtype=np.int64)
-            starts.append(st)
-            page_first = np.arange(0, ds.shape[0] + 1, 1 << _PAGE_SHIFT, dtype=np.int64)
-            pages.append(np.maximum(np.searchsorted(st, page_first, side="right") - 1, 0))
         hit = _Compiled(
             tuple(tables),
             tuple(dss),
             tuple(words),
             tuple(sptrs),
             np.asarray(meta, np.int64),
-            tuple(starts),
-            tuple(pages),
+            tuple(index.shards),
         )
         _CACHE[index] = hit
         return hit
@@ -495,13 +561,13 @@ def range_positions(index: Index, shard: int, lo: int, hi: int) -> np.ndarray:
 def range_doc_ids(index: Index, shard: int, lo: int, hi: int) -> np.ndarray:
     """Sorted distinct local document indexes (within the shard) of the suffixes ranked [lo, hi)."""
     c = _compiled(index)
-    starts = c.starts[shard]
-    if hi <= lo or not starts.size:
+    if hi <= lo or not index.shards[shard].n_docs:
         return np.zeros(0, np.int64)
+    starts, pages = c.docs_of(shard)
     ps = int(c.meta[shard, 0])
     if hi - lo > starts.size:
-        return _docs_bitmap(c.tables[shard], ps, lo, hi, starts, c.pages[shard])
-    return _docs_of_sorted(np.sort(_gather(c.tables[shard], ps, lo, hi)), starts, c.pages[shard])
+        return _docs_bitmap(c.tables[shard], ps, lo, hi, starts, pages)
+    return _docs_of_sorted(np.sort(_gather(c.tables[shard], ps, lo, hi)), starts, pages)
 
 
 def shard_tokens(index: Index, shard: int) -> np.ndarray:
@@ -511,7 +577,7 @@ def shard_tokens(index: Index, shard: int) -> np.ndarray:
 
 def doc_starts(index: Index, shard: int) -> np.ndarray:
     """Byte offset of every document's separator in ``tokenized.<shard>`` (int64; the tokens follow it)."""
-    return _compiled(index).starts[shard]
+    return _compiled(index).docs_of(shard)[0]
 
 
 __all__ = [

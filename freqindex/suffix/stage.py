@@ -27,6 +27,7 @@ from freqindex.corpus.stage import StageSettings, chunk_paths
 from freqindex.errors import BuildError
 from freqindex.fsutil import atomic_write_json, file_entry, marker_valid
 from freqindex.suffix.sa_build import build_suffix_array, pointer_bytes
+from freqindex.suffix.search import write_sample
 from freqindex.text.tokenizers import load_tokenizer, separator
 
 DOCS_SCHEMA = pa.schema(
@@ -153,7 +154,7 @@ def write_shard(
     staging = root / "_staging"
     marker = staging / "shards" / f"shard-{plan.shard:05d}.done"
     done = marker_valid(marker, root)
-    if done is not None and "ptr_size" in done:  # a marker of an older freqindex lacks it: redo the shard
+    if done is not None and "sample_step" in done:  # a marker of an older freqindex lacks it: redo the shard
         done["resumed"] = True
         return done
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -164,7 +165,9 @@ def write_shard(
     tokenizer_width = load_tokenizer(st.tokenizer, st.tokenizer_json).width
     sep = separator(tokenizer_width)
     s = plan.shard
-    names = {k: sa_dir / f"{k}.{s}" for k in ("tokenized", "offset", "metadata", "metaoff", "table")}
+    names = {
+        k: sa_dir / f"{k}.{s}" for k in ("tokenized", "offset", "metadata", "metaoff", "table", "sample")
+    }
     tmp = {k: Path(str(p) + ".tmp") for k, p in names.items()}
     docs_cols: dict[str, list] = {k: [] for k in DOCS_SCHEMA.names}
     ds_pos = 0
@@ -231,6 +234,9 @@ def write_shard(
         cpus,
         st.sa_mem_gib,
     )
+    ptr_size = pointer_bytes(ds_pos)
+    step = write_sample(names["table"], names["tokenized"], ptr_size, tmp["sample"])
+    os.replace(tmp["sample"], names["sample"])
     summary = {
         "shard": s,
         "doc_start": plan.doc_start,
@@ -238,7 +244,8 @@ def write_shard(
         "n_tokens": n_tokens,
         "ds_bytes": ds_pos,
         "sa_builder": sa_builder,
-        "ptr_size": pointer_bytes(ds_pos),  # recorded, so a reader never infers it from the table's size
+        "ptr_size": ptr_size,  # recorded, so a reader never infers it from the table's size
+        "sample_step": step,  # sa/sample.N: the search's in-memory first levels, made once here
         "files": {str(p.relative_to(root)): file_entry(p) for p in [*names.values(), docs_path]},
     }
     atomic_write_json(marker, summary)

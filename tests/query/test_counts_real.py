@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 
+import numpy as np
 import pytest
 
 from freqindex.errors import UsageError
@@ -233,6 +234,26 @@ def test_sampled_search_at_tiny_steps_equals_the_engine(real, monkeypatch):
             assert singles == [sum(hi - lo for lo, hi in w) for w in want], step
     finally:
         search._CACHE.pop(idx, None)
+
+
+def test_stored_samples_and_the_lazy_document_lookup(real):
+    """Each shard's sample is read from the file the build wrote (equal to one made from its suffix array
+    now, and not rebuilt); the document lookup is made at the first count in documents, not before, and
+    equals a bisection of the document starts for every page."""
+    idx = Index.open(real["simple"][0].path)
+    count(idx, " the ")
+    c = search._compiled(idx)
+    assert c.doc_lookup == {}
+    for s, sh in enumerate(idx.shards):
+        stored = np.fromfile(idx.path / f"sa/sample.{sh.shard}", dtype="<u8")
+        assert np.array_equal(stored, search.make_sample(sh.table, sh.ptr_size, sh.ds, int(c.meta[s, 2])))
+        assert np.shares_memory(c.words[s], sh.sample) and np.shares_memory(c.sptrs[s], sh.sample)
+    assert count(idx, " the ", unit="docs").count == real["simple"][1].doc_count(b" the ")
+    assert sorted(c.doc_lookup) == list(range(len(idx.shards)))
+    for s, sh in enumerate(idx.shards):
+        starts, pages = c.docs_of(s)
+        first = np.arange(0, sh.ds.shape[0] + 1, 1 << search._PAGE_SHIFT)
+        assert np.array_equal(pages, np.maximum(np.searchsorted(starts, first, side="right") - 1, 0))
 
 
 def test_batch_split_across_threads_equals_one_thread(real, monkeypatch):
