@@ -442,10 +442,11 @@ def _content_problem(root: Path, m: dict) -> str | None:
         if sh.get("sample_step"):
             from freqindex.suffix.search import make_sample
 
-            table = np.memmap(root / f"sa/table.{sh['shard']}", dtype=np.uint8, mode="r")
+            rel = shard_files(sh["shard"], sampled=True)["sample"]
+            table = np.memmap(root / f["table"], dtype=np.uint8, mode="r")
             want = make_sample(table, sh["ptr_size"], ds, sh["sample_step"])
-            if not np.array_equal(np.fromfile(root / f"sa/sample.{sh['shard']}", dtype="<u8"), want):
-                return f"sa/sample.{sh['shard']} is not the sample of shard {sh['shard']}'s suffix array"
+            if not np.array_equal(np.fromfile(root / rel, dtype="<u8"), want):
+                return f"{rel} is not the sample of shard {sh['shard']}'s suffix array"
         ids = pq.read_table(root / f["docs"], columns=["doc_id"]).column(0).to_numpy()
         if not np.array_equal(ids, np.arange(sh["doc_start"], sh["doc_start"] + sh["n_docs"])):
             return (

@@ -10,9 +10,8 @@ from __future__ import annotations
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 3  # 2: each shard's ptr_size, the manifest's own sha256 (manifest_sha256), concepts.parts;
 # 3: each shard's search sample (sa/sample.N, sample_step), optional per shard
-MIN_SCHEMA_VERSION = (
-    2  # the oldest schema this freqindex opens (schema 2 indexes lack the samples: made on use)
-)
+# the oldest schema this freqindex opens (schema 2 indexes lack the samples: made on use)
+MIN_SCHEMA_VERSION = 2
 INDEX_FORMAT = "freqindex/infini-gram-v4"
 
 # Build

@@ -54,6 +54,10 @@ if TYPE_CHECKING:
 TaskRunner = Callable[[str, Callable[[int], dict], int], list]
 
 
+# what the manifest keeps of each shard task's summary
+_SHARD_KEYS = ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size", "sample_step")
+
+
 def run_in_process(description: str, fn: Callable[[int], dict], n: int) -> list[dict]:
     """A task runner without Spark: the pure core, one task after another."""
     return [fn(i) for i in range(n)]
@@ -325,10 +329,7 @@ def _build_locked(
     tok_manifest = dict(tok_desc)
     if tokenizer_json:
         tok_manifest["file"] = "tokenizer/tokenizer.json"
-    gen_shards = [
-        {k: s[k] for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size", "sample_step")}
-        for s in shard_summaries
-    ]
+    gen_shards = [{k: s[k] for k in _SHARD_KEYS} for s in shard_summaries]
     generation = {
         "generation": 0 if base is None else base.generation,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -351,13 +352,7 @@ def _build_locked(
         "normalization": {"name": cfg.normalization, "version": 1},
         "engine": engine_params(width),
         "counts": counts,
-        "shards": [
-            {
-                k: s[k]
-                for k in ("shard", "doc_start", "n_docs", "n_tokens", "ds_bytes", "ptr_size", "sample_step")
-            }
-            for s in shard_summaries
-        ],
+        "shards": [{k: s[k] for k in _SHARD_KEYS} for s in shard_summaries],
         "files": files_meta,
         "skipped_files": [{"path": p, "reason": why} for p, why in skipped],
         "tools": _tool_versions(),

@@ -139,7 +139,7 @@ def write_sample(table_path, ds_path, ps: int, out_path) -> int:
 
 def _stored_sample(sh, n: int, step: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The shard's sample from ``sa/sample.N`` when the index has one made with ``step``."""
-    stored = getattr(sh, "sample", None)
+    stored = sh.sample
     m = -(-n // step)
     if stored is None or sh.sample_step != step or stored.shape[0] != 2 * m:
         return None
