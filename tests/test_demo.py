@@ -81,3 +81,13 @@ def test_demo_world_is_deterministic_and_the_leak_is_planted(tmp_path):
     acc_leaked = sum(mem[i] for i in leaked) / len(leaked)
     acc_rest = sum(v for i, v in mem.items() if i not in leaked) / (len(mem) - len(leaked))
     assert acc_leaked > 0.7 > 0.35 > acc_rest
+
+
+def test_demo_corpus_cli_json_matches_what_it_wrote(tmp_path):
+    from tests.conftest import cli
+
+    res = cli("demo-corpus", str(tmp_path / "c"), "--captions", "40", "--articles", "12", "--json", check=0)
+    info = json.loads(res.stdout)
+    assert sorted(info["files"]) == sorted(p.name for p in (tmp_path / "c").iterdir())
+    texts, bad = _corpus_texts(tmp_path / "c")
+    assert (len(texts), bad) == (info["documents"], info["planted_bad_records"])

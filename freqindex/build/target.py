@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,14 +86,14 @@ class TaskStore(ABC):
         """Make the store's file ``rel`` available at the local path ``dest``."""
 
     @abstractmethod
-    def put(self, work: Path, rels: list[str], early: Future | None = None) -> dict[str, str]:
+    def put(self, work: Path, rels: list[str], early: Sequence[Future] = ()) -> dict[str, str]:
         """Hand the finished files ``work/rel`` to the store; returns the store's content tags by ``rel``.
         ``early`` is what ``put_early`` returned for some of them (waited for, and not put again)."""
 
     def put_early(self, work: Path, rels: list[str]) -> Future | None:
         """Start handing files that are already final to the store while the task goes on (a shard's token
-        files while its suffix array is built); None where there is nothing to gain (a local store renames
-        its files at the end)."""
+        files while its suffix array is built, the suffix array while its sample and checksums are made);
+        None where there is nothing to gain (a local store renames its files at the end)."""
         return None
 
     @abstractmethod
@@ -134,7 +134,7 @@ class LocalTaskStore(TaskStore):
         except OSError:
             shutil.copyfile(Path(self.root) / rel, dest)
 
-    def put(self, work: Path, rels: list[str], early: Future | None = None) -> dict[str, str]:
+    def put(self, work: Path, rels: list[str], early: Sequence[Future] = ()) -> dict[str, str]:
         for rel in rels:
             dest = Path(self.root) / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -213,8 +213,10 @@ class RemoteTaskStore(TaskStore):
         if state.get("content_key") != self.key:
             raise BuildError(f"{self.url} no longer holds this build (another build took it over)")
 
-    def put(self, work: Path, rels: list[str], early: Future | None = None) -> dict[str, str]:
-        tags = {} if early is None else early.result()
+    def put(self, work: Path, rels: list[str], early: Sequence[Future] = ()) -> dict[str, str]:
+        tags: dict[str, str | None] = {}
+        for pending in early:
+            tags.update(pending.result())
         tags.update(self._upload(work, [r for r in rels if r not in tags]))
         return {k: v for k, v in tags.items() if v}
 

@@ -8,6 +8,7 @@ I/O: where the attempt works, which staged files it fetches, what it puts, and w
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from concurrent.futures import Future, wait
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def _resumed(done: dict) -> dict:
 
 
 def _put_and_mark(
-    store: TaskStore, work, marker: str, summary: dict, fault: str, key: int, early: Future | None = None
+    store: TaskStore, work, marker: str, summary: dict, fault: str, key: int, early: Sequence[Future] = ()
 ) -> dict:
     """Upload the attempt's files (those of ``early`` are already on their way), then its marker (the task is
     done once the marker exists); the summary gains the store's tags and, on an object store, the
@@ -80,7 +81,9 @@ def run_shard_task(
     if done is not None and "sample_step" in done:  # a marker of an older freqindex lacks it: redo the shard
         return _resumed(done)
     with store.attempt_dir() as work:
-        early: list[Future] = []  # the shard's token files go up while its suffix array is built
+        # the shard's token files go up while its suffix array is built, the suffix array while its sample
+        # and the files' checksums are made
+        early: list[Future] = []
 
         def ready(rels: list[str]) -> None:
             pending = store.put_early(work, rels)
@@ -93,8 +96,6 @@ def run_shard_task(
                 store.fetch(chunk_file(chunk_id), work / chunk_file(chunk_id))
             summary = write_shard(plan, sources, local, str(work), cpus, ready=ready)
             fault_point("shard-built", plan.shard)
-            return _put_and_mark(
-                store, work, marker, summary, "shard-uploaded", plan.shard, early[0] if early else None
-            )
+            return _put_and_mark(store, work, marker, summary, "shard-uploaded", plan.shard, early)
         finally:
             wait(early)  # never remove the attempt's files under a running upload

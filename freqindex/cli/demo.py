@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .common import app, handle_errors, out
+from .common import app, handle_errors, out, print_json
 
 
 @app.command("demo-corpus")
@@ -18,6 +18,13 @@ def demo_corpus_cli(
         int, typer.Option(help="Number of articles (.jsonl, .jsonl.gz, .jsonl.zst).")
     ] = 3_000,
     seed: Annotated[int, typer.Option(help="Random seed (the corpus is deterministic).")] = 0,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print what was written as JSON: dir, files, documents, planted_bad_records, planted_leaks.",
+        ),
+    ] = False,
 ) -> None:
     """Write a small generated corpus in every input format, with a few planted bad records.
 
@@ -26,6 +33,9 @@ def demo_corpus_cli(
     from freqindex.demo import write_demo_corpus
 
     info = write_demo_corpus(out_dir, captions, articles, seed)
+    if json_out:
+        print_json(info)
+        return
     out.print(
         f"wrote {info['documents']:,} documents (+{info['planted_bad_records']} planted bad records) to "
         f"{info['dir']}: {', '.join(info['files'])}",

@@ -148,8 +148,9 @@ def write_shard(
     ready: Callable[[list[str]], None] | None = None,
 ) -> dict:
     """Stage 2 for one shard: infini-gram shard files, its suffix array, and its part of the docs table.
-    ``ready`` is called with the files (relative to ``build_dir``) that are final before the suffix array,
-    the longest step, is built."""
+    ``ready`` is called with files (relative to ``build_dir``) as they become final: the token files and the
+    docs part before the suffix array, the longest step, is built; the suffix array itself before its
+    sample and the files' checksums are made."""
     root = Path(build_dir)
     staging = root / "_staging"
     marker = staging / "shards" / f"shard-{plan.shard:05d}.done"
@@ -234,6 +235,8 @@ def write_shard(
         cpus,
         st.sa_mem_gib,
     )
+    if ready is not None:
+        ready([str(names["table"].relative_to(root))])
     ptr_size = pointer_bytes(ds_pos)
     step = write_sample(names["table"], names["tokenized"], ptr_size, tmp["sample"])
     os.replace(tmp["sample"], names["sample"])
