@@ -84,8 +84,9 @@ def prob_cli(
     cache_dir: CacheDir = None,
     storage_option: StorageOptions = None,
 ) -> None:
-    """The corpus's probability of NEXT after CONTEXT, in the index's token space after its normalization:
-    the ∞-gram probability (the longest suffix of the context that occurs, its length and the counts behind
+    """The corpus's probability of NEXT after CONTEXT: ∞-gram, and n-gram with -n.
+
+    In the index's token space after its normalization: the ∞-gram probability (the longest suffix of the context that occurs, its length and the counts behind
     it), and with -n the n-gram probability. A multi-token NEXT is scored token by token and chained.
 
     Example: freqindex prob idx --context "the golden" --next " retriever" -n 3
@@ -133,8 +134,10 @@ def ntd_cli(
     cache_dir: CacheDir = None,
     storage_option: StorageOptions = None,
 ) -> None:
-    """The next-token distribution after CONTEXT: every token that follows an occurrence, with its count and
-    probability (document ends count as the engine's eos token).
+    """The next-token distribution after CONTEXT, with counts and probabilities.
+
+    Every token that follows an occurrence of CONTEXT, with its count and probability (document ends count
+    as the engine's eos token).
 
     Example: freqindex ntd idx --context "the golden" --top 5
     """
@@ -182,7 +185,9 @@ def distance_cli(
     cache_dir: CacheDir = None,
     storage_option: StorageOptions = None,
 ) -> None:
-    """How far each eval item sits from the corpus: mean and max per-token ∞-gram surprisal (bits), the share
+    """How far each eval item sits from the corpus: surprisal, novel n-grams, longest match.
+
+    Per item: the mean and max per-token ∞-gram surprisal (bits), the share
     of tokens the ∞-gram model gives probability 0, the mean effective context length, the share of the
     item's 5-, 8- and 13-token n-grams the corpus never holds, and the longest match (as `contamination`).
 
@@ -224,9 +229,10 @@ def priming_cli(
     cache_dir: CacheDir = None,
     storage_option: StorageOptions = None,
 ) -> None:
-    """The corpus's probability of each KEYWORD after its CONTEXT (∞-gram, chained over the keyword's tokens,
-    with the counts behind each factor), flagged when below --threshold: the keywords that learning is
-    predicted to prime. One JSON object per input line; bad lines are reported by line number.
+    """Each KEYWORD's probability after its CONTEXT, flagged below --threshold (predicted to prime).
+
+    The ∞-gram probability, chained over the keyword's tokens, with the counts behind each factor; a
+    keyword below --threshold is one that learning is predicted to prime. One JSON object per input line; bad lines are reported by line number.
 
     Example: freqindex priming idx --file keywords.jsonl --threshold 1e-3
     """
@@ -294,8 +300,9 @@ def frontier_cli(
     cache_dir: CacheDir = None,
     storage_option: StorageOptions = None,
 ) -> None:
-    """The learning frontier: score candidate texts by their distance from the corpus, compare them with the
-    corpus's own profile (the same measure on sampled documents of the index, each leave-one-out; cached),
+    """The learning frontier: keep the candidate texts whose distance lies in the corpus's own band.
+
+    Score candidate texts by their distance from the corpus, compare them with the corpus's own profile (the same measure on sampled documents of the index, each leave-one-out; cached),
     and write the kept and rejected candidates with reason and score, scores.parquet, summary.json and a
     report with the candidates' distribution against the profile.
 

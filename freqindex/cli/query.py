@@ -158,8 +158,10 @@ def verify_cli(
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     storage_option: StorageOptions = None,
 ) -> None:
-    """Check an index: its manifest (checksum, consistency), every file against the sizes and sha256 sums in
-    the manifest, and the eval outputs declared in evals/catalog.json (exit 1 naming the first problem).
+    """Check an index against its manifest: every file's size and sha256, and its eval outputs.
+
+    The manifest's own checksum and consistency, every file against the sizes and sha256 sums in the
+    manifest, and the eval outputs declared in evals/catalog.json (exit 1 naming the first problem).
 
     A URL is checked in place: the manifest, then each object's size and its sha256 streamed from the store.
     """
