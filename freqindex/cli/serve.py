@@ -30,6 +30,14 @@ Workers = Annotated[
     int, typer.Option(help="Worker processes (each opens the indexes; the OS shares their memory maps).")
 ]
 Timeout = Annotated[float, typer.Option(help="Per-request time limit in seconds (504 past it).")]
+Preload = Annotated[
+    bool,
+    typer.Option(
+        "--preload",
+        help="Read the shard files into the page cache in the background at start-up, so that the first "
+        "counts after a reboot do not each wait on the disk; /healthz reports the progress.",
+    ),
+]
 LogLevel = Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")]
 
 
@@ -43,6 +51,7 @@ def serve_cli(
     workers: Workers = _S.workers,
     timeout: Timeout = _S.timeout_s,
     log_level: LogLevel = _S.log_level,
+    preload: Preload = _S.preload,
     cache_dir: CacheDir = None,
     storage_option: StorageOptions = None,
 ) -> None:
@@ -61,6 +70,7 @@ def serve_cli(
             workers=workers,
             timeout_s=timeout,
             log_level=log_level,
+            preload=preload,
             cache_dir=cache_dir,
             storage_options=storage_option,
         ),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -32,6 +33,7 @@ from .errors import install_error_handlers
 from .infinigram_api import infinigram_router
 from .middleware import BodyLimit, Metrics, install_guard
 from .models import ErrorBody
+from .preload import Preload, shard_paths
 from .routers import ROUTERS
 from .state import NAME_RE, ServerState, open_indexes, warm_up
 
@@ -40,10 +42,15 @@ _ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 413, 415, 
 
 
 def create_app(
-    index_dirs: list[str], token: str | None = None, timeout_s: float = settings.REQUEST_TIMEOUT_S
+    index_dirs: list[str],
+    token: str | None = None,
+    timeout_s: float = settings.REQUEST_TIMEOUT_S,
+    preload: Callable[[str], None] | None = None,
 ) -> FastAPI:
     """The app serving ``index_dirs`` (opened here, so a bad index fails before binding); ``token``: the
-    bearer token every request but /healthz must send; ``timeout_s``: the per-request time limit."""
+    bearer token every request but /healthz must send; ``timeout_s``: the per-request time limit;
+    ``preload``: when given, the shard files are read into the page cache in the background, and this is
+    told what happens (``serve --preload``; /healthz reports the progress)."""
     indexes = open_indexes(index_dirs)
     warm_up(indexes)
     app = FastAPI(
@@ -56,6 +63,10 @@ def create_app(
     app.state.freqindex = ServerState(indexes, timeout_s)
     app.state.indexes = indexes
     app.state.metrics = Metrics()
+    app.state.preload = None
+    if preload is not None:
+        paths = [p for idx in indexes.values() for p in shard_paths(idx)]
+        app.state.preload = Preload(paths, say=preload).start()
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(_infinigram_router(app.state.freqindex))  # infini-gram's API: POST /

@@ -27,6 +27,7 @@ class ServeConfig:
     workers: int = 1
     timeout_s: float = settings.REQUEST_TIMEOUT_S
     log_level: str = "info"
+    preload: bool = False  # read the shard files into the page cache in the background at start-up
     cache_dir: str | None = None  # where indexes given as URLs are cached locally
     storage_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
@@ -103,7 +104,9 @@ def run_serve(cfg: ServeConfig) -> None:
         str(Path(local_index(d, cfg.cache_dir, cfg.storage_options, on_message=print_stderr)).resolve())
         for d in cfg.index_dirs
     ]
-    app = create_app(dirs, token, cfg.timeout_s)  # open everything once here: bad indexes fail before binding
+    # open everything once here: bad indexes fail before binding; with --workers N, the workers share the
+    # page cache this process's preload fills (their /healthz does not report it)
+    app = create_app(dirs, token, cfg.timeout_s, print_stderr if cfg.preload else None)
     kw = dict(
         host=cfg.host,
         port=cfg.port,

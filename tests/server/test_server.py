@@ -109,6 +109,35 @@ def post(server, path, body, **kw):
     return httpx.post(server.url + path, json=body, timeout=120, **kw)
 
 
+def _shard_bytes(index: Path) -> int:
+    """The bytes of an index's sa/ files as its manifest lists them (what `serve --preload` reads)."""
+    files = json.loads((index / "manifest.json").read_text())["files"]
+    return sum(meta["size"] for rel, meta in files.items() if rel.startswith("sa/"))
+
+
+def test_preload_reads_every_shard_file_and_healthz_reports_it(server, index_dir):
+    assert "preload" not in httpx.get(server.url + "/healthz").json()  # off unless asked for
+    dirs = (index_dir / "main", index_dir / "other" / "second")
+    s = Server(*dirs, extra=("--preload",))
+    try:
+        deadline = time.time() + 120
+        while (pre := httpx.get(s.url + "/healthz").json()["preload"])["state"] == "running":
+            assert time.time() < deadline, pre
+            time.sleep(0.2)
+        want = sum(_shard_bytes(d) for d in dirs)
+        assert pre["state"] == "done" and pre["bytes"] == pre["total_bytes"] == want, (pre, want)
+        r = post(s, "/v1/count", {"index": "main", "query": " the "})
+        assert (
+            r.status_code == 200
+            and r.json()["results"]
+            == post(server, "/v1/count", {"index": "main", "query": " the "}).json()["results"]
+        )
+    finally:
+        s.stop()
+    err = s.proc.stderr.read()
+    assert f"preloading {want / 1e9:.2f} GB of shard files" in err and "preloaded" in err, err
+
+
 def test_indexes_health_and_metrics(server):
     assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
     names = {i["name"]: i for i in httpx.get(server.url + "/v1/indexes").json()}

@@ -13,7 +13,11 @@ router = APIRouter()
 
 @router.get("/healthz", tags=["service"])
 async def healthz(request: Request) -> dict:
-    return {"status": "ok", "indexes": len(state_of(request).indexes)}
+    out = {"status": "ok", "indexes": len(state_of(request).indexes)}
+    preload = getattr(request.app.state, "preload", None)
+    if preload is not None:  # serve --preload: reading the shard files into the page cache
+        out["preload"] = preload.status()
+    return out
 
 
 @router.get("/metrics", tags=["service"], response_class=PlainTextResponse)
