@@ -14,7 +14,6 @@ DIR/first_count.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -22,15 +21,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import drop_page_cache, index_bench_args  # noqa: E402
+
 _CHILD = r"""
-import json, os, sys, time
-root, cold, terms = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
-if cold:
-    sa = os.path.join(root, "sa")
-    for name in os.listdir(sa):
-        fd = os.open(os.path.join(sa, name), os.O_RDONLY)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
+import json, sys, time
+root, terms = sys.argv[1], sys.argv[2:]
 from freqindex.query.count import count
 from freqindex.suffix.index import Index
 t = time.perf_counter()
@@ -50,8 +46,10 @@ TERMS = ["the river", "mathematics", "in the year"]
 
 def run_once(index: str, cold: bool) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    if cold:
+        drop_page_cache(index)
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, index, "1" if cold else "0", *TERMS],
+        [sys.executable, "-c", _CHILD, index, *TERMS],
         check=True,
         capture_output=True,
         text=True,
@@ -61,9 +59,7 @@ def run_once(index: str, cold: bool) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--index", action="append", required=True, help="an index directory (repeatable)")
+    ap = index_bench_args(__doc__)
     ap.add_argument("--cold", action="store_true", help="drop the index's files from the page cache first")
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()

@@ -21,7 +21,6 @@ DIR/kernel.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -35,6 +34,7 @@ from numba import njit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_count import _queries  # noqa: E402
+from common import index_bench_args  # noqa: E402
 
 from freqindex.query.count import encode_term  # noqa: E402
 from freqindex.suffix import search  # noqa: E402
@@ -108,10 +108,7 @@ def measure(path: str, n_queries: int, passes: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--index", action="append", required=True, help="an index directory (repeatable)")
-    ap.add_argument("--queries", type=int, default=2000)
+    ap = index_bench_args(__doc__, queries=2000)
     ap.add_argument("--passes", type=int, default=3)
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,6 @@ start until the last count came back. JSON to DIR/preload.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -33,22 +32,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_count import _queries  # noqa: E402
+from common import drop_page_cache, index_bench_args  # noqa: E402
 
 from freqindex.suffix.index import Index  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 
-def drop(index: Path) -> None:
-    sa = index / "sa"
-    for name in os.listdir(sa):
-        fd = os.open(sa / name, os.O_RDONLY)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
-
-
 def run_once(index: Path, queries: list[str], mode: str) -> dict:
     preload = mode != "cold"
-    drop(index)
+    drop_page_cache(index)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t0 = time.monotonic()
@@ -105,10 +97,7 @@ def run_once(index: Path, queries: list[str], mode: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--index", action="append", required=True, help="an index directory (repeatable)")
-    ap.add_argument("--queries", type=int, default=2000)
+    ap = index_bench_args(__doc__, queries=2000)
     ap.add_argument("--runs", type=int, default=2)
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)

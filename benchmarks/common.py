@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -220,3 +221,26 @@ class StageTimer:
 
     def finish(self) -> None:
         self(None)
+
+
+def index_bench_args(doc: str | None, queries: int | None = None) -> argparse.ArgumentParser:
+    """The argument parser of a benchmark over existing indexes: ``--out DIR``, ``--index`` (repeatable),
+    and ``--queries N`` when it has a default."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--index", action="append", required=True, help="an index directory (repeatable)")
+    if queries is not None:
+        ap.add_argument("--queries", type=int, default=queries)
+    return ap
+
+
+def drop_page_cache(index: str | Path) -> None:
+    """Ask the kernel to drop the cached pages of an index's ``sa/`` files (``posix_fadvise(DONTNEED)``;
+    pages another process maps stay)."""
+    sa = Path(index) / "sa"
+    for name in os.listdir(sa):
+        fd = os.open(sa / name, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
