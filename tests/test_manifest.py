@@ -12,6 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from freqindex.build.append import append_index
+from freqindex.build.driver import run_in_process
+from freqindex.config import BuildConfig
 from freqindex.errors import CheckFailedError, IndexDamagedError, IndexNotFoundError
 from freqindex.fsutil import sha256_file
 from freqindex.manifest import seal, verify
@@ -166,6 +169,23 @@ def test_an_index_without_stored_samples_opens_and_counts_the_same(built, tmp_pa
     for unit in ("occurrences", "docs"):
         assert [count(old, t, unit=unit).count for t in terms] == [
             count(new, t, unit=unit).count for t in terms
+        ]
+    # appended to by this freqindex: the new shard has a stored sample beside the two made on use, and the
+    # counts equal a fresh build of both inputs
+    root_src = built[1]
+    more = tmp_path / "more.txt"
+    more.write_text("the valkyria of the north\nanother line of the appended text\n")
+    assert (
+        append_index(BuildConfig(inputs=(str(more),), output=str(copy)), run_in_process)["status"]
+        == "appended"
+    )
+    grown = Index.open(copy)
+    assert [sh.sample is None for sh in grown.shards] == [True, True, False]
+    build_in_process([root_src, more], tmp_path / "fresh", text_per_line=True)
+    fresh = Index.open(tmp_path / "fresh")
+    for unit in ("occurrences", "docs"):
+        assert [count(grown, t, unit=unit).count for t in terms] == [
+            count(fresh, t, unit=unit).count for t in terms
         ]
 
 

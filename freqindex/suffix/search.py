@@ -19,6 +19,12 @@ token bytes), in the calling thread, with no per-call thread start:
 - **A scalar single count.** One query (``count``, ``/v1/count`` with one query) runs its own kernel: the
   same lock-step bounds in scalar code, with no arrays to allocate and no task bookkeeping (9.2 -> 3.8 us per
   kernel call on the 100 MB benchmark index; what remains there is the random memory reads).
+- **Many shards.** Numba compiles a function once per length of the tuples of arrays it is given, and the
+  time that grows with the length (a first count over 480 shards compiled for ~3 minutes). An index of more
+  than ``SHARD_GROUP`` shards is searched in groups of exactly that many (the last padded with empty
+  shards), so a few tuple lengths serve every index and every append. A single count over more than
+  ``PARALLEL_MIN_SHARDS`` shards per core searches runs of groups in threads (480 shards on 2 cores:
+  1.4 -> 0.8 ms).
 - **Word compares.** A step compares the 8 leading bytes as one integer; only a tie with a query longer than
   8 bytes reads on.
 
@@ -49,6 +55,8 @@ SAMPLE_STEP = 256  # suffixes per sample entry (the last ~8 levels of a search r
 MAX_SAMPLES = 1 << 20  # per shard; larger shards use a larger step
 _GROUP = 64  # queries searched in lock step at a time
 PARALLEL_MIN_QUERIES = 512  # a batch searches in several threads once each thread gets this many queries
+PARALLEL_MIN_SHARDS = 128  # a single count searches in several threads once each thread gets this many shards
+SHARD_GROUP = 16  # shards per compiled call: more shards go in runs of this many (see _shard_groups)
 _PAGE_SHIFT = 8  # document lookup: the document of every 256th byte is kept, the rest is a short walk
 
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -423,6 +431,7 @@ class _Compiled:
     sptrs: tuple
     meta: np.ndarray  # (shards, 3): ptr_size, suffixes, sample step
     shards: tuple  # the index's shards, in the same order
+    groups: tuple  # the same arguments in runs of shards (``_shard_groups``)
     # per shard, made at its first document lookup (a count never needs them): (document start offsets as
     # int64, the document of every (1 << _PAGE_SHIFT)-th byte)
     doc_lookup: dict = field(default_factory=dict)
@@ -443,8 +452,39 @@ class _Compiled:
             return hit
 
 
+def _shard_groups(tables: tuple, dss: tuple, words: tuple, sptrs: tuple, meta: np.ndarray) -> tuple:
+    """The search's arguments in runs of at most ``SHARD_GROUP`` shards. With more shards than that, every
+    run holds exactly ``SHARD_GROUP`` (the last padded with empty shards), so the compiled search only ever
+    sees tuples of a few lengths: numba compiles a function once per tuple length, and the time that takes
+    grows with the length (a count over one 480-tuple compiled for ~3 minutes)."""
+    n = len(tables)
+    if n <= SHARD_GROUP:
+        return ((tables, dss, words, sptrs, meta),)
+    pad = -n % SHARD_GROUP
+    empty8, empty = _readonly(np.zeros(0, np.uint8)), _readonly(np.zeros(0, np.int64))
+    tables = tables + (empty8,) * pad
+    dss = dss + (empty8,) * pad
+    words = words + (empty.view(np.uint64),) * pad
+    sptrs = sptrs + (empty,) * pad
+    meta = np.concatenate([meta, np.tile(np.array([[1, 0, SAMPLE_STEP]], np.int64), (pad, 1))])
+    g = SHARD_GROUP
+    return tuple(
+        (tables[a : a + g], dss[a : a + g], words[a : a + g], sptrs[a : a + g], meta[a : a + g])
+        for a in range(0, n + pad, g)
+    )
+
+
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """``a`` as a read-only array (the mapped files are): a tuple of arrays that differ in this is not one
+    type to the compiled search."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
 
 
 def _plain(a: np.ndarray) -> np.ndarray:
@@ -461,25 +501,20 @@ def _compiled(index: Index) -> _Compiled:
             return hit
         tables, dss, words, sptrs, meta = [], [], [], [], []
         for sh in index.shards:
-            table, ds = _plain(sh.table), _plain(sh.ds)
+            table, ds = _readonly(_plain(sh.table)), _readonly(_plain(sh.ds))
             ps = int(sh.ptr_size) if sh.n_docs else 1
             n = table.shape[0] // ps if sh.n_docs else 0
             step = sample_step(n)
             stored = _stored_sample(sh, n, step)
             w, p = stored if stored is not None else _build_sample(table, ps, ds, step)
+            w, p = _readonly(w), _readonly(p)  # one array type for every shard, stored sample or made here
             tables.append(table)
             dss.append(ds)
             words.append(w)
             sptrs.append(p)
             meta.append((ps, n, step))
-        hit = _Compiled(
-            tuple(tables),
-            tuple(dss),
-            tuple(words),
-            tuple(sptrs),
-            np.asarray(meta, np.int64),
-            tuple(index.shards),
-        )
+        args = (tuple(tables), tuple(dss), tuple(words), tuple(sptrs), np.asarray(meta, np.int64))
+        hit = _Compiled(*args, tuple(index.shards), _shard_groups(*args))
         _CACHE[index] = hit
         return hit
 
@@ -493,11 +528,17 @@ def find_ranges(index: Index, queries: list[bytes]) -> np.ndarray:
         return np.zeros((0, len(c.tables), 2), np.int64)
     if any(not q or len(q) % index.width for q in queries):
         raise ValueError("queries must be non-empty whole tokens")
+    groups = c.groups
+    n_shards = len(c.tables)
+
+    def search(qbuf: np.ndarray, qoff: np.ndarray) -> np.ndarray:
+        if len(groups) == 1:
+            return _find_ranges(*groups[0], qbuf, qoff)
+        return np.concatenate([_find_ranges(*g, qbuf, qoff) for g in groups], axis=1)[:, :n_shards]
+
     if len(queries) == 1:
         q = queries[0]
-        return _find_ranges(
-            c.tables, c.dss, c.words, c.sptrs, c.meta, np.frombuffer(q, np.uint8), np.array([0, len(q)])
-        )
+        return search(np.frombuffer(q, np.uint8), np.array([0, len(q)]))
     order = sorted(range(len(queries)), key=queries.__getitem__)  # neighbours share cache lines
     data = [queries[i] for i in order]
     qoff = np.zeros(len(data) + 1, np.int64)
@@ -505,15 +546,10 @@ def find_ranges(index: Index, queries: list[bytes]) -> np.ndarray:
     qbuf = np.frombuffer(b"".join(data), np.uint8)
     parts = _split(len(data))
     if len(parts) == 1:
-        got = _find_ranges(c.tables, c.dss, c.words, c.sptrs, c.meta, qbuf, qoff)
+        got = search(qbuf, qoff)
     else:  # the compiled search releases the GIL: contiguous runs of the sorted batch search side by side
         with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="freqindex-search") as pool:
-            runs = pool.map(
-                lambda ab: _find_ranges(
-                    c.tables, c.dss, c.words, c.sptrs, c.meta, qbuf, qoff[ab[0] : ab[1] + 1]
-                ),
-                parts,
-            )
+            runs = pool.map(lambda ab: search(qbuf, qoff[ab[0] : ab[1] + 1]), parts)
             got = np.concatenate(list(runs))
     out = np.empty_like(got)
     out[np.asarray(order)] = got
@@ -547,7 +583,59 @@ def count_occurrences(index: Index, queries: list[bytes]) -> np.ndarray:
     if not q or len(q) % index.width:
         raise ValueError("queries must be non-empty whole tokens")
     c = _compiled(index)
-    return np.array([_count_one(c.tables, c.dss, c.words, c.sptrs, c.meta, np.frombuffer(q, np.uint8))])
+    qa = np.frombuffer(q, np.uint8)
+    groups = c.groups
+    if len(groups) == 1:
+        return np.array([_count_one(*groups[0], qa)])
+    runs = _runs_of_groups(len(groups))
+    if len(runs) == 1:
+        return np.array([sum(_count_one(*g, qa) for g in groups)])
+    # the compiled search releases the GIL: runs of shard groups are searched side by side, the first here
+
+    def run(ab: tuple[int, int]) -> int:
+        return sum(_count_one(*g, qa) for g in groups[ab[0] : ab[1]])
+
+    futures = [_pool().submit(run, ab) for ab in runs[1:]]
+    total = run(runs[0])
+    return np.array([total + sum(f.result() for f in futures)])
+
+
+def _runs_of_groups(n: int) -> list[tuple[int, int]]:
+    """[a, b) runs of a single count's ``n`` shard groups, one per search thread: at least
+    ``PARALLEL_MIN_SHARDS`` shards each (handing work to a thread costs ~70 us on this development machine,
+    as much as searching ~20 shards), and never more runs than the threads this process may use."""
+    runs = min(_threads(), n * SHARD_GROUP // PARALLEL_MIN_SHARDS)
+    if runs <= 1:
+        return [(0, n)]
+    size = -(-n // runs)
+    return [(a, min(n, a + size)) for a in range(0, n, size)]
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the pid that made it, the pool)
+_POOL_LOCK = threading.Lock()
+
+
+def _forget_pool() -> None:
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # a child forked while another thread held the lock must not wait on it
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's search threads for single counts over many shards (made at first use: a pool per call
+    would cost more than the searches; a forked child, which has none of its parent's threads, makes its
+    own)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            pool = ThreadPoolExecutor(
+                max_workers=max(1, _threads() - 1), thread_name_prefix="freqindex-shards"
+            )
+            _POOL = (os.getpid(), pool)
+        return _POOL[1]
 
 
 def range_positions(index: Index, shard: int, lo: int, hi: int) -> np.ndarray:

@@ -236,6 +236,59 @@ def test_sampled_search_at_tiny_steps_equals_the_engine(real, monkeypatch):
         search._CACHE.pop(idx, None)
 
 
+def test_shards_in_groups_and_threads_equal_the_engine(real, monkeypatch):
+    """An index with more shards than one compiled call takes is searched in groups of ``SHARD_GROUP``
+    shards (the last padded with empty ones), and a single count over many groups in threads: with groups
+    of 2 over the 3 shards (one padded) and every group in a thread of its own, the ranges, batched and
+    one by one, and the single counts are still the engine's."""
+    idx, brute, _ = real["simple"]
+    terms = _encodable(idx, _edge_queries(brute, random.Random(23))[:300])
+    want = [[tuple(r) for r in idx.engine.find(input_ids=list(t))["segment_by_shard"]] for t in terms]
+    monkeypatch.setattr(search, "SHARD_GROUP", 2)
+    monkeypatch.setattr(search, "PARALLEL_MIN_SHARDS", 1)
+    monkeypatch.setattr(search, "_threads", lambda: 2)
+    try:
+        search._CACHE.pop(idx, None)
+        c = search._compiled(idx)
+        assert [len(g[0]) for g in c.groups] == [2, 2] and c.groups[1][4][1].tolist() == [
+            1,
+            0,
+            search.SAMPLE_STEP,
+        ]
+        assert search._runs_of_groups(len(c.groups)) == [(0, 1), (1, 2)]
+        assert [[tuple(r) for r in g] for g in search.find_ranges(idx, terms).tolist()] == want
+        assert [[tuple(r) for r in search.find_ranges(idx, [t])[0].tolist()] for t in terms[:40]] == want[:40]
+        singles = [int(search.count_occurrences(idx, [t])[0]) for t in terms]
+        assert singles == [sum(hi - lo for lo, hi in w) for w in want]
+    finally:
+        search._CACHE.pop(idx, None)
+
+
+def test_an_index_mixing_stored_samples_and_samples_made_on_use_counts(real, monkeypatch):
+    """A schema 2 index appended to by this freqindex has shards without a stored sample (made on use)
+    beside shards with one (mapped, read-only): the search takes both in one call and still returns the
+    engine's counts."""
+    idx, brute, _ = real["simple"]
+    terms = _encodable(idx, _edge_queries(brute, random.Random(29))[:200])
+    want = [[tuple(r) for r in idx.engine.find(input_ids=list(t))["segment_by_shard"]] for t in terms]
+    stored = search._stored_sample
+    first = idx.shards[0]
+    monkeypatch.setattr(
+        search, "_stored_sample", lambda sh, n, step: None if sh is first else stored(sh, n, step)
+    )
+    try:
+        search._CACHE.pop(idx, None)
+        c = search._compiled(idx)
+        assert not np.shares_memory(c.words[0], first.sample) and np.shares_memory(
+            c.words[1], idx.shards[1].sample
+        )
+        assert [[tuple(r) for r in g] for g in search.find_ranges(idx, terms).tolist()] == want
+        singles = [int(search.count_occurrences(idx, [t])[0]) for t in terms]
+        assert singles == [sum(hi - lo for lo, hi in w) for w in want]
+    finally:
+        search._CACHE.pop(idx, None)
+
+
 def test_stored_samples_and_the_lazy_document_lookup(real):
     """Each shard's sample is read from the file the build wrote (equal to one made from its suffix array
     now, and not rebuilt); the document lookup is made at the first count in documents, not before, and
