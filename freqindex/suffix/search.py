@@ -19,9 +19,9 @@ token bytes), in the calling thread, with no per-call thread start:
 - **A scalar single count.** One query (``count``, ``/v1/count`` with one query) runs its own kernel: the
   same lock-step bounds in scalar code, with no arrays to allocate and no task bookkeeping (9.2 -> 3.8 us per
   kernel call on the 100 MB benchmark index; what remains there is the random memory reads).
-- **Many shards.** Numba compiles a function once per length of the tuples of arrays it is given, and the
-  time that grows with the length (a first count over 480 shards compiled for ~3 minutes). An index of more
-  than ``SHARD_GROUP`` shards is searched in groups of exactly that many (the last padded with empty
+- **Many shards.** Numba compiles a function once per length of the tuples of arrays it is given, and that
+  takes longer the longer the tuples (a first count over 480 shards compiled for ~3 minutes). An index of
+  more than ``SHARD_GROUP`` shards is searched in groups of exactly that many (the last padded with empty
   shards), so a few tuple lengths serve every index and every append. A single count over more than
   ``PARALLEL_MIN_SHARDS`` shards per core searches runs of groups in threads (480 shards on 2 cores:
   1.4 -> 0.8 ms).
