@@ -166,10 +166,7 @@ def test_an_index_without_stored_samples_opens_and_counts_the_same(built, tmp_pa
     old, new = Index.open(copy), Index.open(root / "simple")
     assert all(sh.sample is None for sh in old.shards) and all(sh.sample is not None for sh in new.shards)
     terms = [" the ", " of the ", "tion", " valkyria ", " zzzq ", "e"]
-    for unit in ("occurrences", "docs"):
-        assert [count(old, t, unit=unit).count for t in terms] == [
-            count(new, t, unit=unit).count for t in terms
-        ]
+    _assert_same_counts(old, new, terms)
     # appended to by this freqindex: the new shard has a stored sample beside the two made on use, and the
     # counts equal a fresh build of both inputs
     root_src = built[1]
@@ -182,11 +179,12 @@ def test_an_index_without_stored_samples_opens_and_counts_the_same(built, tmp_pa
     grown = Index.open(copy)
     assert [sh.sample is None for sh in grown.shards] == [True, True, False]
     build_in_process([root_src, more], tmp_path / "fresh", text_per_line=True)
-    fresh = Index.open(tmp_path / "fresh")
+    _assert_same_counts(grown, Index.open(tmp_path / "fresh"), terms)
+
+
+def _assert_same_counts(a: Index, b: Index, terms: list[str]) -> None:
     for unit in ("occurrences", "docs"):
-        assert [count(grown, t, unit=unit).count for t in terms] == [
-            count(fresh, t, unit=unit).count for t in terms
-        ]
+        assert [count(a, t, unit=unit).count for t in terms] == [count(b, t, unit=unit).count for t in terms]
 
 
 def _entry(p) -> dict:

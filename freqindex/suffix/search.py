@@ -587,14 +587,12 @@ def count_occurrences(index: Index, queries: list[bytes]) -> np.ndarray:
     groups = c.groups
     if len(groups) == 1:
         return np.array([_count_one(*groups[0], qa)])
-    runs = _runs_of_groups(len(groups))
-    if len(runs) == 1:
-        return np.array([sum(_count_one(*g, qa) for g in groups)])
-    # the compiled search releases the GIL: runs of shard groups are searched side by side, the first here
 
     def run(ab: tuple[int, int]) -> int:
         return sum(_count_one(*g, qa) for g in groups[ab[0] : ab[1]])
 
+    # the compiled search releases the GIL: runs of shard groups are searched side by side, the first here
+    runs = _runs_of_groups(len(groups))
     futures = [_pool().submit(run, ab) for ab in runs[1:]]
     total = run(runs[0])
     return np.array([total + sum(f.result() for f in futures)])
@@ -611,31 +609,30 @@ def _runs_of_groups(n: int) -> list[tuple[int, int]]:
     return [(a, min(n, a + size)) for a in range(0, n, size)]
 
 
-_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the pid that made it, the pool)
+_POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
 
 def _forget_pool() -> None:
+    """In a forked child: it has none of its parent's threads, and the lock may have been held by one."""
     global _POOL, _POOL_LOCK
     _POOL, _POOL_LOCK = None, threading.Lock()
 
 
-if hasattr(os, "register_at_fork"):  # a child forked while another thread held the lock must not wait on it
+if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _pool() -> ThreadPoolExecutor:
     """The process's search threads for single counts over many shards (made at first use: a pool per call
-    would cost more than the searches; a forked child, which has none of its parent's threads, makes its
-    own)."""
+    would cost more than the searches)."""
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid():
-            pool = ThreadPoolExecutor(
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(
                 max_workers=max(1, _threads() - 1), thread_name_prefix="freqindex-shards"
             )
-            _POOL = (os.getpid(), pool)
-        return _POOL[1]
+        return _POOL
 
 
 def range_positions(index: Index, shard: int, lo: int, hi: int) -> np.ndarray:
