@@ -4,6 +4,7 @@ the count latency per added shard, and the extrapolation to 1 TB and 10 TB.
     python benchmarks/bench_scale.py --out /work/bench-shared/scale                      # 100, 400, 1600 MB
     python benchmarks/bench_scale.py --out DIR --sizes 100 --shard-sweep 1,4,16          # latency per shard
     python benchmarks/bench_scale.py --out DIR --sizes 100,1600 --count-only --count-tree wt-search
+    python benchmarks/bench_scale.py --out DIR --sizes 100,1600 --count-only --count-rounds 5
 
 Corpora come from ``common.make_corpus`` (real texts of ../shared/data recombined; 8 JSONL files), one per
 size, under ``--out``. Each build is the CLI (``freqindex build CORPUS -o INDEX --json``, local[*], default
@@ -13,9 +14,10 @@ average before and after. Count latency is measured in a fresh process per index
 (3-30 characters) of random documents of that index, one warm-up pass (the page cache then holds what the
 queries touch), then single ``freqindex.query.count.count`` calls timed one by one, 3 passes; also
 ``unit="docs"`` on the first 500. ``--count-tree REF`` measures the count path of another git ref (e.g. a
-branch with a faster search) on the same indexes. Results are merged into ``--out/scale.json`` (one entry per
-size and shard setting), so sizes can be run at different times; ``--extrapolate`` recomputes the 1 TB /
-10 TB rows from what is there.
+branch with a faster search) on the same indexes; ``--count-rounds N`` repeats every count measurement N
+times, alternating over the indexes and trees (a fresh process's median moves by 10-40% on a shared VM).
+Results are merged into ``--out/scale.json`` (one entry per size and shard setting), so sizes can be run at
+different times; every run recomputes the 1 TB / 10 TB rows from what is there.
 """
 
 from __future__ import annotations
@@ -143,6 +145,44 @@ def _count_worker(index: str, n_queries: int, passes: int) -> None:
     )
 
 
+def _measure_counts(res: dict, path: Path, jobs: list[tuple[str, Path]], trees: dict, args) -> None:
+    """Count latency of every (index, tree), ``args.count_rounds`` rounds alternating over all of them, so
+    that a slow spell of a shared machine falls on every index alike; merged by ``_merge_rounds``."""
+    got: dict[tuple[str, str], list[dict]] = {}
+    for rnd in range(args.count_rounds):
+        for name, index in jobs:
+            for label, tree in trees.items():
+                c = count_in_tree(index, tree, args.queries, args.passes)
+                c["when"] = dt.datetime.now().isoformat(timespec="seconds")
+                got.setdefault((name, label), []).append(c)
+                print(name, label, f"round {rnd + 1}/{args.count_rounds}", json.dumps(c), flush=True)
+                res["count"].setdefault(name, {})[label] = _merge_rounds(got[name, label])
+                _save(path, res)
+
+
+def _merge_rounds(rounds: list[dict]) -> dict:
+    """One count entry from several rounds: medians of the rounds' medians and p90s, and every round."""
+    if len(rounds) == 1:
+        return rounds[0]
+    out = dict(rounds[-1])
+    for key in ("count", "count_docs"):
+        out[key] = {
+            "median_us": round(statistics.median(r[key]["median_us"] for r in rounds), 1),
+            "p90_us": round(statistics.median(r[key]["p90_us"] for r in rounds), 1),
+            "n": sum(r[key]["n"] for r in rounds),
+        }
+    out["rounds"] = [
+        {
+            "count_median_us": r["count"]["median_us"],
+            "docs_median_us": r["count_docs"]["median_us"],
+            "load": r["load"],
+            "when": r["when"],
+        }
+        for r in rounds
+    ]
+    return out
+
+
 def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"runs": {}, "count": {}}
 
@@ -197,6 +237,13 @@ def main() -> None:
     ap.add_argument("--count-tree", default=None, help="also measure counts with freqindex at this git ref")
     ap.add_argument("--extra-index", action="append", default=[], help="NAME=DIR: also measure counts there")
     ap.add_argument("--drop-index", action="store_true", help="delete each index once it has been measured")
+    ap.add_argument(
+        "--count-rounds",
+        type=int,
+        default=1,
+        help="measure counts this many times, rounds alternating over every index and tree (each a fresh "
+        "process); the median of the rounds' medians is reported, every round is kept",
+    )
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -217,6 +264,7 @@ def main() -> None:
     if args.shard_sweep:
         for k in args.shard_sweep.split(","):
             jobs.append((f"{sizes[0]}MB-{k}shards", sizes[0], ["--shards", k], f"--shards {k}"))
+    count_jobs: list[tuple[str, Path]] = []
     for rep in range(args.repeats):
         for name, mb, extra, setting in jobs:
             corpus = out / f"corpus-{mb}"
@@ -235,20 +283,15 @@ def main() -> None:
                 print(json.dumps({k: r[k] for k in keys}), flush=True)
                 _save(path, res)
             if rep == args.repeats - 1 and (index / "manifest.json").exists():
-                for label, tree in trees.items():
-                    c = count_in_tree(index, tree, args.queries, args.passes)
-                    c["when"] = dt.datetime.now().isoformat(timespec="seconds")
-                    res["count"].setdefault(name, {})[label] = c
-                    print(name, label, json.dumps(c), flush=True)
-                    _save(path, res)
-                if args.drop_index:
+                if args.drop_index:  # measured now, before the index goes
+                    _measure_counts(res, path, [(name, index)], trees, args)
                     shutil.rmtree(index, ignore_errors=True)
+                else:
+                    count_jobs.append((name, index))
     for spec in args.extra_index:
         name, _, d = spec.partition("=")
-        for label, tree in trees.items():
-            c = count_in_tree(Path(d), tree, args.queries, args.passes)
-            res["count"].setdefault(name, {})[label] = c
-            print(name, label, json.dumps(c), flush=True)
+        count_jobs.append((name, Path(d)))
+    _measure_counts(res, path, count_jobs, trees, args)
     _per_shard(res)
     res["extrapolation"] = extrapolate(res)
     _save(path, res)
