@@ -22,9 +22,9 @@ token bytes), in the calling thread, with no per-call thread start:
 - **Prefetching.** A level in the mapped files is two dependent random reads: the suffix-array entry, then
   the text it points to. Before a single count's bound compares at a level, it asks the CPU (LLVM's
   ``prefetch``) for the text of both ranges it can go to next and for the entries of the four after those,
-  so each level waits on about one read (2,000 queries, kernel medians: 100 MB 4.8 -> 3.5 us, 1.6 GB 9.9 ->
-  6.4 us). Plain loads one level ahead were measured before and gained nothing: a load must complete
-  before the code goes on, a prefetch need not.
+  so each level waits on about one read (benchmarks/bench_kernel.py, 2,000 queries, medians per call: 100 MB
+  3.7-4.2 -> 3.0-3.3 us, 1.6 GB 8.3-8.5 -> 6.6-6.9 us). Plain loads one level ahead were measured before and
+  gained nothing: a load must complete before the code goes on, a prefetch need not.
 - **Many shards.** Numba compiles a function once per length of the tuples of arrays it is given, and that
   takes longer the longer the tuples (a first count over 480 shards compiled for ~3 minutes). An index of
   more than ``SHARD_GROUP`` shards is searched in groups of exactly that many (the last padded with empty
