@@ -391,6 +391,9 @@ def embed_cli(
     Windows of several sizes (default 32, 64 and 128 tokens, each every half window) because an eval item
     can sit anywhere inside a long document; `--chunk-tokens 128` is cheaper.
 
+    Interrupted (killed, a failed task)? Run the same command again: the blocks of documents already
+    embedded are kept in INDEX/.vectors.partial/ and only the rest are embedded. Other settings start over.
+
     Example: freqindex embed idx --chunk-tokens 64,128
     """
     cfg = resolve(ctx, EmbedConfig, config=config, section="embed", **fields_of(EmbedConfig, locals()))
@@ -403,7 +406,9 @@ def embed_cli(
     if json_out:
         print_json(summary)
     else:
+        resumed = summary.get("resumed_tasks", 0)
         note(
             f"embedded {summary['documents']:,} documents as {summary['vectors']:,} vectors "
             f"({summary['factory']}) in {summary['seconds']} s"
+            + (f"; {resumed} of {summary['tasks']} tasks were done by an interrupted run" if resumed else "")
         )

@@ -5,10 +5,17 @@ float16, L2-normalized) and ``vectors/part-N.parquet`` (doc_id, char_start, char
 stored document). The driver then trains the FAISS index on a sample, adds every part in order (vector id =
 position in the concatenated parts) and writes ``vectors/index.faiss``. The index's other files stay untouched;
 the manifest is replaced atomically at the end.
+
+Everything is written in ``INDEX/.vectors.partial/`` first. A task records its result there
+(``resume/part-N.json``) after both of its part files, beside the plan of the run (``resume/plan.json``: the
+index's text, model, device, windows, dtype and the blocks of documents). A run that finds the plan of an
+interrupted run equal to its own keeps the finished tasks and embeds only the others (embedding is the
+expensive stage: hours on CPUs); any other plan starts over. The records are removed before publishing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -25,12 +32,17 @@ from freqindex.faults import fault_point
 from freqindex.manifest import publish_stage
 from freqindex.suffix.index import Index
 from freqindex.vectors import ann
+from freqindex.vectors.cache import text_hash
 from freqindex.vectors.embedders import encode_images, load_embedder, multi_windows, torch_threads
 
 EMBED_BLOCK_BYTES = 256 * 1024  # embedding is slow: small blocks spread even a small index over all cores
 META_SCHEMA = pa.schema([("doc_id", pa.int64()), ("char_start", pa.int32()), ("char_end", pa.int32())])
 DEFAULT_CHUNK_TOKENS = settings.EMBED_CHUNK_TOKENS  # window sizes, in model tokens
 DEFAULT_STRIDE = None  # half of each window
+RESUME_DIR = (
+    "resume"  # in .vectors.partial/: the plan and a record per finished task, removed before publishing
+)
+RESUME_VERSION = 1
 
 
 def embed_block(
@@ -137,42 +149,51 @@ def run_embedding(
         raise UsageError(
             f"--chunk-tokens {chunk_tokens[-1]} exceeds what {model} reads ({emb.max_tokens - 2})"
         )
-    work = root / ".vectors.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir()
     tasks = idx.plan_blocks(block_bytes) if precomputed is None else [(0, 0, 0)]
+    plan = {
+        "version": RESUME_VERSION,
+        "text": text_hash(idx.manifest),
+        "model": model,
+        "device": device,
+        "chunk_tokens": list(chunk_tokens),
+        "stride": stride,
+        "dtype": dtype,
+        "image_root": str(Path(image_root).resolve()) if image_root else None,
+        "precomputed": str(Path(precomputed).resolve()) if precomputed else None,
+        "fields": [vector_field, id_field],
+        "tasks": [list(t) for t in tasks],
+    }
+    work = root / ".vectors.partial"
+    # what an interrupted run of the same plan finished (precomputed vectors: one cheap task, always redone)
+    done = _resumable(work, plan, keep=precomputed is None)
+    todo = [i for i in range(len(tasks)) if i not in done]
     threads = (
         None
         if precomputed is not None
-        else max(1, (os.cpu_count() or 1) // max(1, min(len(tasks), getattr(run_tasks, "parallelism", 1))))
+        else max(1, (os.cpu_count() or 1) // max(1, min(len(todo), getattr(run_tasks, "parallelism", 1))))
     )
     root_s, work_s = str(root), str(work)
 
-    def task(i: int) -> dict:
+    def task(j: int) -> dict:
+        i = todo[j]
         s, lo, hi = tasks[i]
-        return embed_block(
-            root_s,
-            model,
-            i,
-            s,
-            lo,
-            hi,
-            chunk_tokens,
-            stride,
-            threads,
-            work_s,
-            dtype,
-            image_root,
-            device,
+        result = embed_block(
+            root_s, model, i, s, lo, hi, chunk_tokens, stride, threads, work_s, dtype, image_root, device
         )
+        _write_json(Path(work_s) / RESUME_DIR / f"part-{i:05d}.json", result)  # after both part files
+        return result
 
     t = time.monotonic()
-    if precomputed is not None:  # vectors supplied with the corpus: nothing to embed
-        results = [write_precomputed(str(root), precomputed, work_s, emb.dim, vector_field, id_field, dtype)]
-    else:
-        results = run_tasks("embed", task, len(tasks))
+    if precomputed is not None and todo:  # vectors supplied with the corpus: nothing to embed
+        r = write_precomputed(str(root), precomputed, work_s, emb.dim, vector_field, id_field, dtype)
+        _write_json(work / RESUME_DIR / "part-00000.json", r)
+        done[0] = r
+    elif todo:
+        done.update(zip(todo, run_tasks("embed", task, len(todo))))
+    results = [done[i] for i in range(len(tasks))]
     embed_s = time.monotonic() - t
     fault_point("embed-vectors-written")  # every vector part written; no FAISS index, nothing published
+    shutil.rmtree(work / RESUME_DIR)  # the resume records are not part of the published stage
     n = sum(r["vectors"] for r in results)
     if n == 0:
         raise UsageError("nothing to embed" + (" (no image found under --image-root)" if image_root else ""))
@@ -226,10 +247,49 @@ def run_embedding(
         "factory": fac,
         "nprobe": nprobe,
         "tasks": len(tasks),
+        "resumed_tasks": len(tasks) - len(todo),
         "embed_seconds": round(embed_s, 2),
         "faiss_seconds": round(build_s, 2),
         "seconds": round(time.monotonic() - t0, 2),
     }
+
+
+def _resumable(work: Path, plan: dict, keep: bool = True) -> dict[int, dict]:
+    """Prepare ``work`` for the embedding ``plan`` describes; returns the results of the tasks an earlier,
+    interrupted run of the same plan finished there (both part files and the task's record present), by
+    task number. Anything else that run left (another plan, a half-written part) is removed first; with
+    ``keep`` False, everything is."""
+    records = work / RESUME_DIR
+    try:
+        same = keep and json.loads((records / "plan.json").read_text()) == plan
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(work, ignore_errors=True)
+        records.mkdir(parents=True)
+        _write_json(records / "plan.json", plan)
+        return {}
+    done: dict[int, dict] = {}
+    for i in range(len(plan["tasks"])):
+        base = work / f"part-{i:05d}"
+        try:
+            result = json.loads((records / f"part-{i:05d}.json").read_text())
+        except (OSError, ValueError):
+            result = None
+        if result is not None and Path(f"{base}.npy").is_file() and Path(f"{base}.parquet").is_file():
+            done[i] = result
+            continue
+        for f in (records / f"part-{i:05d}.json", Path(f"{base}.npy"), Path(f"{base}.parquet")):
+            f.unlink(missing_ok=True)
+    for stray in work.glob("*.tmp.*"):  # a task killed while writing
+        stray.unlink(missing_ok=True)
+    return done
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def write_precomputed(

@@ -16,8 +16,8 @@ Beside the golden files, the same run is checked against independent references:
 force, the planted questions against the contamination buckets and the nearest neighbours, per-model
 accuracy against the solutions file read directly. `tag` and `embed` are killed mid-stage
 (``FREQINDEX_FAULTS=POINT=kill``) and rerun: the module's own tag is the rerun of a killed one (its outputs
-must be the golden ones); the embed rerun, on a copy, forces the IVF path of FAISS, its vectors equal the
-module's uninterrupted run's and its recall is checked against exact search.
+must be the golden ones); the embed rerun, on a copy, keeps the killed run's parts and forces the IVF path
+of FAISS, its vectors equal the module's uninterrupted run's and its recall is checked against exact search.
 """
 
 from __future__ import annotations
@@ -438,9 +438,9 @@ def test_tag_killed_then_rerun_gives_the_golden_outputs(golden):
 
 
 def test_embed_killed_then_rerun_on_the_ivf_path(golden, tmp_path):
-    """Killed after every vector part is written, before FAISS; the rerun forces an IVF index (64 lists,
-    16 probed): the vectors equal the uninterrupted (exact, Flat) run's, and the IVF index finds >= 90% of
-    the exact top 10."""
+    """Killed after every vector part is written, before FAISS; the rerun keeps those parts (it embeds
+    nothing again) and forces an IVF index (64 lists, 16 probed): the vectors equal the uninterrupted
+    (exact, Flat) run's, and the IVF index finds >= 90% of the exact top 10."""
     import faiss
 
     idx = tmp_path / "idx"
@@ -455,6 +455,7 @@ def test_embed_killed_then_rerun_on_the_ivf_path(golden, tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr and "embed" in p.stderr, p.stderr
     summary = json.loads(_run(*args, "--faiss-factory", "IVF64,Flat", "--json"))
     assert (summary["factory"], summary["nprobe"]) == ("IVF64,Flat", 16)
+    assert summary["resumed_tasks"] == summary["tasks"] >= 1  # every part was written before the kill
     ref = golden["idx"] / "vectors"
     names = sorted(f.name for f in ref.glob("part-*"))
     assert names == sorted(f.name for f in (idx / "vectors").glob("part-*"))

@@ -165,23 +165,101 @@ def test_neighbors_sql_view(planted):
     assert json.loads(mx)["max_similarity"] > 0.99
 
 
-def test_spark_embedding_equals_the_pure_core(planted, tmp_path):
-    from freqindex.build import run_in_process
-    from freqindex.vectors.stage import run_embedding
-
-    root, _, _ = planted
-    copy = tmp_path / "idx"
-    shutil.copytree(root / "idx", copy, ignore=shutil.ignore_patterns("vectors", "evals"))
-    run_embedding(str(copy), run_in_process)
-    a = np.concatenate([np.load(p) for p in sorted((root / "idx" / "vectors").glob("part-*.npy"))])
-    b = np.concatenate([np.load(p) for p in sorted((copy / "vectors").glob("part-*.npy"))])
-    assert a.shape == b.shape and np.allclose(a, b, atol=1e-5)
+def test_spark_embedding_equals_the_pure_core(planted):
+    """The Spark run's windows are exactly the pure core's (every document's window grid, computed here from
+    the model's token spans) and its vectors are the model's vectors of those windows (400 of them, drawn at
+    random, embedded again in this process). tests/jobs/test_cluster.py runs the whole embedding both ways,
+    on a standalone cluster and in-process, and compares every vector."""
     import pyarrow.parquet as pq
 
-    names = sorted(p.name for p in (root / "idx" / "vectors").glob("part-*.parquet"))
-    assert names and names == sorted(p.name for p in (copy / "vectors").glob("part-*.parquet"))
-    for name in names:  # the window of every vector: the same documents and character spans
-        assert pq.read_table(root / "idx" / "vectors" / name).equals(pq.read_table(copy / "vectors" / name))
+    from freqindex.suffix.index import Index
+    from freqindex.vectors.embedders import load_embedder, multi_windows
+
+    root, _, _ = planted
+    idx = Index.open(root / "idx")
+    section = idx.manifest["vectors"]
+    parts = sorted((root / "idx" / "vectors").glob("part-*.npy"))
+    vectors = np.concatenate([np.load(p) for p in parts])
+    meta = pq.read_table([str(p.with_suffix(".parquet")) for p in parts]).to_pydict()
+    windows = list(zip(meta["doc_id"], meta["char_start"], meta["char_end"]))
+    emb = load_embedder(section["model"])
+    texts = [idx.doc_text(d) for d in range(idx.total_docs)]
+    stride = None if section["stride"] == "half" else section["stride"]
+    sizes = tuple(section["chunk_tokens"])
+    expected = [
+        (d, cs, ce)
+        for d, sp in enumerate(emb.token_spans(texts))
+        for cs, ce in multi_windows(sp, sizes, stride)
+    ]
+    assert len(windows) == len(vectors) == section["n_vectors"] and windows == expected
+    take = np.random.default_rng(1).choice(len(windows), 400, replace=False)
+    again = emb.encode([texts[windows[k][0]][windows[k][1] : windows[k][2]] for k in take])
+    assert np.allclose(vectors[take], again, atol=1e-5)
+
+
+@needs_embed
+def test_an_interrupted_embedding_resumes(tmp_path):
+    """A run that dies after some of its tasks keeps them: the rerun embeds only the others (a task whose
+    record is missing, as when killed between its files and its record, is redone) and publishes what an
+    uninterrupted run does; a rerun with other settings starts over."""
+    from freqindex.build import run_in_process
+    from freqindex.suffix.index import Index
+    from freqindex.vectors.stage import run_embedding
+
+    class Crash(Exception):
+        pass
+
+    def dies_at_third(description, fn, n):
+        out = []
+        for i in range(n):
+            if i == 2:
+                raise Crash
+            out.append(fn(i))
+        return out
+
+    calls: list[int] = []
+
+    def counted(description, fn, n):
+        calls.append(n)
+        return [fn(i) for i in range(n)]
+
+    src = tmp_path / "q.jsonl"
+    src.write_text("".join(ln + "\n" for ln in GSM8K_TRAIN.read_text().splitlines()[:60]))
+    build([src], tmp_path / "ref", text_field="question")
+    idx = tmp_path / "idx"
+    shutil.copytree(tmp_path / "ref", idx)
+    kw = {"chunk_tokens": (32,), "block_bytes": 2048}
+    ref = run_embedding(str(tmp_path / "ref"), run_in_process, **kw)
+    assert ref["tasks"] >= 5 and ref["resumed_tasks"] == 0
+
+    with pytest.raises(Crash):
+        run_embedding(str(idx), dies_at_third, **kw)
+    assert "vectors" not in Index.open(idx).manifest and not (idx / "vectors").exists()
+    assert len(list((idx / ".vectors.partial").glob("part-*.npy"))) == 2
+    (idx / ".vectors.partial" / "resume" / "part-00001.json").unlink()  # task 1 never recorded
+    summary = run_embedding(str(idx), counted, **kw)
+    assert summary["resumed_tasks"] == 1 and calls == [ref["tasks"] - 1]
+    assert not (idx / ".vectors.partial").exists()
+    a, b = Index.open(tmp_path / "ref").manifest, Index.open(idx).manifest
+    assert {k for k in a["files"] if k.startswith("vectors/")} == {
+        k for k in b["files"] if k.startswith("vectors/")
+    }
+    assert {k: v for k, v in a["vectors"].items() if k != "added"} == {
+        k: v for k, v in b["vectors"].items() if k != "added"
+    }
+    for f in sorted((tmp_path / "ref" / "vectors").glob("part-*")):
+        if f.suffix == ".npy":
+            assert np.allclose(np.load(f), np.load(idx / "vectors" / f.name), atol=1e-5)
+        else:
+            assert (idx / "vectors" / f.name).read_bytes() == f.read_bytes()
+    cli("verify", idx, check=0)
+
+    with pytest.raises(Crash):  # interrupted with one window size, rerun with another: nothing is kept
+        run_embedding(str(idx), dies_at_third, chunk_tokens=(64,), block_bytes=2048)
+    calls.clear()
+    summary = run_embedding(str(idx), counted, chunk_tokens=(48,), block_bytes=2048)
+    assert summary["resumed_tasks"] == 0 and calls == [summary["tasks"]]
+    assert Index.open(idx).manifest["vectors"]["chunk_tokens"] == [48]
 
 
 def test_open_clip_images_and_text_end_to_end(tmp_path):
