@@ -142,7 +142,7 @@ def test_standalone_embedding_equals_the_pure_core(cluster, tmp_path):
 
     url, _ = cluster
     src = tmp_path / "q.jsonl"
-    src.write_text("".join(ln + "\n" for ln in GSM8K_TRAIN.read_text().splitlines()[:300]))
+    src.write_text("".join(ln + "\n" for ln in GSM8K_TRAIN.read_text().splitlines()[:150]))
     build([src], tmp_path / "idx", text_field="question")
     shutil.copytree(tmp_path / "idx", tmp_path / "core")
     p = cli("embed", tmp_path / "idx", "--master", url, "--json", check=0, timeout=900)
