@@ -279,12 +279,19 @@ def _wait_for(pattern_dir: Path, glob: str, proc, at_least=1, timeout=120) -> bo
     return False
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The index the killed builds below must end up equal to, built once without interruption."""
+    ref = tmp_path_factory.mktemp("uninterrupted") / "ref"
+    build([FLICKR, WIKITEXT], ref, text_per_line=True, chunk_bytes=1 << 20, shards=3)
+    return ref
+
+
 @pytest.mark.parametrize("kill_after", ["first-chunk", "first-shard"])  # chunk: after two chunks are done
-def test_kill_and_rerun_yields_a_complete_identical_index(tmp_path, kill_after):
+def test_kill_and_rerun_yields_a_complete_identical_index(tmp_path, kill_after, uninterrupted):
     inputs = [FLICKR, WIKITEXT]
     args = [*inputs, "--text-per-line", "--chunk-mb", "1", "--shards", "3", "--master", "local[1]"]
-    ref = tmp_path / "ref"
-    build(inputs, ref, text_per_line=True, chunk_bytes=1 << 20, shards=3)
+    ref = uninterrupted
     out = tmp_path / "idx"
     partial = tmp_path / ".idx.partial"
     proc = _popen_build([*args, "-o", out, "--json"])
