@@ -39,9 +39,8 @@ EMBED_BLOCK_BYTES = 256 * 1024  # embedding is slow: small blocks spread even a 
 META_SCHEMA = pa.schema([("doc_id", pa.int64()), ("char_start", pa.int32()), ("char_end", pa.int32())])
 DEFAULT_CHUNK_TOKENS = settings.EMBED_CHUNK_TOKENS  # window sizes, in model tokens
 DEFAULT_STRIDE = None  # half of each window
-RESUME_DIR = (
-    "resume"  # in .vectors.partial/: the plan and a record per finished task, removed before publishing
-)
+# in .vectors.partial/: the run's plan and a record per finished task (removed before publishing)
+RESUME_DIR = "resume"
 RESUME_VERSION = 1
 
 
