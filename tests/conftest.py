@@ -18,6 +18,32 @@ GSM8K_TRAIN = DATA / "evals" / "gsm8k" / "train.jsonl"
 GSM8K_TEST = DATA / "evals" / "gsm8k" / "test.jsonl"
 
 
+# CI runs two pytest-xdist workers (``-n 2 --dist loadfile --no-loadscope-reorder``). Under them torch's
+# OpenMP threads must not spin while the other worker computes: two embedding processes side by side on 2
+# cores took 37 s each with spinning threads, 20 s each with passive ones (12.5 s alone). Set before any test
+# imports torch; CLI subprocesses and Spark's Python workers inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# the test files with the longest fixtures go first, so that the other worker runs the many short files
+# beside them instead of one worker finishing them alone at the end
+FIRST = (
+    "tests/query/test_candidates.py",
+    "tests/golden/test_golden.py",
+    "tests/vectors/test_vectors.py",
+    "tests/jobs/test_cluster_s3.py",
+    "tests/analysis/test_analyze_neighbors.py",
+    "tests/server/test_server.py",
+    "tests/jobs/test_cluster.py",
+    "tests/cli/test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(FIRST)}
+    items.sort(key=lambda it: rank.get(it.nodeid.split("::")[0], len(FIRST)))  # stable: the rest in order
+
+
 def pytest_configure(config):
     if not DATA.is_dir():
         raise pytest.UsageError(f"the shared data directory is missing: {DATA} (set FREQINDEX_SHARED)")
