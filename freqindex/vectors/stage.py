@@ -15,7 +15,6 @@ expensive stage: hours on CPUs); any other plan starts over. The records are rem
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 from freqindex import settings
 from freqindex.errors import UsageError
 from freqindex.faults import fault_point
+from freqindex.fsutil import atomic_write_json, file_entry, marker_valid, read_json
 from freqindex.manifest import publish_stage
 from freqindex.suffix.index import Index
 from freqindex.vectors import ann
@@ -42,6 +42,7 @@ DEFAULT_STRIDE = None  # half of each window
 # in .vectors.partial/: the run's plan and a record per finished task (removed before publishing)
 RESUME_DIR = "resume"
 RESUME_VERSION = 1
+PART_FILES = (".npy", ".parquet")  # what one embed task writes, as part-N<ext>
 
 
 def embed_block(
@@ -179,14 +180,12 @@ def run_embedding(
         result = embed_block(
             root_s, model, i, s, lo, hi, chunk_tokens, stride, threads, work_s, dtype, image_root, device
         )
-        _write_json(Path(work_s) / RESUME_DIR / f"part-{i:05d}.json", result)  # after both part files
+        _record(Path(work_s), i, result)  # after both part files
         return result
 
     t = time.monotonic()
-    if precomputed is not None and todo:  # vectors supplied with the corpus: nothing to embed
-        r = write_precomputed(str(root), precomputed, work_s, emb.dim, vector_field, id_field, dtype)
-        _write_json(work / RESUME_DIR / "part-00000.json", r)
-        done[0] = r
+    if precomputed is not None:  # vectors supplied with the corpus: nothing to embed
+        done[0] = write_precomputed(str(root), precomputed, work_s, emb.dim, vector_field, id_field, dtype)
     elif todo:
         done.update(zip(todo, run_tasks("embed", task, len(todo))))
     results = [done[i] for i in range(len(tasks))]
@@ -255,40 +254,36 @@ def run_embedding(
 
 def _resumable(work: Path, plan: dict, keep: bool = True) -> dict[int, dict]:
     """Prepare ``work`` for the embedding ``plan`` describes; returns the results of the tasks an earlier,
-    interrupted run of the same plan finished there (both part files and the task's record present), by
-    task number. Anything else that run left (another plan, a half-written part) is removed first; with
+    interrupted run of the same plan finished there (its record vouches for both part files, sizes and
+    sha256, as the build's task markers do), by task number. Anything else that run left (another plan, a half-written part) is removed first; with
     ``keep`` False, everything is."""
     records = work / RESUME_DIR
     try:
-        same = keep and json.loads((records / "plan.json").read_text()) == plan
+        same = keep and read_json(records / "plan.json") == plan
     except (OSError, ValueError):
         same = False
     if not same:
         shutil.rmtree(work, ignore_errors=True)
         records.mkdir(parents=True)
-        _write_json(records / "plan.json", plan)
+        atomic_write_json(records / "plan.json", plan)
         return {}
     done: dict[int, dict] = {}
     for i in range(len(plan["tasks"])):
-        base = work / f"part-{i:05d}"
-        try:
-            result = json.loads((records / f"part-{i:05d}.json").read_text())
-        except (OSError, ValueError):
-            result = None
-        if result is not None and Path(f"{base}.npy").is_file() and Path(f"{base}.parquet").is_file():
-            done[i] = result
+        info = marker_valid(records / f"part-{i:05d}.json", work)
+        if info is not None:
+            done[i] = info["result"]
             continue
-        for f in (records / f"part-{i:05d}.json", Path(f"{base}.npy"), Path(f"{base}.parquet")):
+        for f in (records / f"part-{i:05d}.json", *(work / f"part-{i:05d}{ext}" for ext in PART_FILES)):
             f.unlink(missing_ok=True)
     for stray in work.glob("*.tmp.*"):  # a task killed while writing
         stray.unlink(missing_ok=True)
     return done
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, sort_keys=True))
-    os.replace(tmp, path)
+def _record(work: Path, i: int, result: dict) -> None:
+    """Task ``i`` is done: its result, and the size and sha256 of both of its part files."""
+    files = {f"part-{i:05d}{ext}": file_entry(work / f"part-{i:05d}{ext}") for ext in PART_FILES}
+    atomic_write_json(work / RESUME_DIR / f"part-{i:05d}.json", {"result": result, "files": files})
 
 
 def write_precomputed(
