@@ -16,6 +16,12 @@ queries touch), then single ``freqindex.query.count.count`` calls timed one by o
 ``unit="docs"`` on the first 500. ``--count-tree REF`` measures the count path of another git ref (e.g. a
 branch with a faster search) on the same indexes; ``--count-rounds N`` repeats every count measurement N
 times, alternating over the indexes and trees (a fresh process's median moves by 10-40% on a shared VM).
+``--page-cache`` sets how the measured indexes' ``sa/`` files sit in the page cache before the counts:
+``as-is`` (default: whatever earlier work left), ``preload`` (read by ``serve --preload``'s own code:
+dropped, then read start to end; on Linux 6.x with a large-folio file system such as ext4 or XFS the
+cache then holds them in 2 MiB folios, which the mappings use as huge pages) or ``random`` (dropped, then
+read 4 KiB at a time in random order: 4 KiB pages, as a cache filled by a build's writes or the queries). The system's
+``FileHugePages`` is recorded with every round.
 Results are merged into ``--out/scale.json`` (one entry per size and shard setting), so sizes can be run at
 different times; every run recomputes the 1 TB / 10 TB rows from what is there.
 """
@@ -49,6 +55,53 @@ def _tree_info() -> dict:
     return {
         "commit": _git("rev-parse", "HEAD"),
         "dirty": bool(_git("status", "--porcelain", "--", "freqindex")),
+    }
+
+
+def _meminfo_kib(key: str) -> int | None:
+    """A /proc/meminfo field in KiB (None where there is none)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for ln in f:
+                if ln.startswith(key + ":"):
+                    return int(ln.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def set_page_cache(indexes: list[Path], mode: str) -> dict:
+    """Put the indexes' ``sa/`` files in the page cache as ``mode`` says (module docstring)."""
+    import numpy as np
+
+    before = _meminfo_kib("FileHugePages")
+    t0 = time.monotonic()
+    if mode == "preload":
+        from freqindex.server.preload import Preload, shard_paths
+        from freqindex.suffix.index import Index
+
+        for index in indexes:
+            pre = Preload(shard_paths(Index.open(index))).start()
+            pre.join()
+            if pre.error:
+                raise SystemExit(f"preload failed: {pre.error}")
+    elif mode == "random":
+        for index in indexes:
+            for f in sorted((index / "sa").iterdir()):
+                fd = os.open(f, os.O_RDONLY)
+                try:
+                    size = os.fstat(fd).st_size
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+                    for page in np.random.default_rng(0).permutation(-(-size // 4096)).tolist():
+                        os.pread(fd, 4096, page * 4096)
+                finally:
+                    os.close(fd)
+    return {
+        "mode": mode,
+        "seconds": round(time.monotonic() - t0, 1),
+        "file_huge_pages_kib_before": before,
+        "file_huge_pages_kib_after": _meminfo_kib("FileHugePages"),
     }
 
 
@@ -154,6 +207,7 @@ def _measure_counts(res: dict, path: Path, jobs: list[tuple[str, Path]], trees: 
             for label, tree in trees.items():
                 c = count_in_tree(index, tree, args.queries, args.passes)
                 c["when"] = dt.datetime.now().isoformat(timespec="seconds")
+                c["file_huge_pages_kib"] = _meminfo_kib("FileHugePages")
                 got.setdefault((name, label), []).append(c)
                 print(name, label, f"round {rnd + 1}/{args.count_rounds}", json.dumps(c), flush=True)
                 res["count"].setdefault(name, {})[label] = _merge_rounds(got[name, label])
@@ -177,6 +231,7 @@ def _merge_rounds(rounds: list[dict]) -> dict:
             "docs_median_us": r["count_docs"]["median_us"],
             "load": r["load"],
             "when": r["when"],
+            "file_huge_pages_kib": r.get("file_huge_pages_kib"),
         }
         for r in rounds
     ]
@@ -244,6 +299,12 @@ def main() -> None:
         help="measure counts this many times, rounds alternating over every index and tree (each a fresh "
         "process); the median of the rounds' medians is reported, every round is kept",
     )
+    ap.add_argument(
+        "--page-cache",
+        choices=("as-is", "preload", "random"),
+        default="as-is",
+        help="how the measured indexes' files sit in the page cache before the counts (module docstring)",
+    )
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -284,6 +345,9 @@ def main() -> None:
                 _save(path, res)
             if rep == args.repeats - 1 and (index / "manifest.json").exists():
                 if args.drop_index:  # measured now, before the index goes
+                    res.setdefault("count_page_cache_by_index", {})[name] = set_page_cache(
+                        [index], args.page_cache
+                    )
                     _measure_counts(res, path, [(name, index)], trees, args)
                     shutil.rmtree(index, ignore_errors=True)
                 else:
@@ -291,6 +355,9 @@ def main() -> None:
     for spec in args.extra_index:
         name, _, d = spec.partition("=")
         count_jobs.append((name, Path(d)))
+    if count_jobs:
+        res["count_page_cache"] = set_page_cache([d for _, d in count_jobs], args.page_cache)
+        print("page cache:", json.dumps(res["count_page_cache"]), flush=True)
     _measure_counts(res, path, count_jobs, trees, args)
     _per_shard(res)
     res["extrapolation"] = extrapolate(res)
