@@ -35,7 +35,9 @@ Preload = Annotated[
     typer.Option(
         "--preload",
         help="Read the shard files into the page cache in the background at start-up, so that the first "
-        "counts after a reboot do not each wait on the disk; /healthz reports the progress.",
+        "counts after a reboot do not each wait on the disk; /healthz reports the progress. Each file's "
+        "cached pages are dropped and read again start to end, which Linux 6.x on ext4/XFS caches in 2 MiB "
+        "pages: single counts on large shards miss the TLB less (README, Scale).",
     ),
 ]
 LogLevel = Annotated[str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug.")]
