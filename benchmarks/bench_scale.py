@@ -21,8 +21,7 @@ times, alternating over the indexes and trees (a fresh process's median moves by
 dropped, then read start to end; on Linux 6.x with a large-folio file system such as ext4 or XFS the
 cache then holds them in 2 MiB folios, which the mappings use as huge pages) or ``random`` (dropped, then
 read 4 KiB at a time in random order: 4 KiB pages, as a cache that the queries filled after the files
-were dropped). The system's
-``FileHugePages`` is recorded with every round.
+were dropped). The system's ``FileHugePages`` is recorded with every round.
 Results are merged into ``--out/scale.json`` (one entry per size and shard setting), so sizes can be run at
 different times; every run recomputes the 1 TB / 10 TB rows from what is there.
 """

@@ -9,9 +9,9 @@ answers meanwhile. ``/healthz`` reports the progress.
 Each file's cached pages are dropped first (``POSIX_FADV_DONTNEED``: clean pages that no process has mapped)
 and read again start to end. On Linux 6.x with a file system that caches in large folios (ext4, XFS) a
 sequential read caches the file in 2 MiB folios, which the search's memory maps then use as huge pages,
-while pages cached by random reads (counts on a cold cache) or by a copy (``cp``) stay 4 KiB pages. Fewer TLB misses
-make single counts faster on large shards: on the 1.6 GB benchmark index 10.0-10.2 µs against 11.4-12.5 µs
-(benchmarks/bench_scale.py ``--page-cache preload`` vs ``random``, README *Scale*).
+while pages cached by random reads (counts on a cold cache) or by a copy (``cp``) stay 4 KiB pages. Fewer
+TLB misses make single counts faster on large shards: on the 1.6 GB benchmark index 10.0-10.6 µs against
+11.4-12.5 µs (benchmarks/bench_scale.py ``--page-cache preload`` vs ``random``, README *Scale*).
 """
 
 from __future__ import annotations
