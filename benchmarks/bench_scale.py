@@ -106,9 +106,7 @@ def set_page_cache(indexes: list[Path], mode: str) -> dict:
 
 
 def _free_gib() -> float:
-    with open("/proc/meminfo") as f:
-        info = {ln.split(":")[0]: int(ln.split()[1]) for ln in f}
-    return round(info["MemAvailable"] / 2**20, 1)
+    return round(_meminfo_kib("MemAvailable") / 2**20, 1)
 
 
 def build(corpus: Path, dest: Path, extra: list[str]) -> dict:

@@ -45,6 +45,11 @@ RESUME_VERSION = 1
 PART_FILES = (".npy", ".parquet")  # what one embed task writes, as part-N<ext>
 
 
+def part_stem(task: int) -> str:
+    """The name of task ``task``'s part files without their extension (and of its resume record)."""
+    return f"part-{task:05d}"
+
+
 def embed_block(
     index_dir: str,
     model: str,
@@ -94,7 +99,7 @@ def embed_block(
             vecs = emb.encode(pieces).astype(dtype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base = out / f"part-{task_id:05d}"
+    base = out / part_stem(task_id)
     np.save(str(base) + ".tmp.npy", vecs)
     os.replace(str(base) + ".tmp.npy", str(base) + ".npy")
     pq.write_table(
@@ -201,7 +206,7 @@ def run_embedding(
         nlist = int(factory.split("IVF")[1].split(",")[0].split("_")[0])
         nprobe = max(16, nlist // ann.NPROBE_FRACTION)
     index = ann.new_index(fac, emb.dim)
-    parts = [work / f"part-{i:05d}.npy" for i in range(len(tasks))]
+    parts = [work / f"{part_stem(i)}.npy" for i in range(len(tasks))]
     if not index.is_trained:
         rng = np.random.default_rng(0)
         sample_n = min(
@@ -255,8 +260,8 @@ def run_embedding(
 def _resumable(work: Path, plan: dict, keep: bool = True) -> dict[int, dict]:
     """Prepare ``work`` for the embedding ``plan`` describes; returns the results of the tasks an earlier,
     interrupted run of the same plan finished there (its record vouches for both part files, sizes and
-    sha256, as the build's task markers do), by task number. Anything else that run left (another plan, a half-written part) is removed first; with
-    ``keep`` False, everything is."""
+    sha256, as the build's task markers do), by task number. Anything else that run left (another plan, a
+    half-written part) is removed first; with ``keep`` False, everything is."""
     records = work / RESUME_DIR
     try:
         same = keep and read_json(records / "plan.json") == plan
@@ -269,11 +274,12 @@ def _resumable(work: Path, plan: dict, keep: bool = True) -> dict[int, dict]:
         return {}
     done: dict[int, dict] = {}
     for i in range(len(plan["tasks"])):
-        info = marker_valid(records / f"part-{i:05d}.json", work)
+        stem = part_stem(i)
+        info = marker_valid(records / f"{stem}.json", work)
         if info is not None:
             done[i] = info["result"]
             continue
-        for f in (records / f"part-{i:05d}.json", *(work / f"part-{i:05d}{ext}" for ext in PART_FILES)):
+        for f in (records / f"{stem}.json", *(work / f"{stem}{ext}" for ext in PART_FILES)):
             f.unlink(missing_ok=True)
     for stray in work.glob("*.tmp.*"):  # a task killed while writing
         stray.unlink(missing_ok=True)
@@ -282,8 +288,9 @@ def _resumable(work: Path, plan: dict, keep: bool = True) -> dict[int, dict]:
 
 def _record(work: Path, i: int, result: dict) -> None:
     """Task ``i`` is done: its result, and the size and sha256 of both of its part files."""
-    files = {f"part-{i:05d}{ext}": file_entry(work / f"part-{i:05d}{ext}") for ext in PART_FILES}
-    atomic_write_json(work / RESUME_DIR / f"part-{i:05d}.json", {"result": result, "files": files})
+    stem = part_stem(i)
+    files = {f"{stem}{ext}": file_entry(work / f"{stem}{ext}") for ext in PART_FILES}
+    atomic_write_json(work / RESUME_DIR / f"{stem}.json", {"result": result, "files": files})
 
 
 def write_precomputed(
